@@ -1,0 +1,355 @@
+"""Build a competition on disk: the last stage, which ties the others together.
+
+:func:`build_competition` runs sources -> structures -> labels -> patterns ->
+splits and writes the layout of DESIGN.md::
+
+    <out>/manifest.json
+    <out>/public/{train.parquet, test.parquet, sample_submission*.csv, DATA.md}
+    <out>/private/{solution.csv, train_meta.parquet, test_meta.parquet}
+    <out>/reports/{rejects.csv, overview.png}
+
+Every file is written atomically and ``manifest.json`` (with the sha256 of every
+other file) is written last, so a folder with a manifest is a complete build.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from competition.config import BuildConfig
+from competition.io import atomic_path, atomic_write_text
+from competition.lattices import BRAVAIS_LATTICES
+from competition.pipeline import StructureRecord, run_pipeline
+from competition.sources import Rejected, Source
+from competition.splits import (
+    CELL_COLUMNS,
+    balance,
+    deduplicate,
+    grouped_stratified_split,
+    opaque_ids,
+)
+
+REJECT_COLUMNS: Final = ("entry_id", "source_file", "stage", "reason", "kept_id")
+PORTIONS: Final = ("train", "public", "private")
+SCHEMA_METADATA_KEY: Final = b"xrd_bravais.grid"
+
+
+class BuildError(RuntimeError):
+    """The build cannot go on (bad output folder, nothing accepted ...)."""
+
+
+@dataclass
+class BuildSummary:
+    """What a build produced, for the command line and for tests."""
+
+    out: Path
+    n_input: int
+    n_accepted: int
+    counts: dict[str, dict[str, int]]
+    rejected_by_stage: dict[str, int]
+    label_agreement: dict[str, Any]
+    n_cached: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def class_table(self) -> pd.DataFrame:
+        """Structures per lattice and portion, with totals (rows in canonical order)."""
+        table = pd.DataFrame(self.counts).reindex(BRAVAIS_LATTICES).fillna(0).astype(int)
+        table = table.reindex(columns=list(PORTIONS), fill_value=0)
+        table["total"] = table.sum(axis=1)
+        table.loc["total"] = table.sum(axis=0)
+        return table
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise BuildError(
+            f"--out {out} is not empty and holds no earlier build (no manifest.json); "
+            "choose an empty or new folder so nothing of yours is overwritten"
+        )
+
+
+def _rejects_frame(rejected: list[Rejected]) -> pd.DataFrame:
+    frame = pd.DataFrame([asdict(r) for r in rejected], columns=list(REJECT_COLUMNS))
+    return frame.sort_values(["entry_id", "stage"], kind="stable").reset_index(drop=True)
+
+
+def _meta_frame(records: list[StructureRecord]) -> pd.DataFrame:
+    rows = [
+        {
+            "entry_id": r.entry_id,
+            "cod_id": r.cod_id,
+            "source_file": r.source_file,
+            "formula": r.formula,
+            "spacegroup_number": r.spacegroup_number,
+            "declared_spacegroup": r.declared_spacegroup,
+            "bravais_lattice": r.bravais_lattice,
+            "n_sites": r.n_sites,
+            **dict(zip(CELL_COLUMNS, r.conventional_cell, strict=True)),
+        }
+        for r in records
+    ]
+    meta = pd.DataFrame(rows)
+    meta["cod_id"] = meta["cod_id"].astype("Int64")
+    meta["declared_spacegroup"] = meta["declared_spacegroup"].astype("Int64")
+    return meta
+
+
+def label_agreement(meta: pd.DataFrame) -> dict[str, Any]:
+    """How often spglib's space group equals the one the CIF declares.
+
+    Returns counts and the rate over the entries that declare a space group, and
+    the same for the Bravais lattice implied by each.
+    """
+    from competition.lattices import bravais_lattice
+
+    declared = meta.dropna(subset=["declared_spacegroup"])
+    n = len(declared)
+    same_group = int((declared["declared_spacegroup"] == declared["spacegroup_number"]).sum())
+    same_lattice = int(
+        sum(
+            bravais_lattice(int(d)) == found
+            for d, found in zip(
+                declared["declared_spacegroup"], declared["bravais_lattice"], strict=True
+            )
+        )
+    )
+    return {
+        "n_declared": n,
+        "n_spacegroup_agree": same_group,
+        "spacegroup_agreement": round(same_group / n, 4) if n else None,
+        "n_lattice_agree": same_lattice,
+        "lattice_agreement": round(same_lattice / n, 4) if n else None,
+    }
+
+
+def _counts(frame: pd.DataFrame) -> dict[str, int]:
+    counts = Counter(frame["bravais_lattice"])
+    return {lattice: int(counts.get(lattice, 0)) for lattice in BRAVAIS_LATTICES}
+
+
+def _write_parquet(
+    frame: pd.DataFrame, patterns: np.ndarray, path: Path, config: BuildConfig
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {name: pa.array(frame[name]) for name in frame.columns}
+    names = config.pattern.column_names()
+    columns |= {name: pa.array(patterns[:, i]) for i, name in enumerate(names)}
+    table = pa.table(columns)
+    grid = json.dumps(config.pattern.describe(), sort_keys=True).encode()
+    table = table.replace_schema_metadata({SCHEMA_METADATA_KEY: grid})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def build_competition(
+    source: Source,
+    out: str | Path,
+    config: BuildConfig | None = None,
+    *,
+    workers: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> BuildSummary:
+    """Build a competition from a source of structures and write it to ``out``.
+
+    Parameters
+    ----------
+    source : Source
+        Where the structures come from (see :mod:`competition.sources`).
+    out : path
+        Output folder; created if missing. An existing folder must be empty or
+        hold an earlier build, which is overwritten file by file.
+    config : BuildConfig, optional
+        Grid, tolerances, caps, fractions and seed; default ``BuildConfig()``.
+    workers : int, optional
+        Worker processes; default all available CPUs.
+    cache_dir : Path, optional
+        Folder of the resumable per-structure cache; ``None`` disables it.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    BuildSummary
+
+    Raises
+    ------
+    BuildError
+        If the output folder is unsuitable or no structure was accepted.
+    """
+    config = config or BuildConfig()
+    out = Path(out)
+    _check_out_dir(out)
+    start = time.perf_counter()
+    cache_path = None if cache_dir is None else Path(cache_dir) / "results.sqlite"
+    results, n_cached = run_pipeline(
+        source.entries(),
+        config,
+        workers=workers,
+        cache_path=cache_path,
+        total=source.size,
+        progress=progress,
+    )
+    structures_seconds = time.perf_counter() - start
+    summary = assemble_competition(results, source, out, config)
+    summary.n_cached = n_cached
+    summary.seconds = {"structures": structures_seconds, **summary.seconds}
+    return summary
+
+
+def assemble_competition(
+    results: list[StructureRecord | Rejected], source: Source, out: Path, config: BuildConfig
+) -> BuildSummary:
+    """Deduplicate, balance, split and write per-structure results to ``out``.
+
+    This is the part of :func:`build_competition` after the per-structure work;
+    it is deterministic given ``results`` (in entry-id order) and ``config.seed``.
+
+    Raises
+    ------
+    BuildError
+        If no structure was accepted.
+    """
+    seconds: dict[str, float] = {}
+    records = [r for r in results if isinstance(r, StructureRecord)]
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    rejected += [
+        Rejected(
+            f"{r.entry_id}#{block}", r.source_file, "parse",
+            f"data block {block!r} not used: one structure per file is taken "
+            "(the first block with a structure)", r.entry_id,
+        )
+        for r in records
+        for block in r.extra_blocks
+    ]  # fmt: skip
+    if not records:
+        reasons = Counter(r.reason for r in rejected).most_common(3)
+        raise BuildError(
+            f"no structure was accepted out of {len(results)}; commonest reasons: "
+            + "; ".join(f"{reason} ({n})" for reason, n in reasons)
+        )
+
+    start = time.perf_counter()
+    patterns = {r.entry_id: r.pattern for r in records}
+    meta = _meta_frame(records)
+    agreement = label_agreement(meta)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)]
+    rng_balance, rng_split, rng_public, rng_ids = streams
+
+    meta, repeats = deduplicate(meta, config.dedup_length_rtol, config.dedup_angle_atol)
+    rejected += [
+        Rejected(
+            row.entry_id, row.source_file, "dedup",
+            f"repeat of {row.kept_id}: same formula {row.formula}, space group "
+            f"{row.spacegroup_number} and conventional cell", row.kept_id,
+        )
+        for row in repeats.itertuples()
+    ]  # fmt: skip
+    meta, capped = balance(meta, config.per_class, rng_balance)
+    rejected += [
+        Rejected(
+            row.entry_id, row.source_file, "balance",
+            f"not drawn: {row.bravais_lattice} is capped at --per-class {config.per_class}",
+        )
+        for row in capped.itertuples()
+    ]  # fmt: skip
+
+    meta = meta.reset_index(drop=True)
+    in_test = grouped_stratified_split(meta, config.test_fraction, rng_split)
+    train = meta[~in_test].reset_index(drop=True)
+    test = meta[in_test].reset_index(drop=True)
+    test["Usage"] = np.where(
+        grouped_stratified_split(test, config.public_fraction, rng_public), "Public", "Private"
+    )
+    train["id"] = opaque_ids(len(train), "r", rng_ids)
+    test["id"] = opaque_ids(len(test), "t", rng_ids)
+    train = train.sort_values("id").reset_index(drop=True)
+    test = test.sort_values("id").reset_index(drop=True)
+    seconds["split"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    rejects = _rejects_frame(rejected)
+    counts = {
+        "train": _counts(train),
+        "public": _counts(test[test["Usage"] == "Public"]),
+        "private": _counts(test[test["Usage"] == "Private"]),
+    }
+    _write_outputs(out, config, train, test, patterns, rejects)
+    summary = BuildSummary(
+        out=out,
+        n_input=len(results),
+        n_accepted=len(records),
+        counts=counts,
+        rejected_by_stage=dict(sorted(Counter(rejects["stage"]).items())),
+        label_agreement=agreement,
+        n_cached=n_cached,
+        seconds=seconds,
+    )
+    from competition.manifest import write_manifest
+    from competition.report import write_data_card, write_overview_figure
+
+    write_data_card(out / "public" / "DATA.md", config, summary, source.kind)
+    write_overview_figure(
+        out / "reports" / "overview.png", summary, train, patterns, config.pattern.grid()
+    )
+    write_manifest(out, config, source, summary)
+    seconds["write"] = time.perf_counter() - start
+    return summary
+
+
+def _write_outputs(
+    out: Path,
+    config: BuildConfig,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    patterns: dict[str, np.ndarray],
+    rejects: pd.DataFrame,
+) -> None:
+    """Write the data files of the layout (everything but DATA.md, the PNG, the manifest)."""
+    public, private, reports = out / "public", out / "private", out / "reports"
+
+    def stack(frame: pd.DataFrame) -> np.ndarray:
+        empty = np.empty((0, config.pattern.n_points), dtype=np.float32)
+        return np.stack([patterns[e] for e in frame["entry_id"]]) if len(frame) else empty
+
+    train_columns = ["id", "cod_id", "formula", "spacegroup_number", "bravais_lattice"]
+    _write_parquet(train[train_columns], stack(train), public / "train.parquet", config)
+    _write_parquet(test[["id"]], stack(test), public / "test.parquet", config)
+
+    # The sample submissions predict the commonest training label for every row:
+    # a valid file to start from, computed from public data only.
+    top_lattice = train["bravais_lattice"].mode().sort_values().iloc[0]
+    top_group = int(train["spacegroup_number"].mode().sort_values().iloc[0])
+    _write_csv(test[["id"]].assign(bravais_lattice=top_lattice), public / "sample_submission.csv")
+    _write_csv(
+        test[["id"]].assign(spacegroup_number=top_group),
+        public / "sample_submission_spacegroup.csv",
+    )
+
+    solution = test[["id", "bravais_lattice", "spacegroup_number", "Usage"]]
+    _write_csv(solution, private / "solution.csv")
+    meta_columns = [
+        "id", "cod_id", "formula", "source_file", "entry_id",
+        "declared_spacegroup", "n_sites", *CELL_COLUMNS,
+    ]  # fmt: skip
+    # Provenance of every row, for organisers: where each structure came from.
+    for name, frame in [("train_meta.parquet", train), ("test_meta.parquet", test)]:
+        with atomic_path(private / name) as tmp:
+            frame[meta_columns].to_parquet(tmp, index=False, compression="zstd")
+    _write_csv(rejects, reports / "rejects.csv")

@@ -1,0 +1,187 @@
+"""The ``xrd-bravais`` command line: a thin layer over the library.
+
+Each subcommand parses its options and calls library functions with the same
+names; user errors exit non-zero with one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from competition.config import PRESETS, BuildConfig
+
+if TYPE_CHECKING:
+    from competition.build import BuildSummary
+    from competition.sources import Source
+
+app = typer.Typer(
+    name="xrd-bravais",
+    help="Run a powder-XRD Bravais-lattice classification competition.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Run a powder-XRD Bravais-lattice classification competition."""
+
+
+class SourceKind(StrEnum):
+    amcsd = "amcsd"
+    cod_dir = "cod-dir"
+    cod_ids = "cod-ids"
+    generated = "generated"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _parse_spacegroups(text: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        fail(f"--spacegroups takes numbers separated by commas, got {text!r}")
+    bad = [n for n in numbers if not 1 <= n <= 230]
+    if bad or not numbers:
+        fail(f"--spacegroups must list numbers in 1..230, got {text!r}")
+    return numbers
+
+
+def _make_source(
+    kind: SourceKind,
+    input_path: Path | None,
+    limit: int | None,
+    cod_url: str,
+    cache_dir: Path,
+    n_generated: int,
+    spacegroups: str | None,
+    seed: int,
+) -> Source:
+    from competition import sources
+
+    if kind in (SourceKind.cod_dir, SourceKind.cod_ids) and input_path is None:
+        fail(f"--source {kind.value} needs --input PATH")
+    if kind is SourceKind.amcsd:
+        source = sources.amcsd_source()
+    elif kind is SourceKind.cod_dir:
+        source = sources.cod_dir_source(input_path)  # type: ignore[arg-type]
+    elif kind is SourceKind.cod_ids:
+        ids = sources.read_cod_ids(input_path)  # type: ignore[arg-type]
+        settings = sources.DownloadSettings(url=cod_url, cache_dir=cache_dir / "cod")
+        # Cut the id list before downloading, not after.
+        return sources.cod_ids_source(ids[:limit] if limit else ids, settings)
+    else:
+        groups = _parse_spacegroups(spacegroups) if spacegroups else None
+        kwargs = {"spacegroups": groups} if groups else {}
+        source = sources.generated_source(n=n_generated, seed=seed, **kwargs)
+    return source.head(limit) if limit else source
+
+
+@app.command()
+def build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the competition to.")],
+    source: Annotated[
+        SourceKind, typer.Option(help="Where structures come from.")
+    ] = SourceKind.amcsd,
+    input_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", "-i", help="Folder of CIFs (cod-dir) or file of COD ids (cod-ids)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Use only the first N entries of the source.")
+    ] = None,
+    cod_url: Annotated[
+        str, typer.Option(help="COD server for --source cod-ids.")
+    ] = "https://www.crystallography.net/cod",
+    n_generated: Annotated[
+        int, typer.Option(min=1, help="Crystals to generate with --source generated.")
+    ] = 56,
+    spacegroups: Annotated[
+        str | None, typer.Option(help="Space groups for --source generated, e.g. '14,62,225'.")
+    ] = None,
+    preset: Annotated[str, typer.Option(help=f"Pattern grid: {', '.join(PRESETS)}.")] = "default",
+    symprec: Annotated[float, typer.Option(help="spglib tolerance in Angstrom.")] = 0.1,
+    max_sites: Annotated[int, typer.Option(help="Reject cells with more sites.")] = 500,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed per structure.")] = 120.0,
+    per_class: Annotated[
+        int, typer.Option(help="At most this many structures per lattice.")
+    ] = 3000,
+    test_fraction: Annotated[
+        float, typer.Option(help="Share of structures in the test set.")
+    ] = 0.2,
+    public_fraction: Annotated[
+        float, typer.Option(help="Share of the test set on the public leaderboard.")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes [default: all CPUs].")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Resumable cache [default: $XDG_CACHE_HOME/xrd-bravais]."),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute everything.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Build a competition from crystal structures (default: the embedded AMCSD minerals)."""
+    from competition.build import BuildError, build_competition
+    from competition.cache import DEFAULT_CACHE_DIR
+    from competition.sources import SourceError
+
+    try:
+        config = BuildConfig(
+            preset=preset, symprec=symprec, max_sites=max_sites, timeout=timeout,
+            per_class=per_class, test_fraction=test_fraction,
+            public_fraction=public_fraction, seed=seed,
+        )  # fmt: skip
+    except ValueError as err:
+        fail(str(err))
+    cache_root = cache_dir or DEFAULT_CACHE_DIR
+    try:
+        src = _make_source(
+            source, input_path, limit, cod_url, cache_root, n_generated, spacegroups, seed
+        )
+        summary = build_competition(
+            src, out, config, workers=workers,
+            cache_dir=None if no_cache else cache_root, progress=not quiet,
+        )  # fmt: skip
+    except (SourceError, BuildError) as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to resume from the cache", code=130)
+    _print_summary(summary, config)
+
+
+def _print_summary(summary: BuildSummary, config: BuildConfig) -> None:
+    table = summary.class_table()
+    echo = typer.echo
+    cached = f" ({summary.n_cached} results from the cache)" if summary.n_cached else ""
+    echo(
+        f"\nBuilt {summary.out}: {summary.n_accepted} of {summary.n_input} entries "
+        f"accepted{cached}."
+    )
+    echo("\nStructures per Bravais lattice:")
+    echo(table.to_string())
+    rejected = ", ".join(f"{stage} {n}" for stage, n in summary.rejected_by_stage.items())
+    echo(f"\nSkipped (see reports/rejects.csv): {rejected or 'none'}")
+    agreement = summary.label_agreement
+    if agreement["n_declared"]:
+        echo(
+            f"spglib (symprec={config.symprec:g}) agrees with the declared space group for "
+            f"{agreement['n_spacegroup_agree']} of {agreement['n_declared']} entries "
+            f"({100 * agreement['spacegroup_agreement']:.1f} %), "
+            f"lattice {100 * agreement['lattice_agreement']:.1f} %."
+        )
+    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
+    echo(f"Time: {seconds}.")

@@ -1,0 +1,95 @@
+"""Labels of a structure: space group from spglib, and the Bravais lattice it implies.
+
+spglib searches for the symmetry operations that map the structure onto itself
+within a distance tolerance ``symprec`` (Angstrom) and an angle tolerance. A
+larger tolerance forgives small refinement errors and finds the symmetry the
+authors declared more often; a smaller one finds lower symmetry where a structure
+is slightly distorted. The tolerance in force is recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from competition.lattices import bravais_lattice
+from competition.structures import RejectError
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
+
+@dataclass(frozen=True)
+class SymmetryLabels:
+    """Space group, Bravais lattice and conventional cell of one structure.
+
+    Attributes
+    ----------
+    spacegroup_number : int
+        International Tables number found by spglib.
+    spacegroup_symbol : str
+        Its short Hermann-Mauguin symbol.
+    bravais_lattice : str
+        Pearson symbol, from :func:`competition.lattices.bravais_lattice`.
+    conventional_cell : tuple of float
+        ``(a, b, c, alpha, beta, gamma)`` of spglib's standardised conventional
+        cell, used to recognise repeated entries whatever setting the CIF used.
+    """
+
+    spacegroup_number: int
+    spacegroup_symbol: str
+    bravais_lattice: str
+    conventional_cell: tuple[float, float, float, float, float, float]
+
+
+def symmetry_labels(
+    structure: Structure, symprec: float, angle_tolerance: float = 5.0
+) -> SymmetryLabels:
+    """Find the space group of ``structure`` with spglib and derive its labels.
+
+    Parameters
+    ----------
+    structure : Structure
+        Any cell of the crystal (disordered sites are allowed; spglib treats each
+        distinct species-and-occupancy mix as one atom type).
+    symprec : float
+        Distance tolerance in Angstrom.
+    angle_tolerance : float
+        Angle tolerance in degrees.
+
+    Returns
+    -------
+    SymmetryLabels
+
+    Raises
+    ------
+    RejectError
+        With stage ``symmetry`` when spglib finds no space group (overlapping
+        atoms, a degenerate cell ...).
+    """
+    from pymatgen.core import Lattice
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            analyzer = SpacegroupAnalyzer(
+                structure, symprec=symprec, angle_tolerance=angle_tolerance
+            )
+            dataset = analyzer.get_symmetry_dataset()
+    except Exception as err:  # spglib and pymatgen raise several kinds
+        raise RejectError(
+            "symmetry", f"spglib failed at symprec={symprec}: {type(err).__name__}: {err}"
+        ) from None
+    if dataset is None or not 1 <= int(dataset.number) <= 230:
+        raise RejectError("symmetry", f"spglib found no space group at symprec={symprec}")
+    number = int(dataset.number)
+    cell = Lattice(dataset.std_lattice)
+    params = tuple(round(float(v), 6) for v in (*cell.abc, *cell.angles))
+    return SymmetryLabels(
+        spacegroup_number=number,
+        spacegroup_symbol=str(dataset.international),
+        bravais_lattice=bravais_lattice(number),
+        conventional_cell=params,  # type: ignore[arg-type]
+    )

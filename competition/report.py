@@ -1,0 +1,183 @@
+"""Human-facing outputs of a build: the DATA.md data card and the overview figure."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from competition.io import atomic_path, atomic_write_text
+from competition.lattices import BRAVAIS_LATTICES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from competition.build import BuildSummary
+    from competition.config import BuildConfig
+
+_LICENCES = {
+    "amcsd": (
+        "Structures from the American Mineralogist Crystal Structure Database "
+        "(Downs & Hall-Wallace, *Am. Mineral.* 88, 247-250, 2003), as shipped by the "
+        "`larixite` package; the database is freely available for research and teaching."
+    ),
+    "cod-dir": (
+        "Structures from the Crystallography Open Database (Gražulis et al., "
+        "*J. Appl. Cryst.* 42, 726-729, 2009); COD data are in the public domain."
+    ),
+    "cod-ids": (
+        "Structures from the Crystallography Open Database (Gražulis et al., "
+        "*J. Appl. Cryst.* 42, 726-729, 2009); COD data are in the public domain."
+    ),
+    "generated": (
+        "Random crystals generated with pyxtal (Fredericks et al., 2021); no licence needed."
+    ),
+}
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    header = "| lattice | " + " | ".join(table.columns) + " |"
+    rule = "|---|" + "---:|" * len(table.columns)
+    rows = [
+        f"| {index} | " + " | ".join(str(v) for v in row) + " |" for index, row in table.iterrows()
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def write_data_card(
+    path: Path, config: BuildConfig, summary: BuildSummary, source_kind: str
+) -> None:
+    """Write the public data card: what the columns mean, how patterns were made, counts."""
+    grid = config.pattern
+    agreement = summary.label_agreement
+    rate = agreement["spacegroup_agreement"]
+    rate_text = "n/a" if rate is None else f"{100 * rate:.1f} %"
+    last = f"`y0 .. y{grid.n_points - 1}`"
+    table = summary.class_table()
+    train_counts = table[["train"]]
+    n_test = int(table.loc["total", "public"] + table.loc["total", "private"])
+    text = f"""# Data card
+
+Classify each simulated powder X-ray diffraction pattern into one of the 14
+Bravais lattices ({", ".join(BRAVAIS_LATTICES)}), or, in the second track,
+into one of the 230 space groups.
+
+## Files
+
+| file | content |
+|---|---|
+| `train.parquet` | `id`, `cod_id`, `formula`, `spacegroup_number`, `bravais_lattice`, {last} |
+| `test.parquet` | `id`, {last} (no labels) |
+| `sample_submission.csv` | `id,bravais_lattice`: a valid file, the commonest training lattice |
+| `sample_submission_spacegroup.csv` | `id,spacegroup_number`: the same for the space-group track |
+
+`cod_id` is the Crystallography Open Database id where the structure came from
+COD, and empty otherwise. Test ids are opaque and in random order.
+
+## Patterns
+
+- Radiation: {grid.wavelength} (pymatgen `XRDCalculator`: kinematic intensities with
+  atomic scattering factors, multiplicities and the Lorentz-polarisation factor).
+- Grid: 2theta from {grid.two_theta_min:g} to {grid.two_theta_max:g} degrees in steps of
+  {grid.step:g} degrees, {grid.n_points} points; column `yK` is at
+  `{grid.two_theta_min:g} + {grid.step:g} * K` degrees.
+- Peak shape: Gaussian, FWHM {grid.fwhm:.4g} degrees (standard deviation {grid.sigma:.4g}).
+- Scale: each pattern is divided by its maximum (so the largest value is 1); float32.
+- The grid is also stored in the parquet schema metadata (`{"xrd_bravais.grid"}`).
+
+## Labels
+
+- `spacegroup_number`: found by spglib at `symprec` = {config.symprec:g} Angstrom and
+  angle tolerance {config.angle_tolerance:g} degrees, on the unit cell given in the CIF.
+- `bravais_lattice`: crystal family letter plus centring (A, B, C centring is written `S`).
+- Agreement of spglib with the space group declared in the source files:
+  {agreement["n_spacegroup_agree"]} of {agreement["n_declared"]} ({rate_text}).
+
+## How the set was built
+
+- Repeated entries (same reduced formula, space group and conventional cell) were
+  dropped; at most {config.per_class} structures per lattice were kept.
+- {100 * config.test_fraction:g} % of the structures are in the test set, chosen per lattice
+  and by compound (reduced formula + space group), so no compound is in both train
+  and test. {100 * config.public_fraction:g} % of the test set is scored on the public
+  leaderboard, the rest on the private one at the end.
+- Seed: {config.seed}.
+
+## Counts
+
+Training structures per lattice (the test set's label counts are not published):
+
+{_markdown_table(train_counts)}
+
+Test set: {n_test} patterns.
+
+## Licence
+
+{_LICENCES.get(source_kind, "See the source of the structures.")}
+"""
+    atomic_write_text(path, text)
+
+
+def write_overview_figure(
+    path: Path,
+    summary: BuildSummary,
+    train: pd.DataFrame,
+    patterns: dict[str, np.ndarray],
+    two_theta: np.ndarray,
+) -> None:
+    """Write a PNG with the class histogram and one training pattern per lattice.
+
+    The figure is for organisers (it lives in ``reports/``): the test bars are
+    computed from hidden labels. The example patterns come from the training set.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summary.class_table().drop(index="total")
+    fig = plt.figure(figsize=(14, 12), layout="constrained")
+    grid = fig.add_gridspec(5, 4, height_ratios=[1.4, 1, 1, 1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    x = np.arange(len(BRAVAIS_LATTICES))
+    ax.bar(x, table["train"], label="train", color="tab:blue")
+    ax.bar(
+        x,
+        table["public"] + table["private"],
+        bottom=table["train"],
+        label="test",
+        color="tab:orange",
+    )
+    ax.set_xticks(x, BRAVAIS_LATTICES)
+    ax.set_ylabel("structures")
+    n_used = int(table.to_numpy()[:, :3].sum())
+    ax.set_title(
+        f"Structures per Bravais lattice: {n_used} in the competition "
+        f"({summary.n_accepted} accepted of {summary.n_input} entries)"
+    )
+    ax.legend()
+
+    first = (
+        train.sort_values("entry_id")
+        .drop_duplicates("bravais_lattice")
+        .set_index("bravais_lattice")
+    )
+    for k, lattice in enumerate(BRAVAIS_LATTICES):
+        sub = fig.add_subplot(grid[1 + k // 4, k % 4])
+        if lattice in first.index:
+            row = first.loc[lattice]
+            y = patterns[row["entry_id"]]
+            sub.plot(two_theta, y, lw=0.6, color="black")
+            sub.set_title(
+                f"{lattice}: {row['formula']} (SG {row['spacegroup_number']})", fontsize=9
+            )
+        else:
+            sub.set_title(f"{lattice}: none in train", fontsize=9)
+        sub.set_yticks([])
+        sub.tick_params(axis="x", labelsize=7)
+        if k >= len(BRAVAIS_LATTICES) - 4:
+            sub.set_xlabel("2θ (degrees)", fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)

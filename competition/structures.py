@@ -1,0 +1,239 @@
+"""Parse CIF text into a pymatgen Structure, or reject it with a reason.
+
+pymatgen reports most problems with a CIF as warnings and then skips the data
+block; this module turns those warnings into the one-line reasons written to
+``reports/rejects.csv``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
+# Keys holding the space-group number, in order of preference (CIF 1.1 and DDL2 spellings).
+_NUMBER_KEYS: Final = (
+    "_space_group_IT_number",
+    "_symmetry_Int_Tables_number",
+    "_space_group.IT_number",
+)
+_SYMBOL_KEYS: Final = (
+    "_space_group_name_H-M_alt",
+    "_symmetry_space_group_name_H-M",
+    "_space_group.name_H-M_alt",
+)
+
+
+class RejectError(Exception):
+    """A structure cannot enter the competition.
+
+    Parameters
+    ----------
+    stage : str
+        Pipeline stage that rejected it: ``parse``, ``symmetry``, ``pattern`` ...
+    reason : str
+        One line saying what is wrong, written to ``reports/rejects.csv``.
+    """
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(f"{stage}: {reason}")
+        self.stage = stage
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ParsedStructure:
+    """The structure of one CIF and what the CIF itself says about its symmetry.
+
+    Attributes
+    ----------
+    structure : Structure
+        The full unit cell as given (not reduced to a primitive cell).
+    declared_spacegroup : int or None
+        Space-group number declared in the CIF (IT number, else from the H-M symbol).
+    block : str
+        Name of the data block used.
+    extra_blocks : tuple of str
+        Names of further data blocks that held a structure and were not used (the
+        competition takes one structure per file).
+    """
+
+    structure: Structure
+    declared_spacegroup: int | None
+    block: str
+    extra_blocks: tuple[str, ...] = ()
+
+
+def _short(message: str, limit: int = 160) -> str:
+    line = " ".join(str(message).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _first_value(block: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = block.get(key)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value not in (None, "?", "."):
+            return str(value).strip()
+    return None
+
+
+def declared_spacegroup(block: dict[str, Any]) -> int | None:
+    """Space-group number a CIF data block declares, or ``None`` if it declares none.
+
+    The IT number is used when present and valid; otherwise the Hermann-Mauguin
+    symbol is looked up with pymatgen (any setting it knows, e.g. ``P 1 21/c 1``).
+
+    Examples
+    --------
+    >>> declared_spacegroup({"_symmetry_space_group_name_H-M": "P 1 21/c 1"})
+    14
+    >>> declared_spacegroup({"_space_group_IT_number": "225"})
+    225
+    """
+    number = _first_value(block, _NUMBER_KEYS)
+    if number is not None and re.fullmatch(r"\d{1,3}", number) and 1 <= int(number) <= 230:
+        return int(number)
+    symbol = _first_value(block, _SYMBOL_KEYS)
+    if symbol is None:
+        return None
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    cleaned = symbol.replace("_", "").strip()
+    for candidate in (cleaned, cleaned.replace(" ", ""), cleaned.split(":")[0]):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return int(SpaceGroup(candidate).int_number)
+        except Exception:  # pymatgen raises ValueError or KeyError for unknown symbols
+            continue
+    return None
+
+
+def parse_structure(text: str, max_sites: int) -> ParsedStructure:
+    """Parse CIF text and return its first structure.
+
+    Parameters
+    ----------
+    text : str
+        The CIF file's content.
+    max_sites : int
+        A structure with more sites than this in its unit cell is rejected
+        (symmetry finding and pattern simulation grow with the number of sites).
+
+    Returns
+    -------
+    ParsedStructure
+
+    Raises
+    ------
+    RejectError
+        With stage ``parse`` when the text is empty, is not CIF, holds no
+        structure pymatgen can build (unknown element, no coordinates, broken
+        symmetry operators ...), has no sites or too many sites.
+    """
+    from pymatgen.io.cif import CifParser
+
+    if not text.strip():
+        raise RejectError("parse", "empty file")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            parser = CifParser.from_str(text)
+            blocks = parser.as_dict()
+        except Exception as err:  # the CIF lexer raises several exception types
+            reason = f"unparsable CIF: {type(err).__name__}: {_short(err)}"
+            raise RejectError("parse", reason) from None
+        if not blocks:
+            raise RejectError("parse", "no data block found: this is not a CIF file")
+        try:
+            structures = parser.parse_structures(primitive=False, on_error="warn")
+        except Exception:  # pymatgen raises ValueError when no block gave a structure
+            structures = []
+    if not structures:
+        missing = [tag for data in blocks.values() if (tag := _missing_tag(data))]
+        if missing and len(missing) == len(blocks):
+            raise RejectError("parse", f"required CIF tag {missing[0]} is missing or '?'")
+        detail = _reason_from_warnings([str(w.message) for w in caught])
+        raise RejectError("parse", f"no structure could be built: {detail}")
+
+    # parse_structures skips blocks that fail, so match structures to the blocks
+    # that can hold one (those with atom coordinates) in file order.
+    names = [name for name, data in blocks.items() if _has_coordinates(data)] or list(blocks)
+    structure, name = structures[0], names[0]
+    n_sites = len(structure)
+    if n_sites == 0:
+        raise RejectError("parse", "the structure has no sites")
+    from pymatgen.core import DummySpecies
+
+    # pymatgen turns an unknown symbol such as "Xx" into a DummySpecies instead of failing.
+    elements = structure.composition.elements
+    unknown = sorted({str(el.symbol) for el in elements if isinstance(el, DummySpecies)})
+    if unknown:
+        raise RejectError(
+            "parse", f"unknown element(s) {', '.join(unknown)}: no scattering factors"
+        )
+    if n_sites > max_sites:
+        raise RejectError(
+            "parse", f"{n_sites} sites in the unit cell exceed --max-sites {max_sites}"
+        )
+    if structure.volume <= 1e-3:
+        raise RejectError("parse", f"degenerate unit cell (volume {structure.volume:.3g} A^3)")
+    extra = tuple(names[1 : len(structures)])
+    return ParsedStructure(structure, declared_spacegroup(blocks[name]), name, extra)
+
+
+# pymatgen notices that accompany a skipped block without being its cause.
+_NOTICES: Final = ("Defaulting to", "parsed as", "implicit hydrogens", "generated structure")
+
+
+def _reason_from_warnings(messages: list[str]) -> str:
+    """The most telling cause among pymatgen's warnings about a block it skipped.
+
+    pymatgen warns ``No structure parsed for section 1 in CIF.`` followed by the
+    causes, one a line; notices such as ``Defaulting to P1`` are passed over and
+    a bare missing key (``'_atom_site_label'``) is spelled out.
+    """
+    marker = "No structure parsed for section"
+    lines = [
+        line.strip()
+        for message in messages
+        if marker in message
+        for line in message.split("\n")[1:]
+    ]
+    lines = [line.removeprefix("Issues encountered while parsing CIF:").strip() for line in lines]
+    causes = [line for line in lines if line and not any(n in line for n in _NOTICES)]
+    if not causes:
+        causes = lines or [m for m in messages if not any(n in m for n in _NOTICES)]
+    if not causes:
+        return "no atom sites with coordinates"
+    cause = causes[-1]
+    missing = re.fullmatch(r"'(_[\w.\-]+)'", cause)
+    if missing:
+        return f"required CIF tag {missing.group(1)} is missing"
+    return _short(cause)
+
+
+_REQUIRED_TAGS: Final = (
+    ("_cell_length_a",), ("_cell_length_b",), ("_cell_length_c",),
+    ("_cell_angle_alpha",), ("_cell_angle_beta",), ("_cell_angle_gamma",),
+    ("_atom_site_label", "_atom_site_type_symbol"),
+    ("_atom_site_fract_x", "_atom_site_Cartn_x"),
+)  # fmt: skip
+
+
+def _missing_tag(block: dict[str, Any]) -> str | None:
+    """The first tag a structure needs that ``block`` lacks (or leaves as ``?``)."""
+    for options in _REQUIRED_TAGS:
+        if all(_first_value(block, (tag,)) is None for tag in options):
+            return options[0]
+    return None
+
+
+def _has_coordinates(block: dict[str, Any]) -> bool:
+    return any(key in block for key in ("_atom_site_fract_x", "_atom_site_Cartn_x"))

@@ -1,0 +1,46 @@
+"""Shared fixtures: paths to the real data beside the checkout, and one small real build."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# ../shared/data beside the checkout (read from there, never copied into the repo).
+SHARED_DATA = Path(os.environ.get("XRD_BRAVAIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _shared(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real test data {path} is absent (set XRD_BRAVAIS_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cod_cifs() -> Path:
+    """The 526 real COD entries of ../shared/data/cod_cifs."""
+    return _shared("cod_cifs")
+
+
+@pytest.fixture(scope="session")
+def edge_cases() -> Path:
+    """The 537 CIF edge cases (a third do not parse) of ../shared/data/cif_edge_cases."""
+    return _shared("cif_edge_cases")
+
+
+@pytest.fixture(scope="session")
+def cod_build(cod_cifs: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A competition built from all of cod_cifs, with its cache (built once per session)."""
+    from competition.build import build_competition
+    from competition.config import BuildConfig
+    from competition.sources import cod_dir_source
+
+    root = tmp_path_factory.mktemp("cod_build")
+    summary = build_competition(
+        cod_dir_source(cod_cifs), root / "out", BuildConfig(), workers=2,
+        cache_dir=root / "cache", progress=False,
+    )  # fmt: skip
+    return summary

@@ -1,0 +1,259 @@
+"""A real build on cod_cifs: layout, leakage, manifest, determinism, resume, edge cases."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from competition.build import BuildError, build_competition
+from competition.config import BuildConfig
+from competition.lattices import BRAVAIS_LATTICES
+from competition.manifest import read_manifest, verify_manifest
+from competition.sources import cod_dir_source
+
+LAYOUT = [
+    "manifest.json",
+    "public/train.parquet", "public/test.parquet", "public/sample_submission.csv",
+    "public/sample_submission_spacegroup.csv", "public/DATA.md",
+    "private/solution.csv", "private/train_meta.parquet", "private/test_meta.parquet",
+    "reports/rejects.csv", "reports/overview.png",
+]  # fmt: skip
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _load(out: Path):
+    train = pd.read_parquet(out / "public" / "train.parquet")
+    test = pd.read_parquet(out / "public" / "test.parquet")
+    solution = pd.read_csv(out / "private" / "solution.csv")
+    meta = pd.read_parquet(out / "private" / "test_meta.parquet")
+    return train, test, solution, meta
+
+
+def test_layout_is_complete(cod_build):
+    out = cod_build.out
+    assert sorted(_files(out)) == sorted(LAYOUT)
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
+
+
+def _accounted(out: Path) -> tuple[set[str], pd.DataFrame]:
+    """Entry ids in the dataset, and rejects.csv."""
+    used = set()
+    for name in ["train_meta.parquet", "test_meta.parquet"]:
+        used |= set(pd.read_parquet(out / "private" / name)["entry_id"])
+    return used, pd.read_csv(out / "reports" / "rejects.csv", keep_default_na=False)
+
+
+def test_every_input_is_in_the_dataset_or_in_rejects(cod_build, cod_cifs):
+    used, rejects = _accounted(cod_build.out)
+    every = {f"file:{p.name}" for p in cod_cifs.glob("*.cif")}
+    assert used | set(rejects["entry_id"]) == every
+    assert not used & set(rejects["entry_id"])
+    assert (rejects["reason"].str.len() > 0).all()
+    assert set(rejects["stage"]) <= {"parse", "symmetry", "pattern", "dedup", "balance"}
+    dropped = rejects[rejects["stage"] == "dedup"]
+    assert set(dropped["kept_id"]) <= used
+
+
+def test_schema_and_grid_metadata(cod_build):
+    out = cod_build.out
+    train = pq.read_table(out / "public" / "train.parquet")
+    assert train.schema.names[:5] == [
+        "id",
+        "cod_id",
+        "formula",
+        "spacegroup_number",
+        "bravais_lattice",
+    ]
+    assert train.schema.names[5:] == [f"y{i}" for i in range(4251)]
+    assert str(train.schema.field("y0").type) == "float"
+    assert b"xrd_bravais.grid" in train.schema.metadata
+    manifest = read_manifest(out)
+    assert manifest["grid"]["n_points"] == 4251
+    assert manifest["labels"]["symprec"] == 0.1
+    patterns = train.select([f"y{i}" for i in range(4251)]).to_pandas().to_numpy()
+    assert np.allclose(patterns.max(axis=1), 1.0) and patterns.min() >= 0
+    assert set(train.column("bravais_lattice").to_pylist()) <= set(BRAVAIS_LATTICES)
+
+
+def test_public_files_hide_test_labels(cod_build):
+    out = cod_build.out
+    test = pq.read_table(out / "public" / "test.parquet")
+    assert test.schema.names == ["id"] + [f"y{i}" for i in range(4251)]
+    for name in ["sample_submission.csv", "sample_submission_spacegroup.csv"]:
+        sample = pd.read_csv(out / "public" / name)
+        assert sample.shape[1] == 2 and sample.iloc[:, 1].nunique() == 1
+        assert list(sample["id"]) == test.column("id").to_pylist()
+    card = (out / "public" / "DATA.md").read_text()
+    assert "Private" not in card and "private" not in card.lower().replace("private one", "")
+
+
+def test_no_compound_in_both_train_and_test(cod_build):
+    train, _, solution, meta = _load(cod_build.out)
+    test = meta.merge(solution, on="id", validate="one_to_one")
+
+    def groups(frame: pd.DataFrame) -> set[tuple[str, int]]:
+        return set(zip(frame["formula"], frame["spacegroup_number"], strict=True))
+
+    assert not groups(train) & groups(test)
+    assert not groups(test[test["Usage"] == "Public"]) & groups(test[test["Usage"] == "Private"])
+
+
+def test_split_fractions(cod_build):
+    train, test, solution, _ = _load(cod_build.out)
+    assert len(test) / (len(train) + len(test)) == pytest.approx(0.2, abs=0.03)
+    assert (solution["Usage"] == "Public").mean() == pytest.approx(0.3, abs=0.06)
+
+
+def test_ids_and_row_order_carry_no_information(cod_build):
+    train, test, solution, meta = _load(cod_build.out)
+    assert list(test["id"]) == sorted(test["id"]) == list(solution["id"])
+    rows = meta.merge(solution, on="id")
+    position = np.arange(len(rows))
+    # Source order (COD id) and id order are unrelated.
+    cod_rank = rows["cod_id"].rank().to_numpy()
+    assert abs(np.corrcoef(position, cod_rank)[0, 1]) < 0.3
+    # Labels are not grouped in id order: about as many label changes between
+    # neighbours as in a random order (expected 1 - sum p_k^2 of them).
+    labels = rows["bravais_lattice"].to_numpy()
+    changes = np.mean(labels[1:] != labels[:-1])
+    p = rows["bravais_lattice"].value_counts(normalize=True).to_numpy()
+    assert changes > 0.6 * (1 - (p**2).sum())
+    assert len(set(train["id"]) & set(test["id"])) == 0
+
+
+def test_manifest_hashes_verify_and_catch_tampering(cod_build, tmp_path):
+    assert verify_manifest(cod_build.out) == []
+    copy = tmp_path / "copy"
+    shutil.copytree(cod_build.out, copy)
+    with open(copy / "private" / "solution.csv", "a") as handle:
+        handle.write("t999999,cF,225,Public\n")
+    (copy / "public" / "DATA.md").unlink()
+    (copy / "public" / "extra.csv").write_text("x")
+    problems = verify_manifest(copy)
+    assert any(p.startswith("changed: private/solution.csv") for p in problems)
+    assert "missing: public/DATA.md" in problems
+    assert "not in manifest: public/extra.csv" in problems
+
+
+def test_manifest_counts_match_files(cod_build):
+    train, _, solution, _ = _load(cod_build.out)
+    counts = read_manifest(cod_build.out)["counts"]["per_portion"]
+    assert sum(counts["train"].values()) == len(train)
+    assert counts["train"] == {
+        k: int((train["bravais_lattice"] == k).sum()) for k in BRAVAIS_LATTICES
+    }
+    public = solution[solution["Usage"] == "Public"]
+    assert counts["public"] == {
+        k: int((public["bravais_lattice"] == k).sum()) for k in BRAVAIS_LATTICES
+    }
+
+
+def test_label_agreement_on_real_files(cod_build):
+    """spglib at symprec=0.1 against the declared space groups (docs/labels.md)."""
+    agreement = cod_build.label_agreement
+    assert agreement["n_declared"] >= 500
+    assert agreement["spacegroup_agreement"] >= 0.93  # measured 0.942
+    assert agreement["lattice_agreement"] >= 0.96  # measured 0.973
+
+
+def test_same_inputs_same_bytes_with_and_without_cache(cod_cifs, tmp_path):
+    source = lambda: cod_dir_source(cod_cifs).head(60)  # noqa: E731
+    config = BuildConfig(seed=7)
+    build_competition(
+        source(), tmp_path / "a", config, workers=2, cache_dir=tmp_path / "c", progress=False
+    )
+    build_competition(source(), tmp_path / "b", config, workers=1, cache_dir=None, progress=False)
+    build_competition(
+        source(), tmp_path / "c2", config, workers=2, cache_dir=tmp_path / "c", progress=False
+    )
+    a, b, c = (_files(tmp_path / n) for n in ["a", "b", "c2"])
+    assert a == b == c
+    other = build_competition(source(), tmp_path / "d", config.with_(seed=8), workers=2,
+                              cache_dir=tmp_path / "c", progress=False)  # fmt: skip
+    assert _files(other.out)["private/solution.csv"] != a["private/solution.csv"]
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_build(cod_cifs, tmp_path):
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(BuildError, match="not empty"):
+        build_competition(cod_dir_source(cod_cifs).head(5), tmp_path, progress=False)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_resume_after_a_killed_build(cod_build, cod_cifs, tmp_path):
+    """Kill a build mid-way; the rerun reuses what was cached and gives the same bytes."""
+    cache = tmp_path / "cache"
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "competition", "build", "--source", "cod-dir",
+        "--input", str(cod_cifs), "--out", str(out), "--cache-dir", str(cache),
+        "--workers", "2", "--quiet",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, start_new_session=True)
+    database = cache / "results.sqlite"
+    deadline = time.monotonic() + 120
+    cached = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        if database.exists():
+            try:
+                with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as con:
+                    cached = con.execute("SELECT count(*) FROM results").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if cached >= 100:
+                break
+    assert process.poll() is None, "the build finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "manifest.json").exists()
+    assert 100 <= cached < 526
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    reused = int(re.search(r"\((\d+) results from the cache\)", rerun.stdout).group(1))
+    assert reused >= 100
+    # Same config, source and seed as the clean build: the very same bytes.
+    assert _files(out) == _files(cod_build.out)
+
+
+def test_edge_cases_end_in_dataset_or_rejects(edge_cases, tmp_path):
+    """All 537 edge-case files: none lost, no crash, no hang (each has a time limit)."""
+    summary = build_competition(
+        cod_dir_source(edge_cases), tmp_path / "out", BuildConfig(timeout=60),
+        workers=2, cache_dir=None, progress=False,
+    )  # fmt: skip
+    used, rejects = _accounted(summary.out)
+    files = {f"file:{p.name}" for p in edge_cases.glob("*.cif")}
+    whole = rejects[~rejects["entry_id"].str.contains("#")]
+    assert used | set(whole["entry_id"]) == files
+    assert not used & set(whole["entry_id"])
+    # Unused extra data blocks name the file whose first block was accepted (it may
+    # then have been dropped as a repeat of another file).
+    blocks = rejects[rejects["entry_id"].str.contains("#")]
+    accepted = used | set(rejects.loc[rejects["stage"] == "dedup", "entry_id"])
+    assert set(blocks["kept_id"]) <= accepted
+    assert len(blocks) >= 10
+    assert (rejects["reason"].str.len() > 0).all()
+    assert not rejects["stage"].isin(["error", "crash"]).any(), rejects[
+        rejects["stage"].isin(["error", "crash"])
+    ]

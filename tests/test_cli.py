@@ -1,0 +1,101 @@
+"""The ``xrd-bravais`` command line, run as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from competition.manifest import verify_manifest
+
+EXE = Path(sys.executable).with_name("xrd-bravais")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "competition"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture
+def small_input(cod_cifs, tmp_path) -> Path:
+    """40 real COD files linked into a folder."""
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for path in sorted(cod_cifs.glob("*.cif"))[:40]:
+        (folder / path.name).symlink_to(path)
+    (folder / "broken.cif").write_text("data_broken\n_cell_length_a 5\n")
+    return folder
+
+
+def test_build_small_input(small_input, tmp_path):
+    result = run(
+        "build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
+        "--cache-dir", str(tmp_path / "cache"), "--seed", "3", "--quiet",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Structures per Bravais lattice" in result.stdout
+    assert "accepted" in result.stdout and "total" in result.stdout
+    out = tmp_path / "comp"
+    assert verify_manifest(out) == []
+    rejects = pd.read_csv(out / "reports" / "rejects.csv")
+    assert "file:broken.cif" in set(rejects["entry_id"])
+    assert (out / "public" / "train.parquet").is_file()
+
+
+def test_progress_bar_goes_to_stderr(small_input, tmp_path):
+    result = run(
+        "build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
+        "--no-cache", "--limit", "10", "--workers", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "structures" in result.stderr and "cif/s" in result.stderr
+
+
+def test_nano281_preset(small_input, tmp_path):
+    result = run(
+        "build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
+        "--preset", "nano281", "--no-cache", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    columns = pd.read_parquet(tmp_path / "comp" / "public" / "test.parquet").columns
+    assert list(columns) == ["id"] + [f"y{i}" for i in range(180)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "cod-dir"], "needs --input"),
+        (["--source", "cod-dir", "--input", "nowhere"], "not a folder"),
+        (["--source", "cod-ids", "--input", "nowhere.txt"], "not a file"),
+        (["--preset", "bogus"], "unknown preset"),
+        (["--test-fraction", "1.5"], "test_fraction must be between 0 and 1"),
+        (["--source", "generated", "--spacegroups", "1,999"], "1..230"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):
+    result = run("build", "--out", "comp", "--quiet", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "comp" / "manifest.json").exists()
+
+
+def test_refuses_non_empty_folder(small_input, tmp_path):
+    (tmp_path / "comp").mkdir()
+    (tmp_path / "comp" / "notes.txt").write_text("mine")
+    result = run(
+        "build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
+        "--no-cache", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "not empty" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "comp" / "notes.txt").read_text() == "mine"
+
+
+def test_help_lists_build():
+    result = run("--help", cwd=Path.cwd())
+    assert result.returncode == 0 and "build" in result.stdout

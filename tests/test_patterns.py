@@ -1,0 +1,124 @@
+"""Patterns: golden Bragg positions, broadening, and agreement with pymatgen on real files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from competition.config import PRESETS, PatternConfig
+from competition.patterns import broaden, xrd_pattern
+from competition.structures import RejectError, parse_structure
+
+pytest.importorskip("pymatgen")
+CU_KA = 1.54184  # pymatgen's WAVELENGTHS["CuKa"], Angstrom
+
+
+def _bragg(d: float) -> float:
+    return math.degrees(2 * math.asin(CU_KA / (2 * d)))
+
+
+def _dense_reference(structure, config: PatternConfig) -> np.ndarray:
+    """Broaden pymatgen's sticks with a full Gaussian at every grid point (no cut-off)."""
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    pattern = XRDCalculator("CuKa").get_pattern(structure, scaled=False, two_theta_range=(0, 120))
+    grid = config.grid()
+    x, y = np.asarray(pattern.x), np.asarray(pattern.y)
+    profile = (y[:, None] * np.exp(-0.5 * ((grid[None, :] - x[:, None]) / config.sigma) ** 2)).sum(
+        0
+    )
+    return profile / profile.max()
+
+
+def test_rock_salt_peaks_at_bragg_angles():
+    from pymatgen.core import Lattice, Structure
+
+    a = 5.64
+    nacl = Structure.from_spacegroup(
+        225, Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    config = PRESETS["default"]
+    y = xrd_pattern(nacl, config)
+    assert y.dtype == np.float32 and y.shape == (4251,) and y.max() == 1.0 and y.min() >= 0
+    grid = config.grid()
+    # The strongest reflection of rock salt is (200), then (220).
+    assert grid[np.argmax(y)] == pytest.approx(_bragg(a / 2), abs=0.02)
+    for hkl in [(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2)]:
+        position = _bragg(a / math.sqrt(sum(h * h for h in hkl)))
+        near = np.abs(grid - position) <= 0.02
+        assert y[near].max() > 0.01, hkl
+    # Forbidden in a face-centred lattice: (100), (110), (210).
+    for hkl in [(1, 0, 0), (1, 1, 0), (2, 1, 0)]:
+        position = _bragg(a / math.sqrt(sum(h * h for h in hkl)))
+        assert y[np.abs(grid - position) <= 0.1].max() < 1e-6, hkl
+
+
+def test_single_stick_gives_a_gaussian_of_the_right_width():
+    config = PRESETS["default"]
+    y = broaden(np.array([45.0]), np.array([2.0]), config)
+    grid = config.grid()
+    assert y.max() == pytest.approx(2.0)
+    variance = (y * (grid - 45.0) ** 2).sum() / y.sum()
+    assert math.sqrt(variance) == pytest.approx(config.sigma, rel=1e-3)
+    assert grid[y >= 1.0].min() >= 45.0 - config.fwhm / 2
+    assert y.sum() * config.step == pytest.approx(
+        2.0 * config.sigma * math.sqrt(2 * math.pi), rel=1e-6
+    )
+
+
+def test_sticks_outside_the_grid_contribute_their_tails():
+    config = PRESETS["default"]
+    y = broaden(np.array([4.95, 90.05]), np.array([1.0, 1.0]), config)
+    assert y[0] > 0.4 and y[-1] > 0.4
+
+
+def test_nano281_pattern_shape():
+    from pymatgen.core import Lattice, Structure
+
+    iron = Structure(Lattice.cubic(2.8665), ["Fe", "Fe"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    y = xrd_pattern(iron, PRESETS["nano281"])
+    assert y.shape == (180,) and y.max() == 1.0
+
+
+def test_no_reflection_in_range_is_rejected():
+    from pymatgen.core import Lattice, Structure
+
+    tiny = Structure(Lattice.cubic(0.5), ["H"], [[0, 0, 0]])
+    with pytest.raises(RejectError, match="no reflection"):
+        xrd_pattern(tiny, PRESETS["default"])
+
+
+def test_built_patterns_match_direct_pymatgen_within_1e3(cod_build, cod_cifs):
+    """Every pattern in the built competition against an independent dense computation."""
+    out = cod_build.out
+    config = PRESETS["default"]
+    columns = config.column_names()
+    train = pq.read_table(out / "public" / "train.parquet").to_pandas()
+    test = pq.read_table(out / "public" / "test.parquet").to_pandas()
+    meta = pd.read_parquet(out / "private" / "test_meta.parquet")
+    train_meta = cod_build_train_sources(train, cod_cifs)
+    pairs = [(row.source_file, row.id) for row in meta.itertuples()]
+    frames = {"t": test.set_index("id"), "r": train.set_index("id")}
+    pairs += train_meta
+    assert len(pairs) == len(train) + len(test)
+    worst = 0.0
+    for source_file, row_id in pairs:
+        text = Path(source_file).read_text(encoding="latin-1")
+        structure = parse_structure(text, 500).structure
+        expected = _dense_reference(structure, config)
+        built = frames[row_id[0]].loc[row_id, columns].to_numpy(dtype=np.float64)
+        worst = max(worst, float(np.abs(built - expected).max()))
+    assert worst <= 1e-3
+
+
+def cod_build_train_sources(train: pd.DataFrame, cod_cifs) -> list[tuple[str, str]]:
+    """Training rows carry cod_id; every file in cod_cifs is named after its COD id."""
+    return [
+        (str(cod_cifs / f"{int(c)}.cif"), i)
+        for c, i in zip(train["cod_id"], train["id"], strict=True)
+    ]

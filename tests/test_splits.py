@@ -1,0 +1,97 @@
+"""Deduplication, balancing and the grouped, stratified split on hand-built tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from competition.splits import (
+    balance,
+    deduplicate,
+    group_keys,
+    grouped_stratified_split,
+    opaque_ids,
+)
+
+
+def _row(entry_id, formula, sg, lattice, a=5.0, b=5.0, c=5.0, alpha=90.0, beta=90.0, gamma=90.0):
+    return dict(
+        entry_id=entry_id, formula=formula, spacegroup_number=sg, bravais_lattice=lattice,
+        a=a, b=b, c=c, alpha=alpha, beta=beta, gamma=gamma,
+    )  # fmt: skip
+
+
+def test_dedup_keeps_first_and_names_it():
+    meta = pd.DataFrame([
+        _row("e3", "NaCl", 225, "cF", 5.640, 5.640, 5.640),
+        _row("e1", "NaCl", 225, "cF", 5.641, 5.641, 5.641),  # repeat within 0.2 %
+        _row("e2", "NaCl", 225, "cF", 5.800, 5.800, 5.800),  # same compound, other cell
+        _row("e4", "KCl", 225, "cF", 5.640, 5.640, 5.640),   # other formula
+        _row("e5", "NaCl", 221, "cP", 5.640, 5.640, 5.640),  # other space group
+    ])  # fmt: skip
+    kept, dropped = deduplicate(meta, length_rtol=2e-3, angle_atol=0.2)
+    assert list(kept["entry_id"]) == ["e1", "e2", "e4", "e5"]
+    assert list(dropped["entry_id"]) == ["e3"] and list(dropped["kept_id"]) == ["e1"]
+
+
+def test_dedup_angle_tolerance():
+    meta = pd.DataFrame([
+        _row("a", "X", 14, "mP", beta=100.0), _row("b", "X", 14, "mP", beta=100.5),
+    ])  # fmt: skip
+    assert len(deduplicate(meta, 2e-3, 0.2)[0]) == 2
+    assert len(deduplicate(meta, 2e-3, 1.0)[0]) == 1
+
+
+def test_balance_caps_each_lattice_and_is_seeded():
+    meta = pd.DataFrame(
+        [_row(f"c{i:02d}", f"F{i}", 225, "cF") for i in range(10)]
+        + [_row(f"m{i:02d}", f"G{i}", 14, "mP") for i in range(3)]
+    )
+    kept, dropped = balance(meta, per_class=4, rng=np.random.default_rng(1))
+    assert kept["bravais_lattice"].value_counts().to_dict() == {"cF": 4, "mP": 3}
+    assert len(dropped) == 6
+    again, _ = balance(meta, per_class=4, rng=np.random.default_rng(1))
+    assert list(again["entry_id"]) == list(kept["entry_id"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=40),
+    lattices=st.lists(st.sampled_from(["cF", "mP", "hR"]), min_size=40, max_size=40),
+    fraction=st.floats(0.1, 0.5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_split_never_cuts_a_compound(sizes, lattices, fraction, seed):
+    rows = [
+        _row(f"e{g}-{k}", f"C{g}", {"cF": 225, "mP": 14, "hR": 166}[lattices[g]], lattices[g])
+        for g, size in enumerate(sizes)
+        for k in range(size)
+    ]
+    meta = pd.DataFrame(rows)
+    chosen = grouped_stratified_split(meta, fraction, np.random.default_rng(seed))
+    keys = group_keys(meta)
+    assert set(keys[chosen]).isdisjoint(set(keys[~chosen]))
+
+
+def test_split_is_stratified_and_near_the_target():
+    rng = np.random.default_rng(0)
+    rows = []
+    for lattice, sg, n in [("cF", 225, 500), ("mP", 14, 200), ("hR", 166, 60)]:
+        for i in range(n):
+            rows.append(_row(f"{lattice}{i}", f"{lattice}-{i // 2}", sg, lattice))
+    meta = pd.DataFrame(rows)
+    chosen = grouped_stratified_split(meta, 0.2, rng)
+    share = meta[chosen]["bravais_lattice"].value_counts() / meta["bravais_lattice"].value_counts()
+    assert share.to_dict() == pytest.approx({"cF": 0.2, "mP": 0.2, "hR": 0.2}, abs=0.02)
+
+
+def test_opaque_ids_are_unique_random_and_fixed_width():
+    ids = opaque_ids(1000, "t", np.random.default_rng(0))
+    assert len(set(ids)) == 1000 and all(len(i) == 7 for i in ids)
+    numbers = np.array([int(i[1:]) for i in ids])
+    assert sorted(numbers) == list(range(1000))
+    # Row i does not get id i: the order is a random permutation.
+    assert abs(np.corrcoef(numbers, np.arange(1000))[0, 1]) < 0.1

@@ -1,0 +1,116 @@
+"""CIF parsing: real files parse, broken ones are rejected with a reason, never a crash."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from competition.structures import RejectError, declared_spacegroup, parse_structure
+
+NACL = """data_NaCl
+_cell_length_a 5.64
+_cell_length_b 5.64
+_cell_length_c 5.64
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'F m -3 m'
+_symmetry_Int_Tables_number 225
+loop_
+_symmetry_equiv_pos_as_xyz
+x,y,z
+x,1/2+y,1/2+z
+1/2+x,y,1/2+z
+1/2+x,1/2+y,z
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Na1 Na 0 0 0
+Cl1 Cl 0.5 0.5 0.5
+"""
+
+
+def test_hand_built_nacl_parses_to_eight_sites():
+    parsed = parse_structure(NACL, max_sites=100)
+    assert len(parsed.structure) == 8
+    assert parsed.structure.composition.reduced_formula == "NaCl"
+    assert parsed.declared_spacegroup == 225
+    assert parsed.block == "NaCl"
+
+
+def test_real_cod_file(cod_cifs):
+    parsed = parse_structure((cod_cifs / "1000027.cif").read_text(), max_sites=500)
+    assert parsed.structure.composition.reduced_formula == "MgSO4"
+    assert parsed.declared_spacegroup == 63
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty file"),
+        ("   \n\t", "empty file"),
+        ("this is not a CIF", "not a CIF|unparsable"),
+        (NACL.replace("_cell_length_b 5.64\n", ""), "_cell_length_b is missing"),
+        (NACL.replace("_cell_angle_beta 90", "_cell_angle_beta ?"), "_cell_angle_beta"),
+        (NACL.split("loop_\n_atom_site_label")[0], "_atom_site_label is missing"),
+        (NACL.replace("Na1 Na", "Xx1 Xx"), "unknown element"),
+    ],
+    ids=["empty", "blank", "not-cif", "no-b", "beta-unknown", "no-atoms", "unknown-element"],
+)
+def test_one_defect_at_a_time_is_rejected_with_a_reason(text, reason):
+    with pytest.raises(RejectError, match=reason) as info:
+        parse_structure(text, max_sites=100)
+    assert info.value.stage == "parse"
+    assert "\n" not in info.value.reason
+
+
+def test_too_many_sites_is_rejected():
+    with pytest.raises(RejectError, match="8 sites in the unit cell exceed --max-sites 4"):
+        parse_structure(NACL, max_sites=4)
+
+
+@pytest.mark.parametrize(
+    ("block", "number"),
+    [
+        ({"_space_group_IT_number": "14"}, 14),
+        ({"_symmetry_Int_Tables_number": "62"}, 62),
+        ({"_symmetry_space_group_name_H-M": "P 1 21/c 1"}, 14),
+        ({"_space_group_name_H-M_alt": "F m -3 m"}, 225),
+        ({"_symmetry_space_group_name_H-M": "R -3 m :H"}, 166),
+        ({"_space_group_IT_number": "?", "_symmetry_space_group_name_H-M": "P n m a"}, 62),
+        ({"_space_group_IT_number": "999"}, None),
+        ({"_symmetry_space_group_name_H-M": "not a group"}, None),
+        ({}, None),
+    ],
+)
+def test_declared_spacegroup(block, number):
+    assert declared_spacegroup(block) == number
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("data_loop_ _atom_site_cell_length'\";\n\t 0123456789.?-xyz")
+        ),
+        max_size=300,
+    )
+)
+def test_arbitrary_text_is_parsed_or_rejected_never_crashes(text):
+    try:
+        parse_structure(text, max_sites=50)
+    except RejectError as err:
+        assert err.reason
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=len(NACL)))
+def test_truncated_cif_is_parsed_or_rejected(cut):
+    try:
+        parse_structure(NACL[:cut], max_sites=100)
+    except RejectError as err:
+        assert err.stage == "parse"
