@@ -298,7 +298,6 @@ def assemble_competition(
         counts=counts,
         rejected_by_stage=dict(sorted(Counter(rejects["stage"]).items())),
         label_agreement=agreement,
-        n_cached=n_cached,
         seconds=seconds,
     )
     from competition.manifest import write_manifest

@@ -13,10 +13,14 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from competition.config import PRESETS, BuildConfig
+from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED
 
 if TYPE_CHECKING:
     from competition.build import BuildSummary
     from competition.sources import Source
+
+# Option defaults come from BuildConfig, the one place that sets them.
+DEFAULTS = BuildConfig()
 
 app = typer.Typer(
     name="xrd-bravais",
@@ -103,27 +107,35 @@ def build(
     ] = None,
     cod_url: Annotated[
         str, typer.Option(help="COD server for --source cod-ids.")
-    ] = "https://www.crystallography.net/cod",
+    ] = DEFAULT_COD_URL,
     n_generated: Annotated[
         int, typer.Option(min=1, help="Crystals to generate with --source generated.")
-    ] = 56,
+    ] = DEFAULT_N_GENERATED,
     spacegroups: Annotated[
         str | None, typer.Option(help="Space groups for --source generated, e.g. '14,62,225'.")
     ] = None,
-    preset: Annotated[str, typer.Option(help=f"Pattern grid: {', '.join(PRESETS)}.")] = "default",
-    symprec: Annotated[float, typer.Option(help="spglib tolerance in Angstrom.")] = 0.1,
-    max_sites: Annotated[int, typer.Option(help="Reject cells with more sites.")] = 500,
-    timeout: Annotated[float, typer.Option(help="Seconds allowed per structure.")] = 120.0,
+    preset: Annotated[
+        str, typer.Option(help=f"Pattern grid: {', '.join(PRESETS)}.")
+    ] = DEFAULTS.preset,
+    symprec: Annotated[
+        float, typer.Option(help="spglib tolerance in Angstrom.")
+    ] = DEFAULTS.symprec,
+    max_sites: Annotated[
+        int, typer.Option(help="Reject cells with more sites.")
+    ] = DEFAULTS.max_sites,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds allowed per structure.")
+    ] = DEFAULTS.timeout,
     per_class: Annotated[
         int, typer.Option(help="At most this many structures per lattice.")
-    ] = 3000,
+    ] = DEFAULTS.per_class,
     test_fraction: Annotated[
         float, typer.Option(help="Share of structures in the test set.")
-    ] = 0.2,
+    ] = DEFAULTS.test_fraction,
     public_fraction: Annotated[
         float, typer.Option(help="Share of the test set on the public leaderboard.")
-    ] = 0.3,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    ] = DEFAULTS.public_fraction,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = DEFAULTS.seed,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes [default: all CPUs].")
     ] = None,

@@ -446,8 +446,14 @@ DEFAULT_GENERATED_SPACEGROUPS: Final = (
 _GENERATED_SPECIES: Final = (("Na", "Cl"), ("Mg", "O"), ("Si", "O"), ("Ti", "O"), ("Zn", "S"))
 
 
+DEFAULT_N_GENERATED: Final = 56
+"""Generated crystals by default: two per default space group."""
+
+
 def generated_source(
-    n: int = 56, spacegroups: Sequence[int] = DEFAULT_GENERATED_SPACEGROUPS, seed: int = 0
+    n: int = DEFAULT_N_GENERATED,
+    spacegroups: Sequence[int] = DEFAULT_GENERATED_SPACEGROUPS,
+    seed: int = 0,
 ) -> Source:
     """Random crystals from pyxtal, cycling through ``spacegroups``, seeded.
 

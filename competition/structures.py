@@ -7,6 +7,7 @@ block; this module turns those warnings into the one-line reasons written to
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from dataclasses import dataclass
@@ -83,11 +84,31 @@ def _first_value(block: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def _normalise_symbol(symbol: str) -> str:
+    # "P 1 21/c 1", "P 1 2_1/c 1" and "P121/c1" are one symbol; ":2" or ":H"
+    # suffixes name an origin or axis choice, which does not change the group.
+    return symbol.split(":")[0].replace(" ", "").replace("_", "").strip().lower()
+
+
+@functools.cache
+def _symbol_table() -> dict[str, int]:
+    """Hermann-Mauguin symbols of all 530 settings in spglib's database -> number."""
+    import spglib
+
+    table: dict[str, int] = {}
+    for hall in range(1, 531):
+        kind = spglib.get_spacegroup_type(hall)
+        for symbol in (kind.international_short, kind.international_full, kind.international):
+            table.setdefault(_normalise_symbol(symbol), int(kind.number))
+    return table
+
+
 def declared_spacegroup(block: dict[str, Any]) -> int | None:
     """Space-group number a CIF data block declares, or ``None`` if it declares none.
 
     The IT number is used when present and valid; otherwise the Hermann-Mauguin
-    symbol is looked up with pymatgen (any setting it knows, e.g. ``P 1 21/c 1``).
+    symbol is looked up among the settings of spglib's database (any setting,
+    with or without spaces, e.g. ``P 1 21/c 1`` or ``R -3 m :H``).
 
     Examples
     --------
@@ -102,17 +123,9 @@ def declared_spacegroup(block: dict[str, Any]) -> int | None:
     symbol = _first_value(block, _SYMBOL_KEYS)
     if symbol is None:
         return None
-    from pymatgen.symmetry.groups import SpaceGroup
-
-    cleaned = symbol.replace("_", "").strip()
-    for candidate in (cleaned, cleaned.replace(" ", ""), cleaned.split(":")[0]):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return int(SpaceGroup(candidate).int_number)
-        except Exception:  # pymatgen raises ValueError or KeyError for unknown symbols
-            continue
-    return None
+    table, key = _symbol_table(), _normalise_symbol(symbol)
+    # Short monoclinic symbols in other settings ("A 2/m") are listed in full ("A 1 2/m 1").
+    return table.get(key, table.get(f"{key[:1]}1{key[1:]}1"))
 
 
 def parse_structure(text: str, max_sites: int) -> ParsedStructure:

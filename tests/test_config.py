@@ -55,4 +55,4 @@ def test_structure_key_ignores_split_settings_but_not_the_grid():
     base = BuildConfig()
     assert base.structure_key() == base.with_(per_class=10, seed=3, timeout=5).structure_key()
     assert base.structure_key() != base.with_(preset="nano281").structure_key()
-    assert base.structure_key() != base.with_(symprec=0.01).structure_key()
+    assert base.structure_key() != base.with_(symprec=0.1).structure_key()
