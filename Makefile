@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Demo size: the first DEMO_LIMIT AMCSD entries, at most DEMO_PER_CLASS per lattice
-# (a few minutes on 2 cores; the full 9,275 entries take about 11 minutes).
+# (about 1.5 minutes on 2 cores; the full 9,275 entries take about 6 minutes).
 DEMO_LIMIT ?= 2000
 DEMO_PER_CLASS ?= 100
 

@@ -1,0 +1,56 @@
+"""The per-structure pipeline: time limit, cache and ordering, on real structures."""
+
+from __future__ import annotations
+
+from competition.config import BuildConfig
+from competition.pipeline import StructureRecord, process_entry, run_pipeline
+from competition.sources import RawEntry, Rejected
+
+
+def _entry(path, name=None) -> RawEntry:
+    return RawEntry(
+        f"file:{name or path.name}", None, str(path), path.read_text(encoding="latin-1")
+    )
+
+
+def test_a_structure_past_its_time_limit_is_killed_and_the_rest_goes_on(edge_cases, cod_cifs):
+    big = _entry(edge_cases / "1004001.cif")  # 1,504 sites: its pattern takes many seconds
+    small = _entry(cod_cifs / "1000027.cif")
+    config = BuildConfig(max_sites=5000, timeout=1.0)
+    results, n_cached = run_pipeline([big, small], config, workers=2, progress=False)
+    by_id = {r.entry_id: r for r in results}
+    assert isinstance(by_id[big.entry_id], Rejected)
+    assert by_id[big.entry_id].stage == "timeout"
+    assert "--timeout" in by_id[big.entry_id].reason
+    assert isinstance(by_id[small.entry_id], StructureRecord)
+    assert n_cached == 0
+
+
+def test_timeouts_are_not_cached_but_results_are(edge_cases, cod_cifs, tmp_path):
+    big = _entry(edge_cases / "1004001.cif")
+    small = _entry(cod_cifs / "1000027.cif")
+    config = BuildConfig(max_sites=5000, timeout=1.0)
+    cache = tmp_path / "results.sqlite"
+    run_pipeline([big, small], config, workers=1, cache_path=cache, progress=False)
+    _, n_cached = run_pipeline([big, small], config, workers=1, cache_path=cache, progress=False)
+    assert n_cached == 1
+
+
+def test_results_come_back_sorted_whatever_finishes_first(cod_cifs):
+    entries = [_entry(p) for p in sorted(cod_cifs.glob("*.cif"))[:12]][::-1]
+    results, _ = run_pipeline(entries, BuildConfig(), workers=2, progress=False)
+    assert [r.entry_id for r in results] == sorted(e.entry_id for e in entries)
+
+
+def test_process_entry_reports_stage_timings(cod_cifs):
+    record = process_entry(_entry(cod_cifs / "1000027.cif"), BuildConfig())
+    assert isinstance(record, StructureRecord)
+    assert set(record.seconds) == {"parse", "symmetry", "pattern"}
+    assert record.spacegroup_number == 63 and record.bravais_lattice == "oS"
+    assert record.pattern.shape == (4251,)
+
+
+def test_early_rejections_pass_through(cod_cifs):
+    early = Rejected("cod:1234567", "http://x/1234567.cif", "download", "download failed: HTTP 404")
+    results, _ = run_pipeline([early], BuildConfig(), workers=1, progress=False)
+    assert results == [early]
