@@ -112,7 +112,7 @@ def organic_edge_cases() -> Source:
         symbols = {t.rstrip("0123456789.") for t in tokens}
         if {"C", "H"} <= symbols:
             picked.append(entry)
-    return Source("cod-dir", {"kind": "edge-organic"}, picked, len(picked))
+    return Source("cod-dir", {"kind": "edge-organic"}, lambda: picked, len(picked))
 
 
 def main() -> int:

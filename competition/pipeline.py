@@ -227,6 +227,7 @@ def run_pipeline(
     bar = tqdm(total=total, desc="structures", unit="cif", disable=not progress, smoothing=0.05)
 
     def todo(cache: ResultCache | None) -> Iterator[RawEntry]:
+        nonlocal n_cached
         for entry in entries:
             if isinstance(entry, Rejected):
                 results.append(entry)
@@ -236,7 +237,6 @@ def run_pipeline(
                 cache.get(result_key(entry.entry_id, entry.text, settings_key)) if cache else None
             )
             if cached is not None:
-                nonlocal n_cached
                 n_cached += 1
                 results.append(cached)
                 bar.update()

@@ -26,7 +26,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,22 +85,23 @@ class Source:
 
     ``entries()`` may yield :class:`Rejected` for inputs that failed before
     parsing (a download that returned 404, say), so nothing is lost silently.
+    It can be called any number of times; each call reads the source afresh.
     """
 
     kind: str
     description: dict[str, Any]
-    _entries: Iterable[RawEntry | Rejected]
+    _entries: Callable[[], Iterable[RawEntry | Rejected]]
     size: int | None = field(default=None)
 
     def entries(self) -> Iterator[RawEntry | Rejected]:
         """Yield every entry (or early rejection) of the source, in a stable order."""
-        yield from self._entries
+        yield from self._entries()
 
     def head(self, n: int) -> Source:
         """The same source cut to its first ``n`` entries (for quick demos and tests)."""
         size = n if self.size is None else min(n, self.size)
         description = {**self.description, "limit": n}
-        return Source(self.kind, description, itertools.islice(self._entries, n), size)
+        return Source(self.kind, description, lambda: itertools.islice(self.entries(), n), size)
 
 
 def decode_cif_bytes(data: bytes) -> str:
@@ -159,9 +160,7 @@ def cod_dir_source(root: str | Path) -> Source:
                 continue
             yield RawEntry(f"file:{rel}", cod_id_from(text, path), str(path), text)
 
-    return Source(
-        "cod-dir", {"kind": "cod-dir", "root": str(root.resolve())}, entries(), len(paths)
-    )
+    return Source("cod-dir", {"kind": "cod-dir", "root": str(root.resolve())}, entries, len(paths))
 
 
 # --------------------------------------------------------------------------- amcsd
@@ -233,7 +232,7 @@ def amcsd_source(db_path: Path | None = None) -> Source:
             con.close()
 
     description = {"kind": "amcsd", "database": str(path), "sha256": sha256_file(path)}
-    return Source("amcsd", description, entries(), size)
+    return Source("amcsd", description, entries, size)
 
 
 def _cif_value(value: Any) -> str:
@@ -432,7 +431,7 @@ def cod_ids_source(ids: Sequence[int], settings: DownloadSettings) -> Source:
             yield RawEntry(f"cod:{cod_id}", cod_id, where, text)
 
     description = {"kind": "cod-ids", "url": settings.url, "n_ids": len(ids)}
-    return Source("cod-ids", description, entries(), len(ids))
+    return Source("cod-ids", description, entries, len(ids))
 
 
 # --------------------------------------------------------------------------- generated
@@ -477,7 +476,7 @@ def generated_source(
             yield RawEntry(entry_id, None, "pyxtal", text)
 
     description = {"kind": "generated", "n": n, "spacegroups": list(spacegroups), "seed": seed}
-    return Source("generated", description, entries(), n)
+    return Source("generated", description, entries, n)
 
 
 def generated_cif(group: int, k: int, seed: int) -> str:

@@ -86,6 +86,12 @@ def test_cod_mirror_layout(cod_cifs, tmp_path):
     assert [e.cod_id for e in entries] == [1000027, 1011240, 9008569]
 
 
+def test_a_source_can_be_read_twice(cod_cifs):
+    source = cod_dir_source(cod_cifs).head(3)
+    assert [e.entry_id for e in source.entries()] == [e.entry_id for e in source.entries()]
+    assert len(list(source.entries())) == 3
+
+
 def test_cod_id_from_code_then_file_name(tmp_path):
     assert cod_id_from("_cod_database_code 1234567\n") == 1234567
     assert cod_id_from("data_x\n", tmp_path / "7654321.cif") == 7654321
