@@ -26,7 +26,8 @@ import pandas as pd
 
 from competition.config import BuildConfig
 from competition.io import atomic_path, atomic_write_text
-from competition.lattices import BRAVAIS_LATTICES
+from competition.lattices import BRAVAIS_LATTICES, bravais_lattice
+from competition.manifest import MANIFEST_NAME
 from competition.pipeline import StructureRecord, run_pipeline
 from competition.sources import Rejected, Source
 from competition.splits import (
@@ -71,7 +72,7 @@ class BuildSummary:
 def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
         raise BuildError(
             f"--out {out} is not empty and holds no earlier build (no manifest.json); "
             "choose an empty or new folder so nothing of yours is overwritten"
@@ -110,8 +111,6 @@ def label_agreement(meta: pd.DataFrame) -> dict[str, Any]:
     Returns counts and the rate over the entries that declare a space group, and
     the same for the Bravais lattice implied by each.
     """
-    from competition.lattices import bravais_lattice
-
     declared = meta.dropna(subset=["declared_spacegroup"])
     n = len(declared)
     same_group = int((declared["declared_spacegroup"] == declared["spacegroup_number"]).sum())
@@ -284,6 +283,10 @@ def assemble_competition(
     seconds["split"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    # An earlier build's manifest goes first: if writing fails half-way, the folder
+    # has no manifest and so is not taken for a complete build. (Anything that fails
+    # before this line leaves the earlier build untouched.)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
     rejects = _rejects_frame(rejected)
     counts = {
         "train": _counts(train),
@@ -308,7 +311,7 @@ def assemble_competition(
         out / "reports" / "overview.png", summary, train, patterns, config.pattern.grid()
     )
     write_manifest(out, config, source, summary)
-    seconds["write"] = time.perf_counter() - start
+    summary.seconds["write"] = time.perf_counter() - start
     return summary
 
 

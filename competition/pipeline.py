@@ -226,6 +226,8 @@ def run_pipeline(
     n_cached = 0
     bar = tqdm(total=total, desc="structures", unit="cif", disable=not progress, smoothing=0.05)
 
+    keys: dict[str, str] = {}  # entry id -> cache key, hashed once per entry
+
     def todo(cache: ResultCache | None) -> Iterator[RawEntry]:
         nonlocal n_cached
         for entry in entries:
@@ -233,9 +235,10 @@ def run_pipeline(
                 results.append(entry)
                 bar.update()
                 continue
-            cached = (
-                cache.get(result_key(entry.entry_id, entry.text, settings_key)) if cache else None
-            )
+            cached = None
+            if cache is not None:
+                keys[entry.entry_id] = result_key(entry.entry_id, entry.text, settings_key)
+                cached = cache.get(keys[entry.entry_id])
             if cached is not None:
                 n_cached += 1
                 results.append(cached)
@@ -247,7 +250,7 @@ def run_pipeline(
     with context as cache, bar:
         for entry, result, cacheable in _run_pool(todo(cache), config, workers):
             if cache is not None and cacheable:
-                cache.put(result_key(entry.entry_id, entry.text, settings_key), result)
+                cache.put(keys.pop(entry.entry_id), result)
             results.append(result)
             bar.update()
     return sorted(results, key=lambda r: r.entry_id), n_cached

@@ -16,20 +16,18 @@ if TYPE_CHECKING:
     from competition.build import BuildSummary
     from competition.config import BuildConfig
 
+_COD_LICENCE = (
+    "Structures from the Crystallography Open Database (Gražulis et al., "
+    "*J. Appl. Cryst.* 42, 726-729, 2009); COD data are in the public domain."
+)
 _LICENCES = {
     "amcsd": (
         "Structures from the American Mineralogist Crystal Structure Database "
         "(Downs & Hall-Wallace, *Am. Mineral.* 88, 247-250, 2003), as shipped by the "
         "`larixite` package; the database is freely available for research and teaching."
     ),
-    "cod-dir": (
-        "Structures from the Crystallography Open Database (Gražulis et al., "
-        "*J. Appl. Cryst.* 42, 726-729, 2009); COD data are in the public domain."
-    ),
-    "cod-ids": (
-        "Structures from the Crystallography Open Database (Gražulis et al., "
-        "*J. Appl. Cryst.* 42, 726-729, 2009); COD data are in the public domain."
-    ),
+    "cod-dir": _COD_LICENCE,
+    "cod-ids": _COD_LICENCE,
     "generated": (
         "Random crystals generated with pyxtal (Fredericks et al., 2021); no licence needed."
     ),

@@ -397,12 +397,15 @@ def cod_ids_source(ids: Sequence[int], settings: DownloadSettings) -> Source:
     Raises
     ------
     SourceError
-        If the server cannot be reached for any id that is not cached: the
-        message says so and names the URL, so that an offline machine fails fast.
+        If none of the ids that had to be downloaded (those not in the cache)
+        could reach the server: the message names the URL, so that an offline
+        machine fails fast instead of building from its cache alone. When only
+        some requests fail, those ids become rejections.
     """
     from tqdm.auto import tqdm
 
     def one(cod_id: int) -> tuple[int, Path | None, str | None, bool]:
+        """(id, cached file or None, error, whether the server was unreachable)."""
         try:
             return cod_id, download_cod_cif(cod_id, settings), None, False
         except urllib.error.HTTPError as err:
@@ -410,15 +413,19 @@ def cod_ids_source(ids: Sequence[int], settings: DownloadSettings) -> Source:
         except _Unreachable as err:
             return cod_id, None, f"download failed: server unreachable ({err})", True
 
+    cache_dir = Path(settings.cache_dir)
+    needed = {cod_id for cod_id in ids if not (cache_dir / f"{cod_id}.cif").is_file()}
+
     with ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool:
         results = list(
             tqdm(pool.map(one, ids), total=len(ids), desc="download", unit="cif", leave=False)
         )
-    unreachable = [r for r in results if r[3]]
-    if unreachable and len(unreachable) == sum(r[1] is None for r in results) == len(results):
+    attempted = [r for r in results if r[0] in needed]
+    if attempted and all(unreachable for *_, unreachable in attempted):
         raise SourceError(
-            f"cannot reach the COD server at {settings.url} ({unreachable[0][2]}); "
-            "check the network or --cod-url, or use --source cod-dir on a local mirror"
+            f"cannot reach the COD server at {settings.url} ({attempted[0][2]}); "
+            f"{len(attempted)} of {len(ids)} ids are not cached. Check the network or "
+            "--cod-url, or use --source cod-dir on a local mirror"
         )
 
     def entries() -> Iterator[RawEntry | Rejected]:

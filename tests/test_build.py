@@ -192,6 +192,36 @@ def test_same_inputs_same_bytes_with_and_without_cache(cod_cifs, tmp_path):
     assert _files(other.out)["private/solution.csv"] != a["private/solution.csv"]
 
 
+def test_a_rebuild_that_fails_while_writing_leaves_no_manifest(cod_cifs, tmp_path):
+    """The earlier manifest must not vouch for a half-rewritten folder."""
+    out = tmp_path / "out"
+    source = cod_dir_source(cod_cifs).head(40)
+    build_competition(source, out, workers=2, cache_dir=tmp_path / "c", progress=False)
+    assert verify_manifest(out) == []
+    (out / "public" / "DATA.md").unlink()
+    (out / "public" / "DATA.md").mkdir()  # a real obstacle: the rename onto it fails
+    with pytest.raises(OSError):
+        build_competition(source, out, workers=2, cache_dir=tmp_path / "c", progress=False)
+    assert not (out / "manifest.json").exists()
+    assert not list(out.rglob(".*.tmp")), "temporary files left behind"
+    with pytest.raises(FileNotFoundError, match="not a built competition"):
+        verify_manifest(out)
+
+
+def test_a_rebuild_that_fails_before_writing_keeps_the_earlier_build(cod_cifs, tmp_path):
+    out = tmp_path / "out"
+    build_competition(
+        cod_dir_source(cod_cifs).head(40), out, workers=2, cache_dir=None, progress=False
+    )
+    before = _files(out)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.cif").write_text("not a cif")
+    with pytest.raises(BuildError, match="no structure was accepted"):
+        build_competition(cod_dir_source(broken), out, workers=1, progress=False)
+    assert _files(out) == before and verify_manifest(out) == []
+
+
 def test_refuses_to_overwrite_a_folder_that_is_not_a_build(cod_cifs, tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
     with pytest.raises(BuildError, match="not empty"):

@@ -198,6 +198,23 @@ def test_offline_gives_a_clear_error(tmp_path):
         cod_ids_source([1000027, 1011240], settings)
 
 
+def test_offline_with_some_ids_cached_still_fails(cod_cifs, tmp_path):
+    """A cache must not hide an outage: the uncached ids cannot be fetched."""
+    import socket
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "1000027.cif").write_bytes((cod_cifs / "1000027.cif").read_bytes())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = _settings(f"http://127.0.0.1:{port}", tmp_path, retries=1)
+    with pytest.raises(SourceError, match="1 of 2 ids are not cached"):
+        cod_ids_source([1000027, 1011240], settings)
+    # Everything cached: no request is needed, so the build can go on offline.
+    entries = list(cod_ids_source([1000027], settings).entries())
+    assert isinstance(entries[0], RawEntry)
+
+
 def test_read_cod_ids(tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("# my selection\n1000027\n1011240, 9008569\n\n1000027\n")
