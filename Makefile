@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (only Python, pip and build tools needed):
-#   make demo   install into .venv, build the AMCSD demo competition into demo/
+#   make demo   install into .venv, build the AMCSD demo competition into demo/, grade the
+#               sample submission and print the leaderboard
 #   make test   install into .venv, lint, type-check scoring/, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +22,11 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
+	rm -rf demo/leaderboard
 	$(BIN)/xrd-bravais build --out demo --limit $(DEMO_LIMIT) --per-class $(DEMO_PER_CLASS)
+	$(BIN)/xrd-bravais submit demo/public/sample_submission.csv --competition demo \
+		--team "sample submission (majority class)" --baseline
+	$(BIN)/xrd-bravais leaderboard --competition demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ import typer
 
 from competition.config import PRESETS, BuildConfig
 from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED
+from scoring.cli import register as register_scoring
 
 if TYPE_CHECKING:
     from competition.build import BuildSummary
@@ -197,3 +198,7 @@ def _print_summary(summary: BuildSummary, config: BuildConfig) -> None:
         )
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
     echo(f"Time: {seconds}.")
+
+
+# After build, so `xrd-bravais --help` lists the commands in the order of use.
+register_scoring(app)  # validate, score, submit, select, close, leaderboard, rescore, rules

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME: Final = "manifest.json"
 FORMAT: Final = "xrd-bravais-competition/1"
+BUILT_FOLDERS: Final = ("public", "private", "reports")
+"""The folders a build writes and the manifest covers. Others beside them (the
+grader's ``leaderboard/``, baseline ``submissions/``) change after the build."""
 _VERSIONED: Final = ("xrd-bravais", "numpy", "pandas", "pyarrow", "pymatgen", "spglib", "pyxtal")
 
 
@@ -40,8 +43,9 @@ def package_versions() -> dict[str, str]:
 def _hashed_files(out: Path) -> dict[str, str]:
     files = sorted(
         p
-        for p in out.rglob("*")
-        if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".")
+        for folder in BUILT_FOLDERS
+        for p in (out / folder).rglob("*")
+        if p.is_file() and not p.name.startswith(".")
     )
     return {p.relative_to(out).as_posix(): sha256_file(p) for p in files}
 

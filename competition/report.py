@@ -43,6 +43,22 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def _reference_text(train_counts: np.ndarray) -> str:
+    from scoring.metrics import reference_scores
+
+    if train_counts.sum() == 0:
+        return "(no training rows)"
+    ref = reference_scores(train_counts)
+    majority = BRAVAIS_LATTICES[int(np.argmax(train_counts))]
+    return "\n".join([
+        f"- uniform guess (each lattice with probability 1/14): {100 * ref['uniform']:.2f} %",
+        f"- prior-matched guess (each lattice with its training share): "
+        f"{100 * ref['prior']:.2f} %",
+        f"- majority guess (always `{majority}`, the commonest training lattice): "
+        f"{100 * ref['majority']:.2f} %",
+    ])  # fmt: skip
+
+
 def write_data_card(
     path: Path, config: BuildConfig, summary: BuildSummary, source_kind: str
 ) -> None:
@@ -55,6 +71,7 @@ def write_data_card(
     table = summary.class_table()
     train_counts = table[["train"]]
     n_test = int(table.loc["total", "public"] + table.loc["total", "private"])
+    reference = _reference_text(table.loc[list(BRAVAIS_LATTICES), "train"].to_numpy())
     text = f"""# Data card
 
 Classify each simulated powder X-ray diffraction pattern into one of the 14
@@ -109,6 +126,15 @@ Training structures per lattice (the test set's label counts are not published):
 {_markdown_table(train_counts)}
 
 Test set: {n_test} patterns.
+
+## Metric and the random-guess reference
+
+Submissions are ranked by accuracy on the test set (the public leaderboard uses
+its public share; the final ranking uses the rest, at the end), ties broken by
+macro-F1, then by the earlier submission. Guessing without looking at the patterns scores, in
+expectation, if the test set follows the training class counts:
+
+{reference}
 
 ## Licence
 

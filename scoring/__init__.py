@@ -1,6 +1,15 @@
 """Validate, score and rank competition submissions.
 
-This package must import without pymatgen or torch: students install it to check
-their ``submission.csv`` before they submit. Its modules arrive with the scoring
-issue; the label set it will check against is :mod:`competition.lattices`.
+The modules run in the order of grading::
+
+    submission (validate, no labels) -> metrics -> grade (answer key) -> leaderboard -> render
+
+This package imports without pymatgen, torch or scikit-learn: students install
+it to check their ``submission.csv`` before they submit. Its labels come from
+:mod:`competition.lattices` through :mod:`scoring.tracks`.
 """
+
+from scoring.grade import GRADER_VERSION, grade
+from scoring.submission import SubmissionError, validate_submission
+
+__all__ = ["GRADER_VERSION", "SubmissionError", "grade", "validate_submission"]

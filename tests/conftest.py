@@ -44,3 +44,18 @@ def cod_build(cod_cifs: Path, tmp_path_factory: pytest.TempPathFactory):
         cache_dir=root / "cache", progress=False,
     )  # fmt: skip
     return summary
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Path:
+    """A 1,400-row competition in the built layout with balanced random labels."""
+    from scoring.synthetic import make_synthetic_competition
+
+    return make_synthetic_competition(tmp_path / "comp", n_test=1400, n_train=700, seed=3)
+
+
+def solution_frame(competition: Path):
+    """The answer key of a competition as a DataFrame (tests only)."""
+    import pandas as pd
+
+    return pd.read_csv(competition / "private" / "solution.csv", keep_default_na=False)

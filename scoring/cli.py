@@ -1,0 +1,364 @@
+"""The grading subcommands of ``xrd-bravais``: validate, score, submit, select, close,
+leaderboard, rescore and rules.
+
+A thin layer over :mod:`scoring`: each command parses its options, calls the
+library and prints. Student-facing output (validate, submit, score, the public
+leaderboard) is computed from Public rows only until the competition is closed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import numpy as np
+import typer
+
+from scoring.metrics import Scores
+from scoring.tracks import TRACKS, Track
+
+
+class TrackName(StrEnum):
+    bravais = "bravais"
+    spacegroup = "spacegroup"
+
+
+class Format(StrEnum):
+    table = "table"
+    md = "md"
+    csv = "csv"
+    html = "html"
+
+
+CompetitionOption = Annotated[
+    Path, typer.Option("--competition", "-c", help="Folder of the built competition.")
+]
+TrackOption = Annotated[
+    TrackName, typer.Option("--track", "-t", help="Bravais lattices or space groups.")
+]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _scores_line(scores: Scores, portion: str) -> str:
+    low, high = scores.accuracy_ci
+    return (
+        f"{portion} score: accuracy {100 * scores.accuracy:.2f} % "
+        f"(95 % CI {100 * low:.2f}-{100 * high:.2f}), macro-F1 {scores.macro_f1:.4f}, "
+        f"balanced accuracy {100 * scores.balanced_accuracy:.2f} %, on {scores.n:,} "
+        f"{portion} rows."
+    )
+
+
+def _details(scores: Scores, track: Track, portion: str) -> str:
+    """Per-class recall and the confusion matrix of one portion, as text."""
+    import pandas as pd
+
+    labels = [str(label) for label in track.labels]
+    cm = np.asarray(scores.confusion)
+    present = cm.sum(axis=0) + cm.sum(axis=1) > 0
+    shown = [label for label, keep in zip(labels, present, strict=True) if keep]
+    recall = pd.Series(scores.recall, index=labels)[shown]
+    lines = [f"\nRecall per class ({portion} rows; classes absent on both sides left out):"]
+    lines += [f"  {label:>4}  {'—' if np.isnan(v) else f'{100 * v:6.2f} %'}"
+              for label, v in recall.items()]  # fmt: skip
+    matrix = pd.DataFrame(cm[np.ix_(present, present)], index=shown, columns=shown)
+    matrix.index.name = "true \\ predicted"
+    lines += [f"\nConfusion matrix ({portion} rows):", matrix.to_string()]
+    return "\n".join(lines)
+
+
+def _print_notices(notices: tuple[str, ...] | list[str]) -> None:
+    for notice in notices:
+        typer.echo(f"note: {notice}")
+
+
+def validate(
+    submission: Annotated[Path, typer.Argument(help="The submission CSV.")],
+    competition: CompetitionOption,
+    track: TrackOption = TrackName.bravais,
+) -> None:
+    """Check a submission file against public/test.parquet (free, needs no labels)."""
+    from scoring.submission import SubmissionError, validate_submission
+
+    try:
+        valid = validate_submission(submission, competition, track.value)
+    except FileNotFoundError as err:
+        _fail(str(err))
+    except SubmissionError as err:
+        _print_notices(err.notices)
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+    _print_notices(valid.notices)
+    typer.echo(
+        f"{submission} is a valid {track.value} submission: {len(valid.frame):,} rows, "
+        f"one per test id (sha256 {valid.sha256[:12]})."
+    )
+
+
+def score(
+    submission: Annotated[Path, typer.Argument(help="The submission CSV.")],
+    competition: CompetitionOption,
+    track: TrackOption = TrackName.bravais,
+    details: Annotated[
+        bool, typer.Option(help="Also print recall per class and the confusion matrix.")
+    ] = False,
+    private: Annotated[
+        bool, typer.Option("--private", help="Also the Private portion (after close only).")
+    ] = False,
+) -> None:
+    """Score a submission without storing it (grader side: needs private/)."""
+    from scoring.grade import AnswerKeyError, grade
+    from scoring.leaderboard import Leaderboard, LeaderboardError
+    from scoring.submission import SubmissionError
+
+    if private:
+        try:
+            with Leaderboard.open(competition) as board:
+                closed = board.is_closed()
+        except LeaderboardError as err:
+            _fail(str(err))
+        if not closed:
+            _fail("Private scores stay hidden until the competition is closed (xrd-bravais close)")
+    try:
+        result = grade(submission, competition, track.value)
+    except (AnswerKeyError, FileNotFoundError) as err:
+        _fail(str(err))
+    except SubmissionError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+    _print_notices(result.notices)
+    spec = TRACKS[track.value]
+    typer.echo(_scores_line(result.public, "Public"))
+    if details:
+        typer.echo(_details(result.public, spec, "Public"))
+    if private:
+        typer.echo(_scores_line(result.private, "Private"))
+        if details:
+            typer.echo(_details(result.private, spec, "Private"))
+
+
+def submit(
+    submission: Annotated[Path, typer.Argument(help="The submission CSV.")],
+    team: Annotated[str, typer.Option("--team", help="Team name (created on first use).")],
+    competition: CompetitionOption,
+    track: TrackOption = TrackName.bravais,
+    message: Annotated[str, typer.Option("--message", "-m", help="A note for your record.")] = "",
+    details: Annotated[
+        bool, typer.Option(help="Print Public recall per class and confusion matrix.")
+    ] = False,
+    baseline: Annotated[
+        bool, typer.Option(help="Organisers: store as an unranked reference row.")
+    ] = False,
+) -> None:
+    """Validate, score and record a submission; print its Public score and the quota left."""
+    from scoring.grade import AnswerKeyError
+    from scoring.leaderboard import Leaderboard, LeaderboardError
+    from scoring.submission import SubmissionError
+
+    try:
+        with Leaderboard.open(competition) as board:
+            receipt = board.submit(submission, team, track.value, message, baseline=baseline)
+    except (LeaderboardError, AnswerKeyError) as err:
+        _fail(str(err))
+    except SubmissionError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+    _print_notices(receipt.notices)
+    state = "valid" if receipt.valid else "NOT valid"
+    typer.echo(
+        f"Submission {receipt.submission_id} from team {receipt.team!r} on the "
+        f"{receipt.track} track: {state} (sha256 {receipt.sha256[:12]})."
+    )
+    if receipt.public is not None:
+        typer.echo(_scores_line(receipt.public, "Public"))
+        if details:
+            typer.echo(_details(receipt.public, TRACKS[receipt.track], "Public"))
+    if receipt.late:
+        typer.echo("The competition is closed: this late submission is scored but not ranked.")
+    if receipt.quota_left is not None:
+        typer.echo(
+            f"Quota: {receipt.quota_left} valid submission"
+            f"{'s' * (receipt.quota_left != 1)} left today; resets at "
+            f"{receipt.quota_resets_at:%Y-%m-%d %H:%M} UTC."
+        )
+    if not receipt.valid:
+        typer.echo("\n".join(["problems:", *(f"  - {p}" for p in receipt.problems)]), err=True)
+        raise typer.Exit(1)
+
+
+def select(
+    submission_ids: Annotated[list[int], typer.Argument(help="Submission ids to pick.")],
+    team: Annotated[str, typer.Option("--team", help="Your team name.")],
+    competition: CompetitionOption,
+    track: TrackOption = TrackName.bravais,
+) -> None:
+    """Pick up to two submissions for the private leaderboard (default: two best Public)."""
+    from scoring.leaderboard import Leaderboard, LeaderboardError
+
+    try:
+        with Leaderboard.open(competition) as board:
+            chosen = board.select(team, submission_ids, track.value)
+    except LeaderboardError as err:
+        _fail(str(err))
+    typer.echo(
+        f"Team {team!r} selected submission(s) {', '.join(map(str, chosen))} on the "
+        f"{track.value} track for the private leaderboard."
+    )
+
+
+def close(
+    competition: CompetitionOption,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="Deadline (UTC) instead of now, e.g. 2026-12-01T00:00:00."),
+    ] = None,
+) -> None:
+    """Freeze the competition at its deadline; then the private leaderboard appears."""
+    from scoring.leaderboard import Leaderboard, LeaderboardError
+
+    deadline = None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
+    try:
+        with Leaderboard.open(competition) as board:
+            rules = board.close(deadline)
+            closed = board.is_closed()
+    except LeaderboardError as err:
+        _fail(str(err))
+    assert rules.deadline is not None
+    when = f"{rules.deadline:%Y-%m-%d %H:%M:%S} UTC"
+    if closed:
+        typer.echo(
+            f"Closed at {when}. Later submissions are kept as late (unranked). "
+            "See the result with: xrd-bravais leaderboard --private"
+        )
+    else:
+        typer.echo(f"The competition will close at {when}.")
+
+
+def leaderboard(
+    competition: CompetitionOption,
+    track: TrackOption = TrackName.bravais,
+    private: Annotated[
+        bool, typer.Option("--private", help="Final standings with the shake-up (after close).")
+    ] = False,
+    late: Annotated[bool, typer.Option("--late", help="Submissions after the deadline.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead.")
+    ] = None,
+) -> None:
+    """Print the public leaderboard, or the private one and the shake-up after close."""
+    from competition.io import atomic_write_text
+    from scoring.grade import AnswerKeyError, load_answer_key, reference_guesses
+    from scoring.leaderboard import Leaderboard, LeaderboardError, utc_now
+    from scoring.render import display_frame, render
+
+    now = utc_now()
+    try:
+        with Leaderboard.open(competition) as board:
+            if late:
+                frame = board.late_board(track.value, now)
+                title = f"Late submissions ({track.value} track, not ranked)"
+                text = render(frame, fmt.value, title, generated_at=now)
+            else:
+                portion = "Private" if private else "Public"
+                table = (
+                    board.private_board(track.value, now)
+                    if private
+                    else board.public_board(track.value)
+                )
+                try:
+                    refs = reference_guesses(load_answer_key(competition), track.value, portion)
+                except AnswerKeyError:
+                    refs = None
+                shown = display_frame(table, refs, private=private)
+                title = f"{portion} leaderboard: {competition.resolve().name} ({track.value} track)"
+                subtitle = (
+                    f"Accuracy on the {portion} part of the test set; ties broken by "
+                    "macro-F1, then the earlier submission."
+                )
+                text = render(shown, fmt.value, title, subtitle, generated_at=now)
+    except LeaderboardError as err:
+        _fail(str(err))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+        typer.echo(f"Wrote {out}.")
+
+
+def rescore(competition: CompetitionOption) -> None:
+    """Grade every stored submission again (after fixing the answer key or the grader)."""
+    from scoring.grade import AnswerKeyError
+    from scoring.leaderboard import Leaderboard, LeaderboardError
+
+    try:
+        with Leaderboard.open(competition) as board:
+            changes = board.rescore()
+            closed = board.is_closed()
+            n = sum(len(board.submissions(name)) for name in TRACKS)
+    except (LeaderboardError, AnswerKeyError) as err:
+        _fail(str(err))
+    typer.echo(f"Rescored {n} submission{'s' * (n != 1)}: {len(changes)} changed.")
+    hidden = 0
+    for change in changes:
+        fields = ["valid", "public_accuracy", "public_macro_f1"]
+        if closed:
+            fields += ["private_accuracy", "private_macro_f1"]
+        moved = [f"{f} {change.before[f]} -> {change.after[f]}" for f in fields
+                 if change.before[f] != change.after[f]]  # fmt: skip
+        if moved:
+            typer.echo(f"  #{change.submission_id} {change.team} ({change.track}): "
+                       + "; ".join(moved))  # fmt: skip
+        else:
+            hidden += 1
+    if hidden:
+        typer.echo(f"  {hidden} changed only on Private rows (shown after close).")
+
+
+def rules(
+    competition: CompetitionOption,
+    daily_quota: Annotated[
+        int | None, typer.Option(min=0, help="Valid submissions per team and UTC day.")
+    ] = None,
+    invalid_quota: Annotated[
+        int | None, typer.Option(min=0, help="Invalid submissions per team and UTC day.")
+    ] = None,
+    max_selected: Annotated[
+        int | None, typer.Option(min=0, help="Submissions a team may select.")
+    ] = None,
+) -> None:
+    """Show the competition rules, or change the quotas."""
+    from scoring.leaderboard import Leaderboard, LeaderboardError
+
+    changes = {
+        name: value
+        for name, value in (
+            ("daily_quota", daily_quota),
+            ("invalid_daily_quota", invalid_quota),
+            ("max_selected", max_selected),
+        )
+        if value is not None
+    }
+    try:
+        with Leaderboard.open(competition) as board:
+            current = board.set_rules(**changes) if changes else board.rules
+    except LeaderboardError as err:
+        _fail(str(err))
+    deadline = "none" if current.deadline is None else f"{current.deadline:%Y-%m-%d %H:%M:%S} UTC"
+    typer.echo(
+        f"daily quota: {current.daily_quota} valid, {current.invalid_daily_quota} invalid "
+        f"submissions per team, track and UTC day\nselections: up to {current.max_selected} "
+        f"per team\ndeadline: {deadline}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the grading commands to the ``xrd-bravais`` application."""
+    for command in (validate, score, submit, select, close, leaderboard, rescore, rules):
+        app.command()(command)

@@ -1,0 +1,800 @@
+"""The leaderboard: a SQLite store of teams and submissions beside the competition.
+
+``<competition>/leaderboard/leaderboard.sqlite`` (stdlib :mod:`sqlite3`, WAL mode)
+holds teams, every submission's bytes once (content-addressed by sha256), its
+time, message, validity, scores, grader version and answer-key hash. Labels are
+never stored. Each submission is checked against the quotas and written in one
+``BEGIN IMMEDIATE`` transaction, so concurrent submitters never exceed a quota
+and nothing is lost.
+
+Phases: before the deadline only Public scores leave this module through
+student-facing functions (:meth:`Leaderboard.submit`'s receipt and
+:meth:`Leaderboard.public_board`); :meth:`Leaderboard.private_board` refuses
+until :meth:`Leaderboard.close` has frozen the competition. Later submissions are
+kept as *late*: scored, never ranked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from scoring.grade import GRADER_VERSION, AnswerKey, GradeResult, grade, load_answer_key
+from scoring.metrics import Scores
+from scoring.submission import SubmissionError, SubmissionInput, oversize_message, size_limit
+from scoring.tracks import DEFAULT_TRACK, Track, get_track
+
+DB_PATH: Final = Path("leaderboard") / "leaderboard.sqlite"
+"""Where the store lives, relative to the competition folder (never in ``public/``)."""
+
+MAX_TEAM_NAME: Final = 64
+MAX_MESSAGE: Final = 500
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS teams (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    baseline INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    content BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    id INTEGER PRIMARY KEY,
+    team_id INTEGER NOT NULL REFERENCES teams(id),
+    track TEXT NOT NULL,
+    sha256 TEXT NOT NULL REFERENCES files(sha256),
+    submitted_at TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    valid INTEGER NOT NULL,
+    problems TEXT,
+    public_accuracy REAL,
+    public_macro_f1 REAL,
+    private_accuracy REAL,
+    private_macro_f1 REAL,
+    scores TEXT,
+    grader_version TEXT NOT NULL,
+    answer_key_sha256 TEXT NOT NULL,
+    selected INTEGER NOT NULL DEFAULT 0,
+    late INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (team_id, track, submitted_at);
+"""
+
+
+class LeaderboardError(RuntimeError):
+    """A request the leaderboard refuses (unknown team, closed competition, ...)."""
+
+
+class QuotaExceeded(LeaderboardError):
+    """The team has used today's submissions; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Competition rules kept in the store.
+
+    Attributes
+    ----------
+    daily_quota : int
+        Valid submissions per team, track and UTC day.
+    invalid_daily_quota : int
+        Invalid submissions per team, track and UTC day (kept apart so a student
+        fixing a file does not lose scored submissions).
+    max_selected : int
+        Submissions a team may pick for the private leaderboard.
+    deadline : datetime or None
+        When the competition closes (UTC); ``None`` while open-ended.
+    """
+
+    daily_quota: int = 5
+    invalid_daily_quota: int = 20
+    max_selected: int = 2
+    deadline: datetime | None = None
+
+    def is_closed(self, now: datetime) -> bool:
+        """Whether ``now`` is at or after the deadline."""
+        return self.deadline is not None and now >= self.deadline
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a team learns from a submission: never anything from Private rows.
+
+    Attributes
+    ----------
+    submission_id : int
+    team : str
+    track : str
+    sha256 : str
+        Hex digest of the file as stored.
+    submitted_at : datetime
+    valid : bool
+    problems : tuple of str
+        The validator's findings when not valid.
+    notices : tuple of str
+    public : Scores or None
+        Public-portion scores of a valid submission.
+    quota_left : int or None
+        Valid submissions left today (None for baselines).
+    quota_resets_at : datetime
+        Next midnight UTC.
+    late : bool
+        Sent after the deadline: scored, not ranked.
+    """
+
+    submission_id: int
+    team: str
+    track: str
+    sha256: str
+    submitted_at: datetime
+    valid: bool
+    problems: tuple[str, ...]
+    notices: tuple[str, ...]
+    public: Scores | None
+    quota_left: int | None
+    quota_resets_at: datetime
+    late: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    """How one stored submission's scores moved in a rescore."""
+
+    submission_id: int
+    team: str
+    track: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    # Fixed-width ISO text, so SQL string order is time order.
+    if moment.tzinfo is None:
+        raise ValueError("times must be timezone-aware (UTC)")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse_stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def day_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    """Start and end (exclusive) of the UTC day holding ``moment``."""
+    start = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def clean_team_name(name: str) -> str:
+    """Check a team name: 1..64 printable characters, surrounding spaces removed.
+
+    Raises
+    ------
+    LeaderboardError
+        If the name is empty, too long or has control characters.
+    """
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name or len(name) > MAX_TEAM_NAME:
+        raise LeaderboardError(f"team name must have 1 to {MAX_TEAM_NAME} characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise LeaderboardError("team name must not contain control characters")
+    return name
+
+
+class Leaderboard:
+    """The store of one competition's submissions.
+
+    Open it with :meth:`open`; every method runs its own short transaction, so one
+    object may be used for a whole session and several processes may share the
+    file.
+
+    Examples
+    --------
+    >>> board = Leaderboard.open("comp")  # doctest: +SKIP
+    >>> receipt = board.submit("submission.csv", team="alpha")  # doctest: +SKIP
+    >>> board.public_board().head()  # doctest: +SKIP
+    """
+
+    def __init__(self, competition: Path, connection: sqlite3.Connection) -> None:
+        self.competition = competition
+        self.connection = connection
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, competition: str | os.PathLike[str]) -> Leaderboard:
+        """Open (creating if needed) the store of a built competition.
+
+        Raises
+        ------
+        LeaderboardError
+            If the folder is not a built competition.
+        """
+        root = Path(competition)
+        if not (root / "manifest.json").is_file():
+            raise LeaderboardError(f"{root} is not a built competition (no manifest.json)")
+        path = root / DB_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Long busy timeout: concurrent submitters queue on the write lock.
+        connection = sqlite3.connect(path, timeout=120, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA foreign_keys = ON")
+        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            # Another process may be switching it at the same moment; either way it ends WAL.
+            with contextlib.suppress(sqlite3.OperationalError):
+                connection.execute("PRAGMA journal_mode = WAL")
+        board = cls(root, connection)
+        with board._write():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                connection.execute(statement)
+        return board
+
+    def close_connection(self) -> None:
+        """Close the database connection."""
+        self.connection.close()
+
+    def __enter__(self) -> Leaderboard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_connection()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the database's write lock up front."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    # ------------------------------------------------------------------ rules
+    @property
+    def rules(self) -> Rules:
+        """The rules now in force."""
+        rows = dict(self.connection.execute("SELECT key, value FROM settings").fetchall())
+        defaults = Rules()
+        deadline = rows.get("deadline")
+        return Rules(
+            daily_quota=int(rows.get("daily_quota", defaults.daily_quota)),
+            invalid_daily_quota=int(rows.get("invalid_daily_quota", defaults.invalid_daily_quota)),
+            max_selected=int(rows.get("max_selected", defaults.max_selected)),
+            deadline=_parse_stamp(deadline) if deadline else None,
+        )
+
+    def set_rules(self, **changes: Any) -> Rules:
+        """Change some rules (``daily_quota=10``, ``deadline=datetime(...)``) and return them."""
+        rules = replace(self.rules, **changes)
+        for name in ("daily_quota", "invalid_daily_quota", "max_selected"):
+            if getattr(rules, name) < 0:
+                raise LeaderboardError(f"{name} must be 0 or more")
+        values = {
+            "daily_quota": str(rules.daily_quota),
+            "invalid_daily_quota": str(rules.invalid_daily_quota),
+            "max_selected": str(rules.max_selected),
+        }
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+            if rules.deadline is None:
+                db.execute("DELETE FROM settings WHERE key = 'deadline'")
+            else:
+                db.execute(
+                    "INSERT INTO settings (key, value) VALUES ('deadline', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_stamp(rules.deadline),),
+                )
+            # Submissions at or after the deadline are late, whenever it is set.
+            cut = _stamp(rules.deadline) if rules.deadline else None
+            db.execute(
+                "UPDATE submissions SET late = (? IS NOT NULL AND submitted_at >= ?)",
+                (cut, cut),
+            )
+        return self.rules
+
+    def close(self, at: datetime | None = None) -> Rules:
+        """Freeze the competition at ``at`` (default: now).
+
+        Submissions from that moment on are late. The private leaderboard and the
+        shake-up report become available once the moment has passed.
+        """
+        return self.set_rules(deadline=at or utc_now())
+
+    def is_closed(self, now: datetime | None = None) -> bool:
+        """Whether the deadline has passed."""
+        return self.rules.is_closed(now or utc_now())
+
+    # ------------------------------------------------------------------ teams
+    def _team_id(self, db: sqlite3.Connection, name: str, baseline: bool, now: str) -> int:
+        row = db.execute("SELECT id, baseline FROM teams WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            cursor = db.execute(
+                "INSERT INTO teams (name, baseline, created_at) VALUES (?, ?, ?)",
+                (name, int(baseline), now),
+            )
+            return int(cursor.lastrowid or 0)
+        if bool(row["baseline"]) != baseline:
+            kind = "a baseline" if row["baseline"] else "a team"
+            raise LeaderboardError(f"{name!r} is already {kind}; pick another name")
+        return int(row["id"])
+
+    def teams(self) -> pd.DataFrame:
+        """Every team: name, baseline flag, creation time."""
+        return pd.read_sql_query(
+            "SELECT name, baseline, created_at FROM teams ORDER BY id", self.connection
+        )
+
+    # ------------------------------------------------------------------ submitting
+    def submit(
+        self,
+        submission: SubmissionInput,
+        team: str,
+        track: str | Track = DEFAULT_TRACK,
+        message: str = "",
+        *,
+        baseline: bool = False,
+        answer_key: AnswerKey | None = None,
+        now: datetime | None = None,
+    ) -> Receipt:
+        """Validate, score and store a submission within the team's quota.
+
+        Parameters
+        ----------
+        submission : path, bytes, binary file or DataFrame
+            The CSV.
+        team : str
+            Team name; a new name creates the team.
+        track : {"bravais", "spacegroup"}
+        message : str
+            A note for the team's own record (at most 500 characters).
+        baseline : bool
+            Store as a reference row: shown, never ranked, no quota.
+        answer_key : AnswerKey, optional
+            Loaded key, to avoid reading it per call.
+        now : datetime, optional
+            The submission time (tests); default: the clock, read inside the
+            write transaction so quota days are exact.
+
+        Returns
+        -------
+        Receipt
+            Public scores only.
+
+        Raises
+        ------
+        QuotaExceeded
+            If the team has no submission left today; nothing is stored.
+        AnswerKeyError
+            If the answer key does not match the manifest; nothing is stored.
+        """
+        spec = get_track(track)
+        name = clean_team_name(team)
+        message = message.strip()[:MAX_MESSAGE]
+        key = answer_key or load_answer_key(self.competition)
+        problems: tuple[str, ...] = ()
+        notices: tuple[str, ...] = ()
+        result: GradeResult | None = None
+        content = _read_for_store(submission, size_limit(len(key)))
+        try:
+            result = grade(content, key, spec)
+            notices = result.notices
+        except SubmissionError as err:
+            problems, notices = tuple(err.problems), tuple(err.notices)
+        digest = _sha256(content)
+        with self._write() as db:
+            moment = now or utc_now()
+            stamp = _stamp(moment)
+            team_id = self._team_id(db, name, baseline, stamp)
+            rules = self.rules
+            left = None if baseline else self._check_quota(db, team_id, spec, moment, rules, result)
+            db.execute(
+                "INSERT OR IGNORE INTO files (sha256, size, content) VALUES (?, ?, ?)",
+                (digest, len(content), content),
+            )
+            late = rules.is_closed(moment)
+            cursor = db.execute(
+                "INSERT INTO submissions (team_id, track, sha256, submitted_at, message, valid, "
+                "problems, public_accuracy, public_macro_f1, private_accuracy, private_macro_f1, "
+                "scores, grader_version, answer_key_sha256, late) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    team_id, spec.name, digest, stamp, message, int(result is not None),
+                    json.dumps(list(problems)) if problems else None,
+                    *_score_columns(result),
+                    json.dumps(result.to_dict()) if result else None,
+                    GRADER_VERSION, key.sha256, int(late),
+                ),
+            )  # fmt: skip
+            submission_id = int(cursor.lastrowid or 0)
+        return Receipt(
+            submission_id=submission_id,
+            team=name,
+            track=spec.name,
+            sha256=digest,
+            submitted_at=moment,
+            valid=result is not None,
+            problems=problems,
+            notices=notices,
+            public=result.public if result else None,
+            quota_left=left,
+            quota_resets_at=day_bounds(moment)[1],
+            late=late,
+        )
+
+    def _check_quota(
+        self,
+        db: sqlite3.Connection,
+        team_id: int,
+        track: Track,
+        moment: datetime,
+        rules: Rules,
+        result: GradeResult | None,
+    ) -> int:
+        start, end = (_stamp(t) for t in day_bounds(moment))
+        used = dict(
+            db.execute(
+                "SELECT valid, COUNT(*) FROM submissions WHERE team_id = ? AND track = ? "
+                "AND submitted_at >= ? AND submitted_at < ? GROUP BY valid",
+                (team_id, track.name, start, end),
+            ).fetchall()
+        )
+        n_valid, n_invalid = used.get(1, 0), used.get(0, 0)
+        reset = f"resets at {day_bounds(moment)[1]:%Y-%m-%d %H:%M} UTC"
+        if result is not None and n_valid >= rules.daily_quota:
+            raise QuotaExceeded(
+                f"daily quota reached: {n_valid} of {rules.daily_quota} valid submissions "
+                f"today on the {track.name} track; it {reset}; the file was not stored"
+            )
+        if result is None and n_invalid >= rules.invalid_daily_quota:
+            raise QuotaExceeded(
+                f"too many invalid submissions today ({n_invalid} of "
+                f"{rules.invalid_daily_quota}); check files with `xrd-bravais validate` first "
+                f"(it is free); the limit {reset}"
+            )
+        return int(rules.daily_quota - n_valid - (result is not None))
+
+    # ------------------------------------------------------------------ selection
+    def select(
+        self, team: str, submission_ids: Sequence[int], track: str | Track = DEFAULT_TRACK,
+        now: datetime | None = None,
+    ) -> list[int]:  # fmt: skip
+        """Pick the submissions that count for the private leaderboard.
+
+        Replaces the team's earlier picks on that track. With no picks, the team's
+        two best Public submissions count.
+
+        Raises
+        ------
+        LeaderboardError
+            Too many picks, an id that is not the team's valid, on-time submission
+            on this track, or a closed competition.
+        """
+        spec = get_track(track)
+        ids = sorted(set(int(i) for i in submission_ids))
+        rules = self.rules
+        if rules.is_closed(now or utc_now()):
+            raise LeaderboardError("the competition is closed; selections are final")
+        if len(ids) > rules.max_selected:
+            raise LeaderboardError(
+                f"at most {rules.max_selected} submissions may be selected, got {len(ids)}"
+            )
+        with self._write() as db:
+            row = db.execute("SELECT id FROM teams WHERE name = ?", (team,)).fetchone()
+            if row is None:
+                raise LeaderboardError(f"no team called {team!r}")
+            own = {
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM submissions WHERE team_id = ? AND track = ? AND valid = 1 "
+                    "AND late = 0",
+                    (row["id"], spec.name),
+                )
+            }
+            foreign = [i for i in ids if i not in own]
+            if foreign:
+                raise LeaderboardError(
+                    f"submission(s) {', '.join(map(str, foreign))} are not valid on-time "
+                    f"{spec.name} submissions of team {team!r}"
+                )
+            db.execute(
+                "UPDATE submissions SET selected = (id IN (SELECT value FROM json_each(?))) "
+                "WHERE team_id = ? AND track = ?",
+                (json.dumps(ids), row["id"], spec.name),
+            )
+        return ids
+
+    # ------------------------------------------------------------------ reading
+    def submissions(self, track: str | Track = DEFAULT_TRACK) -> pd.DataFrame:
+        """Every stored submission of a track (grader view: includes Private columns)."""
+        spec = get_track(track)
+        return pd.read_sql_query(
+            "SELECT s.id AS submission_id, t.name AS team, t.baseline, s.track, s.sha256, "
+            "s.submitted_at, s.message, s.valid, s.public_accuracy, s.public_macro_f1, "
+            "s.private_accuracy, s.private_macro_f1, s.scores, s.selected, s.late, "
+            "s.grader_version, s.answer_key_sha256 "
+            "FROM submissions s JOIN teams t ON t.id = s.team_id WHERE s.track = ? "
+            "ORDER BY s.id",
+            self.connection,
+            params=(spec.name,),
+        )
+
+    def file(self, sha256: str) -> bytes:
+        """The stored bytes of a submission file."""
+        row = self.connection.execute(
+            "SELECT content FROM files WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+        if row is None:
+            raise LeaderboardError(f"no stored file with sha256 {sha256}")
+        content: bytes = bytes(row[0])
+        return content
+
+    def team_history(self, team: str, track: str | Track = DEFAULT_TRACK) -> pd.DataFrame:
+        """A team's own submissions with Public scores only (safe to show the team)."""
+        frame = self.submissions(track)
+        frame = frame[frame["team"] == team]
+        columns = [
+            "submission_id", "submitted_at", "message", "valid",
+            "public_accuracy", "public_macro_f1", "selected", "late",
+        ]  # fmt: skip
+        return frame[columns].reset_index(drop=True)
+
+    def public_board(self, track: str | Track = DEFAULT_TRACK) -> pd.DataFrame:
+        """The public leaderboard: each team's best on-time Public score.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``rank, team, baseline, accuracy, macro_f1, accuracy_ci_low,
+            accuracy_ci_high, entries, submission_id, submitted_at``; sorted by
+            accuracy, macro-F1, then the earlier submission; teams without a valid
+            submission last with no rank; baselines flagged and unranked.
+        """
+        frame = self.submissions(track)
+        frame = frame[frame["late"] == 0]
+        return _board(frame, "public")
+
+    def private_board(
+        self, track: str | Track = DEFAULT_TRACK, now: datetime | None = None
+    ) -> pd.DataFrame:
+        """The final leaderboard, with the shake-up: only after the deadline.
+
+        Each team is scored by the best Private accuracy among its selected
+        submissions (or, with none selected, its two best Public ones).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The :meth:`public_board` columns on Private scores, plus
+            ``public_rank``, ``change`` (places gained) and ``gap`` (Public minus
+            Private accuracy of the submission that counts).
+
+        Raises
+        ------
+        LeaderboardError
+            Before the deadline.
+        """
+        if not self.is_closed(now):
+            raise LeaderboardError(
+                "the private leaderboard stays hidden until the competition is closed "
+                "(xrd-bravais close)"
+            )
+        spec = get_track(track)
+        frame = self.submissions(spec)
+        frame = frame[(frame["late"] == 0)]
+        public = _board(frame, "public")
+        finalists = _final_candidates(frame, self.rules.max_selected)
+        board = _board(finalists, "private")
+        public_rank = public.set_index("team")["rank"]
+        public_accuracy = frame.set_index("submission_id")["public_accuracy"]
+        board["public_rank"] = board["team"].map(public_rank).astype("Int64")
+        board["change"] = board["public_rank"] - board["rank"]
+        board["gap"] = board["submission_id"].map(public_accuracy) - board["accuracy"]
+        return board
+
+    def late_board(
+        self, track: str | Track = DEFAULT_TRACK, now: datetime | None = None
+    ) -> pd.DataFrame:
+        """Submissions after the deadline: scored for information, never ranked."""
+        frame = self.submissions(track)
+        frame = frame[frame["late"] == 1]
+        closed = self.is_closed(now)
+        columns = ["submission_id", "team", "submitted_at", "valid", "public_accuracy",
+                   "public_macro_f1"]  # fmt: skip
+        if closed:
+            columns += ["private_accuracy", "private_macro_f1"]
+        return frame[columns].reset_index(drop=True)
+
+    # ------------------------------------------------------------------ rescoring
+    def rescore(self, answer_key: AnswerKey | None = None) -> list[Change]:
+        """Grade every stored submission again with the current key and grader.
+
+        Returns
+        -------
+        list of Change
+            The submissions whose validity or scores changed.
+        """
+        key = answer_key or load_answer_key(self.competition)
+        rows = self.connection.execute(
+            "SELECT s.id, s.track, s.sha256, s.valid, s.public_accuracy, s.public_macro_f1, "
+            "s.private_accuracy, s.private_macro_f1, t.name FROM submissions s "
+            "JOIN teams t ON t.id = s.team_id ORDER BY s.id"
+        ).fetchall()
+        updates, changes = [], []
+        fields = ("valid", "public_accuracy", "public_macro_f1", "private_accuracy",
+                  "private_macro_f1")  # fmt: skip
+        for row in rows:
+            content = self.file(row["sha256"])
+            try:
+                result: GradeResult | None = grade(content, key, row["track"])
+                problems = None
+            except SubmissionError as err:
+                result, problems = None, json.dumps(err.problems)
+            new = dict(zip(fields, (int(result is not None), *_score_columns(result)), strict=True))
+            old = {name: row[name] for name in fields}
+            if not _same(old, new):
+                changes.append(Change(row["id"], row["name"], row["track"], old, new))
+            updates.append((
+                new["valid"], problems, *_score_columns(result),
+                json.dumps(result.to_dict()) if result else None,
+                GRADER_VERSION, key.sha256, row["id"],
+            ))  # fmt: skip
+        with self._write() as db:
+            db.executemany(
+                "UPDATE submissions SET valid = ?, problems = ?, public_accuracy = ?, "
+                "public_macro_f1 = ?, private_accuracy = ?, private_macro_f1 = ?, scores = ?, "
+                "grader_version = ?, answer_key_sha256 = ? WHERE id = ?",
+                updates,
+            )
+        return changes
+
+
+def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    for name, value in old.items():
+        other = new[name]
+        if value is None or other is None:
+            if (value is None) != (other is None):
+                return False
+        elif not np.isclose(value, other, rtol=0, atol=1e-12):
+            return False
+    return True
+
+
+def _read_for_store(submission: SubmissionInput, limit: int) -> bytes:
+    """The submission's bytes as stored.
+
+    A file that cannot be read or is over the size limit is refused before it is
+    read whole, with a :class:`SubmissionError`; it is neither stored nor counted.
+    """
+    if isinstance(submission, pd.DataFrame):
+        text: str = submission.to_csv(index=False)
+        return text.encode("utf-8")
+    if isinstance(submission, bytes):
+        content = submission
+    elif isinstance(submission, str | os.PathLike):
+        path = Path(submission)
+        if not path.is_file():
+            raise SubmissionError([f"file {path} not found; check the path"])
+        if path.stat().st_size > limit:
+            raise SubmissionError([oversize_message(path.stat().st_size, limit)])
+        content = path.read_bytes()
+    else:
+        data = submission.read(limit + 1)
+        content = data if isinstance(data, bytes) else str(data).encode("utf-8")
+    if len(content) > limit:
+        raise SubmissionError([oversize_message(len(content), limit)])
+    return content
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _score_columns(result: GradeResult | None) -> tuple[float | None, ...]:
+    if result is None:
+        return (None, None, None, None)
+    values = (result.public.accuracy, result.public.macro_f1,
+              result.private.accuracy, result.private.macro_f1)  # fmt: skip
+    return tuple(None if np.isnan(v) else float(v) for v in values)
+
+
+def _ci(scores_json: object, portion: str) -> tuple[float, float]:
+    if not isinstance(scores_json, str):  # NULL: an invalid submission
+        return (float("nan"), float("nan"))
+    low, high = json.loads(scores_json)[portion]["accuracy_ci"]
+    return (float("nan") if low is None else low, float("nan") if high is None else high)
+
+
+def _final_candidates(frame: pd.DataFrame, max_selected: int) -> pd.DataFrame:
+    """Per team, the selected valid submissions, or its best Public ones if none."""
+    valid = frame[frame["valid"] == 1]
+    picked = []
+    for _, team_rows in valid.groupby("team", sort=False):
+        chosen = team_rows[team_rows["selected"] == 1]
+        if chosen.empty:
+            chosen = _sort_best(team_rows, "public").head(max_selected)
+        picked.append(chosen)
+    invalid_only = frame[~frame["team"].isin(valid["team"])]
+    return pd.concat([*picked, invalid_only], ignore_index=True) if picked else invalid_only
+
+
+def _sort_best(frame: pd.DataFrame, portion: str) -> pd.DataFrame:
+    return frame.sort_values(
+        [f"{portion}_accuracy", f"{portion}_macro_f1", "submitted_at", "submission_id"],
+        ascending=[False, False, True, True],
+        na_position="last",
+        kind="stable",
+    )
+
+
+def _board(frame: pd.DataFrame, portion: str) -> pd.DataFrame:
+    """Best submission per team on a portion, ranked with shared ranks for ties."""
+    columns = ["rank", "team", "baseline", "accuracy", "macro_f1", "accuracy_ci_low",
+               "accuracy_ci_high", "entries", "submission_id", "submitted_at"]  # fmt: skip
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = _sort_best(frame, portion)
+    best = ordered.drop_duplicates("team", keep="first")
+    entries = frame.groupby("team")["valid"].sum()
+    ci = [_ci(s, portion) for s in best["scores"]]
+    board = pd.DataFrame({
+        "team": best["team"].to_numpy(),
+        "baseline": best["baseline"].astype(bool).to_numpy(),
+        "accuracy": best[f"{portion}_accuracy"].astype(float).to_numpy(),
+        "macro_f1": best[f"{portion}_macro_f1"].astype(float).to_numpy(),
+        "accuracy_ci_low": [c[0] for c in ci],
+        "accuracy_ci_high": [c[1] for c in ci],
+        "entries": best["team"].map(entries).astype(int).to_numpy(),
+        "submission_id": best["submission_id"].to_numpy(),
+        "submitted_at": best["submitted_at"].to_numpy(),
+    })  # fmt: skip
+    board.insert(0, "rank", pd.array(_competition_ranks(board), dtype="Int64"))
+    return board[columns]
+
+
+def _competition_ranks(board: pd.DataFrame) -> list[int | None]:
+    """Ranks 1, 2, 2, 4 over ranked rows (equal accuracy and macro-F1 share a rank).
+
+    Baselines and rows without a score get no rank; the board is already sorted.
+    """
+    ranks: list[int | None] = []
+    previous: tuple[float, float] | None = None
+    position = 0
+    current = 0
+    for accuracy, macro_f1, baseline in zip(
+        board["accuracy"], board["macro_f1"], board["baseline"], strict=True
+    ):
+        if baseline or np.isnan(accuracy):
+            ranks.append(None)
+            continue
+        position += 1
+        key = (float(accuracy), float(-1.0 if np.isnan(macro_f1) else macro_f1))
+        if key != previous:
+            current, previous = position, key
+        ranks.append(current)
+    return ranks

@@ -1,0 +1,273 @@
+"""Classification metrics on a pinned label set, computed from the confusion matrix.
+
+Everything here needs only numpy. Labels are integer codes ``0 .. K-1`` into the
+track's label tuple; the confusion matrix is always ``K x K``, so a class nobody
+predicted counts as zero instead of vanishing. A class that is absent from both
+the answer key and the predictions of a portion has no defined recall or F1: it
+is reported as NaN and left out of the macro averages, exactly as scikit-learn's
+``f1_score(..., labels=LABELS, average="macro", zero_division=np.nan)`` and
+``balanced_accuracy_score`` do. Names ending in ``_score`` mean higher is better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+N_BOOTSTRAP: Final = 1000
+"""Bootstrap resamples for the 95 % interval: enough for two stable decimals."""
+CONFIDENCE: Final = 0.95
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, n_labels: int) -> IntArray:
+    """Counts ``C[i, j]`` of rows with true code ``i`` predicted as code ``j``.
+
+    Parameters
+    ----------
+    y_true, y_pred : array of int
+        Label codes in ``0 .. n_labels - 1``, one per row.
+    n_labels : int
+        Size of the pinned label set.
+
+    Examples
+    --------
+    >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()
+    [[1, 0], [1, 1]]
+    """
+    true = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+    if true.shape != pred.shape:
+        raise ValueError(f"y_true has {true.size} rows but y_pred has {pred.size}")
+    flat = np.bincount(true * n_labels + pred, minlength=n_labels * n_labels)
+    return flat.reshape(n_labels, n_labels).astype(np.int64)
+
+
+def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    out = np.full(numerator.shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def per_class_recall(cm: npt.ArrayLike) -> FloatArray:
+    """Recall of each class (NaN where the class has no true rows)."""
+    c = np.asarray(cm, dtype=np.float64)
+    return _divide(np.diagonal(c).copy(), c.sum(axis=-1))
+
+
+def per_class_f1(cm: npt.ArrayLike) -> FloatArray:
+    """F1 of each class, ``2 tp / (2 tp + fp + fn)``; NaN if absent from both sides.
+
+    Works on one matrix ``(K, K)`` or a stack ``(B, K, K)``.
+    """
+    c = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(c, axis1=-2, axis2=-1)
+    denominator = c.sum(axis=-1) + c.sum(axis=-2)  # 2 tp + fp + fn
+    return _divide(2 * tp, denominator)
+
+
+def accuracy_score(cm: npt.ArrayLike) -> float:
+    """Share of rows predicted correctly (NaN for no rows)."""
+    c = np.asarray(cm)
+    total = c.sum()
+    return float(np.trace(c) / total) if total else float("nan")
+
+
+def macro_f1_score(cm: npt.ArrayLike) -> float:
+    """Unweighted mean of the per-class F1 over the classes present on either side."""
+    f1 = per_class_f1(cm)
+    return float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan")
+
+
+def balanced_accuracy_score(cm: npt.ArrayLike) -> float:
+    """Mean recall over the classes present in the answer key."""
+    recall = per_class_recall(cm)
+    return float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan")
+
+
+def bootstrap_interval(
+    cm: npt.ArrayLike,
+    n_resamples: int = N_BOOTSTRAP,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of accuracy and macro-F1, stratified by true class.
+
+    Resampling the ``n_k`` rows of true class ``k`` with replacement gives, for the
+    predictions, a multinomial draw of ``n_k`` over that class's row of the
+    confusion matrix. Drawing those counts directly is the same bootstrap as
+    resampling rows, at a cost independent of the number of rows.
+
+    Parameters
+    ----------
+    cm : array (K, K)
+        Confusion matrix of the portion.
+    n_resamples : int
+        Bootstrap replicates.
+    confidence : float
+        Coverage of the interval.
+    seed : int
+        Seed of the random generator; the same seed gives the same interval.
+
+    Returns
+    -------
+    dict
+        ``{"accuracy": (low, high), "macro_f1": (low, high)}``; NaNs for an empty matrix.
+    """
+    c = np.asarray(cm, dtype=np.int64)
+    n_per_class = c.sum(axis=1)
+    total = int(n_per_class.sum())
+    if total == 0:
+        nan = (float("nan"), float("nan"))
+        return {"accuracy": nan, "macro_f1": nan}
+    rng = np.random.default_rng(seed)
+    n_labels = c.shape[0]
+    # Only true positives and predicted totals are needed (row totals are fixed by
+    # the stratification), so each class draws over its non-zero cells only: the
+    # cost grows with the non-zero cells, not with K x K.
+    tp = np.zeros((n_resamples, n_labels), dtype=np.int64)
+    predicted = np.zeros((n_resamples, n_labels), dtype=np.int64)
+    for k in np.flatnonzero(n_per_class):
+        cols = np.flatnonzero(c[k])
+        draws = rng.multinomial(n_per_class[k], c[k, cols] / n_per_class[k], size=n_resamples)
+        predicted[:, cols] += draws
+        if c[k, k]:
+            tp[:, k] = draws[:, np.searchsorted(cols, k)]
+    accuracy = tp.sum(axis=1) / total
+    f1 = _divide((2 * tp).astype(np.float64), (n_per_class + predicted).astype(np.float64))
+    present = np.isfinite(f1).any(axis=0)
+    macro_f1 = f1[:, present].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    out = {}
+    for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1)):
+        low, high = np.quantile(values, [alpha, 1 - alpha])
+        out[name] = (float(low), float(high))
+    return out
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Every figure of one submission on one portion of the test set.
+
+    Attributes
+    ----------
+    n : int
+        Rows scored.
+    accuracy, macro_f1, balanced_accuracy : float
+        The headline metrics (accuracy is the primary one).
+    accuracy_ci, macro_f1_ci : tuple of float
+        Stratified bootstrap 95 % intervals.
+    recall : tuple of float
+        Per-class recall in the track's label order (NaN: class absent).
+    confusion : tuple of tuple of int
+        ``K x K`` confusion matrix, true classes in rows.
+    """
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    balanced_accuracy: float
+    accuracy_ci: tuple[float, float]
+    macro_f1_ci: tuple[float, float]
+    recall: tuple[float, ...] = field(repr=False)
+    confusion: tuple[tuple[int, ...], ...] = field(repr=False)
+
+    @classmethod
+    def from_confusion(cls, cm: npt.ArrayLike, seed: int = 0) -> Scores:
+        """Compute every figure from a confusion matrix."""
+        c = np.asarray(cm, dtype=np.int64)
+        ci = bootstrap_interval(c, seed=seed)
+        return cls(
+            n=int(c.sum()),
+            accuracy=accuracy_score(c),
+            macro_f1=macro_f1_score(c),
+            balanced_accuracy=balanced_accuracy_score(c),
+            accuracy_ci=ci["accuracy"],
+            macro_f1_ci=ci["macro_f1"],
+            recall=tuple(float(r) for r in per_class_recall(c)),
+            confusion=tuple(tuple(int(v) for v in row) for row in c),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (NaN becomes ``None``)."""
+
+        def clean(value: float) -> float | None:
+            return None if np.isnan(value) else value
+
+        return {
+            "n": self.n,
+            "accuracy": clean(self.accuracy),
+            "macro_f1": clean(self.macro_f1),
+            "balanced_accuracy": clean(self.balanced_accuracy),
+            "accuracy_ci": [clean(v) for v in self.accuracy_ci],
+            "macro_f1_ci": [clean(v) for v in self.macro_f1_ci],
+            "recall": [clean(v) for v in self.recall],
+            "confusion": [list(row) for row in self.confusion],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scores:
+        """Inverse of :meth:`to_dict`."""
+
+        def num(value: float | None) -> float:
+            return float("nan") if value is None else float(value)
+
+        low, high = data["accuracy_ci"]
+        f_low, f_high = data["macro_f1_ci"]
+        return cls(
+            n=int(data["n"]),
+            accuracy=num(data["accuracy"]),
+            macro_f1=num(data["macro_f1"]),
+            balanced_accuracy=num(data["balanced_accuracy"]),
+            accuracy_ci=(num(low), num(high)),
+            macro_f1_ci=(num(f_low), num(f_high)),
+            recall=tuple(num(v) for v in data["recall"]),
+            confusion=tuple(tuple(int(v) for v in row) for row in data["confusion"]),
+        )
+
+
+def reference_scores(
+    train_counts: Sequence[int] | npt.ArrayLike,
+    test_counts: Sequence[int] | npt.ArrayLike | None = None,
+) -> dict[str, float]:
+    """Expected accuracy of the three random-guess references.
+
+    Parameters
+    ----------
+    train_counts : array of int (K,)
+        Training rows per class (what a guesser can know).
+    test_counts : array of int (K,), optional
+        Rows per class of the portion scored; default: assume it follows the
+        training distribution (the figure a data card can publish).
+
+    Returns
+    -------
+    dict
+        ``uniform`` (1/K), ``prior`` (guess class k with its training frequency:
+        ``sum_k p_k q_k``) and ``majority`` (always the commonest training class:
+        ``q_argmax p``), where ``p`` and ``q`` are the training and test shares.
+
+    Examples
+    --------
+    >>> ref = reference_scores([50, 30, 20])
+    >>> round(ref["uniform"], 4), round(ref["prior"], 2), ref["majority"]
+    (0.3333, 0.38, 0.5)
+    """
+    p = np.asarray(train_counts, dtype=np.float64)
+    if p.ndim != 1 or p.sum() <= 0:
+        raise ValueError("train_counts must be a non-empty vector with a positive total")
+    q = p if test_counts is None else np.asarray(test_counts, dtype=np.float64)
+    if q.shape != p.shape or q.sum() <= 0:
+        raise ValueError("test_counts must have one count per class and a positive total")
+    p, q = p / p.sum(), q / q.sum()
+    return {
+        "uniform": 1.0 / p.size,
+        "prior": float(p @ q),
+        "majority": float(q[int(np.argmax(p))]),
+    }

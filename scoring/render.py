@@ -1,0 +1,205 @@
+"""Render leaderboards for people: a terminal table, Markdown, CSV or a static HTML page.
+
+The functions take the frames of :mod:`scoring.leaderboard` and the random-guess
+references, and return text; nothing here reads the store, so what is rendered
+is exactly what the caller chose to show.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+
+import pandas as pd
+
+FORMATS: Final = ("table", "md", "csv", "html")
+
+_REFERENCE_NAMES: Final = {
+    "uniform": "random guess: uniform",
+    "prior": "random guess: prior-matched",
+    "majority": "random guess: majority class",
+}
+
+
+def _percent(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{100 * float(value):.2f}"  # type: ignore[arg-type]
+
+
+def _number(value: object, digits: int = 4) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+
+
+def _integer(value: object, signed: bool = False) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    number = int(value)  # type: ignore[call-overload]
+    return f"{number:+d}" if signed and number else str(number)
+
+
+def display_frame(
+    board: pd.DataFrame, references: Mapping[str, float] | None = None, private: bool = False
+) -> pd.DataFrame:
+    """The board as strings, with baselines and random-guess references as flagged rows.
+
+    Parameters
+    ----------
+    board : pandas.DataFrame
+        From :meth:`Leaderboard.public_board` or :meth:`Leaderboard.private_board`.
+    references : mapping, optional
+        Expected accuracy of ``uniform``, ``prior`` and ``majority`` guessing.
+    private : bool
+        Add the shake-up columns (public rank, change, public-private gap).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``Rank, Team, Kind, Accuracy %, 95 % CI, Macro-F1, Entries, Submitted``
+        (and ``Public rank, Change, Gap (points)`` when private: places gained from
+        the public to the private board, Public minus Private accuracy), sorted by accuracy.
+    """
+    rows = []
+    for record in board.to_dict("records"):
+        kind = "baseline" if record["baseline"] else "team"
+        low, high = record["accuracy_ci_low"], record["accuracy_ci_high"]
+        ci = "—" if _percent(low) == "—" else f"[{_percent(low)}, {_percent(high)}]"
+        row = {
+            "Rank": _integer(record["rank"]),
+            "Team": str(record["team"]),
+            "Kind": kind,
+            "Accuracy %": _percent(record["accuracy"]),
+            "95 % CI": ci,
+            "Macro-F1": _number(record["macro_f1"]),
+            "Entries": str(int(record["entries"])),
+            "Submitted": str(record["submitted_at"])[:19].replace("T", " "),
+            "_sort": record["accuracy"],
+        }
+        if private:
+            row["Public rank"] = _integer(record.get("public_rank"))
+            row["Change"] = _integer(record.get("change"), signed=True)
+            row["Gap (points)"] = _percent(record.get("gap"))
+        rows.append(row)
+    for name, value in (references or {}).items():
+        row = dict.fromkeys(rows[0] if rows else ["Rank"], "—")
+        row.update(Team=_REFERENCE_NAMES.get(name, name), Kind="reference",
+                   **{"Accuracy %": _percent(value)}, _sort=value)  # fmt: skip
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    # Stable sort keeps the board's own order (it breaks ties by time); references slot in.
+    frame["_sort"] = pd.to_numeric(frame["_sort"], errors="coerce").fillna(-1.0)
+    frame = frame.sort_values("_sort", ascending=False, kind="stable")
+    return frame.drop(columns="_sort").reset_index(drop=True)
+
+
+def render(
+    frame: pd.DataFrame,
+    fmt: str = "table",
+    title: str = "Leaderboard",
+    subtitle: str = "",
+    generated_at: datetime | None = None,
+) -> str:
+    """Render a :func:`display_frame` as ``table``, ``md``, ``csv`` or ``html`` text."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "csv":
+        text: str = frame.to_csv(index=False, lineterminator="\n")
+        return text
+    if fmt == "md":
+        return _markdown(frame, title, subtitle)
+    if fmt == "html":
+        return _html(frame, title, subtitle, generated_at)
+    return _table(frame, title, subtitle)
+
+
+def _table(frame: pd.DataFrame, title: str, subtitle: str) -> str:
+    lines = [title, *([subtitle] if subtitle else []), ""]
+    if frame.empty:
+        return "\n".join([*lines, "(no submissions yet)"]) + "\n"
+    columns = list(frame.columns)
+    widths = {c: max(len(c), *(len(str(v)) for v in frame[c])) for c in columns}
+    left = {"Team", "Kind", "Submitted"}
+
+    def fmt_row(values: Mapping[str, object]) -> str:
+        cells = [
+            str(values[c]).ljust(widths[c]) if c in left else str(values[c]).rjust(widths[c])
+            for c in columns
+        ]
+        return "  ".join(cells).rstrip()
+
+    lines.append(fmt_row({c: c for c in columns}))
+    lines.append("  ".join("-" * widths[c] for c in columns))
+    lines += [fmt_row(row) for row in frame.to_dict("records")]
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(frame: pd.DataFrame, title: str, subtitle: str) -> str:
+    lines = [f"# {_md_cell(title)}", ""]
+    if subtitle:
+        lines += [_md_cell(subtitle), ""]
+    if frame.empty:
+        return "\n".join([*lines, "No submissions yet."]) + "\n"
+    columns = list(frame.columns)
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "|".join("---" if c in ("Team", "Kind") else "---:" for c in columns) + "|")
+    lines += [
+        "| " + " | ".join(_md_cell(row[c]) for c in columns) + " |"
+        for row in frame.to_dict("records")
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_CSS: Final = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; } p.sub { color: #555; margin-top: 0; }
+table { border-collapse: collapse; width: 100%; font-size: .95rem; }
+th, td { padding: .35rem .6rem; border-bottom: 1px solid #ddd; text-align: right; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+tr.baseline td { color: #5a4b00; background: #fff8db; font-style: italic; }
+tr.reference td { color: #666; background: #f6f6f6; font-style: italic; }
+footer { margin-top: 1rem; color: #777; font-size: .8rem; }
+"""
+
+
+def _html(frame: pd.DataFrame, title: str, subtitle: str, generated_at: datetime | None) -> str:
+    esc = html.escape
+    text_columns = {"Team", "Kind", "Submitted"}
+    head = "".join(
+        f'<th class="text">{esc(c)}</th>' if c in text_columns else f"<th>{esc(c)}</th>"
+        for c in frame.columns
+    )
+    body = []
+    for row in frame.to_dict("records"):
+        cells = "".join(
+            f'<td class="text">{esc(str(row[c]))}</td>' if c in text_columns
+            else f"<td>{esc(str(row[c]))}</td>"
+            for c in frame.columns
+        )  # fmt: skip
+        body.append(f'<tr class="{esc(str(row.get("Kind", "team")))}">{cells}</tr>')
+    table = (
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        if body
+        else "<p>No submissions yet.</p>"
+    )
+    stamp = f"Generated {generated_at:%Y-%m-%d %H:%M} UTC. " if generated_at else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{esc(title)}</h1>"
+        + (f'<p class="sub">{esc(subtitle)}</p>' if subtitle else "")
+        + table
+        + f"<footer>{stamp}Baselines (yellow) and random-guess references (grey) are "
+        "shown for comparison and are not ranked. Equal scores share a rank.</footer>"
+        "</body></html>\n"
+    )

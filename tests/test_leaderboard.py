@@ -1,0 +1,261 @@
+"""The leaderboard store: ranking, quotas, selection, close, leaks and concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import solution_frame
+
+from scoring.leaderboard import Leaderboard, LeaderboardError, QuotaExceeded
+from scoring.render import display_frame, render
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def guess(competition, public_right: float, private_right: float, seed: int = 0) -> pd.DataFrame:
+    """A submission right on a given share of each portion (the rest predicts a wrong class)."""
+    key = solution_frame(competition)
+    rng = np.random.default_rng(seed)
+    out = key[["id", "bravais_lattice"]].copy()
+    share = np.where(key["Usage"] == "Public", public_right, private_right)
+    wrong = rng.random(len(key)) >= share
+    out.loc[wrong, "bravais_lattice"] = np.where(
+        out.loc[wrong, "bravais_lattice"] == "aP", "cF", "aP"
+    )
+    return out
+
+
+@pytest.fixture
+def board(synthetic):
+    with Leaderboard.open(synthetic) as opened:
+        opened.set_rules(daily_quota=50)
+        yield opened
+
+
+def minutes(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def test_ranking_ties_share_a_rank_and_failures_come_last(board, synthetic) -> None:
+    same = guess(synthetic, 0.8, 0.8, seed=1)
+    board.submit(guess(synthetic, 0.9, 0.5), "first", now=minutes(1))
+    board.submit(same, "tie-early", now=minutes(2))
+    board.submit(same, "tie-late", now=minutes(3))
+    board.submit(guess(synthetic, 0.5, 0.5), "fourth", now=minutes(4))
+    board.submit(b"id,bravais_lattice\n", "broken", now=minutes(5))
+    board.submit(guess(synthetic, 0.95, 0.95), "rf", baseline=True, now=minutes(6))
+    table = board.public_board()
+    assert table["team"].tolist() == ["rf", "first", "tie-early", "tie-late", "fourth", "broken"]
+    assert table["rank"].tolist()[1:5] == [1, 2, 2, 4]
+    assert table["rank"].isna().tolist() == [True, False, False, False, False, True]
+    assert np.isnan(table["accuracy"].iloc[-1])
+
+
+def test_macro_f1_breaks_accuracy_ties(board, synthetic) -> None:
+    key = solution_frame(synthetic)
+    public = key["Usage"] == "Public"
+    a = key[["id", "bravais_lattice"]].copy()
+    b = a.copy()
+    # Two wrong rows each: a spreads its errors over two classes, b over one.
+    rows = key.index[public & (key["bravais_lattice"] == "cF")][:2]
+    a.loc[rows[0], "bravais_lattice"] = "aP"
+    a.loc[rows[1], "bravais_lattice"] = "mP"
+    b.loc[rows, "bravais_lattice"] = "aP"
+    board.submit(a, "spread", now=minutes(1))
+    board.submit(b, "focused", now=minutes(2))
+    table = board.public_board()
+    assert table["accuracy"].iloc[0] == table["accuracy"].iloc[1]
+    assert table["macro_f1"].iloc[0] > table["macro_f1"].iloc[1]
+    assert table["rank"].tolist() == [1, 2]
+
+
+def test_a_team_shows_its_best_public_submission(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.6, 0.6), "alpha", now=minutes(1))
+    best = board.submit(guess(synthetic, 0.9, 0.6), "alpha", now=minutes(2))
+    board.submit(guess(synthetic, 0.7, 0.6), "alpha", now=minutes(3))
+    row = board.public_board().iloc[0]
+    assert row["submission_id"] == best.submission_id and row["entries"] == 3
+
+
+def test_quota_counts_valid_submissions_per_utc_day(synthetic) -> None:
+    with Leaderboard.open(synthetic) as board:
+        board.set_rules(daily_quota=2, invalid_daily_quota=1)
+        good = guess(synthetic, 0.5, 0.5)
+        end_of_day = datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC)
+        assert board.submit(good, "a", now=end_of_day - timedelta(hours=1)).quota_left == 1
+        receipt = board.submit(good, "a", now=end_of_day)
+        assert receipt.quota_left == 0
+        assert receipt.quota_resets_at == datetime(2026, 11, 21, tzinfo=UTC)
+        with pytest.raises(QuotaExceeded, match="2 of 2 valid submissions today"):
+            board.submit(good, "a", now=end_of_day)
+        # Invalid files have their own cap and do not use the valid quota.
+        assert not board.submit(b"", "a", now=end_of_day).valid
+        with pytest.raises(QuotaExceeded, match="too many invalid submissions"):
+            board.submit(b"", "a", now=end_of_day)
+        # One microsecond later is a new UTC day.
+        assert board.submit(good, "a", now=end_of_day + timedelta(microseconds=1)).quota_left == 1
+        # Other tracks, other teams and baselines have their own counts.
+        sg = solution_frame(synthetic)[["id", "spacegroup_number"]]
+        assert board.submit(sg, "a", "spacegroup", now=end_of_day).quota_left == 1
+        assert board.submit(good, "b", now=end_of_day).quota_left == 1
+        for _ in range(3):
+            assert board.submit(good, "ref", baseline=True, now=end_of_day).quota_left is None
+        assert len(board.submissions()) == 8
+
+
+def test_selection_and_fallback_to_two_best_public(board, synthetic) -> None:
+    # alpha: best public overfits; its second-best public is best on private.
+    a1 = board.submit(guess(synthetic, 0.95, 0.40), "alpha", now=minutes(1))
+    a2 = board.submit(guess(synthetic, 0.90, 0.85), "alpha", now=minutes(2))
+    board.submit(guess(synthetic, 0.50, 0.99), "alpha", now=minutes(3))
+    b1 = board.submit(guess(synthetic, 0.80, 0.80), "beta", now=minutes(4))
+    b2 = board.submit(guess(synthetic, 0.60, 0.95), "beta", now=minutes(5))
+    assert board.select("beta", [b2.submission_id]) == [b2.submission_id]
+    with pytest.raises(LeaderboardError, match="at most 2"):
+        board.select("beta", [1, 2, 3])
+    with pytest.raises(LeaderboardError, match="not valid on-time bravais submissions"):
+        board.select("beta", [a1.submission_id])
+    board.close(at=minutes(10))
+    final = board.private_board(now=minutes(11)).set_index("team")
+    assert final.loc["alpha", "submission_id"] == a2.submission_id  # fallback: 2 best public
+    assert final.loc["beta", "submission_id"] == b2.submission_id  # the pick, not the best public
+    assert final.loc["beta", "submission_id"] != b1.submission_id
+    with pytest.raises(LeaderboardError, match="closed"):
+        board.select("alpha", [a1.submission_id], now=minutes(12))
+
+
+def test_close_shakeup_and_late_table(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.95, 0.50), "overfit", now=minutes(1))
+    board.submit(guess(synthetic, 0.80, 0.80), "steady", now=minutes(2))
+    with pytest.raises(LeaderboardError, match="stays hidden"):
+        board.private_board(now=minutes(3))
+    board.close(at=minutes(5))
+    late = board.submit(guess(synthetic, 1.0, 1.0), "latecomer", now=minutes(6))
+    assert late.late
+    final = board.private_board(now=minutes(7))
+    assert final["team"].tolist() == ["steady", "overfit"]
+    assert final["public_rank"].tolist() == [2, 1]
+    assert final["change"].tolist() == [1, -1]
+    assert final.set_index("team").loc["overfit", "gap"] > 0.3
+    assert "latecomer" not in board.public_board()["team"].tolist()
+    late_rows = board.late_board(now=minutes(7))
+    assert late_rows["team"].tolist() == ["latecomer"] and "private_accuracy" in late_rows
+
+
+def test_closing_later_in_time_reclassifies_submissions(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.5, 0.5), "a", now=minutes(1))
+    board.submit(guess(synthetic, 0.6, 0.6), "a", now=minutes(3))
+    board.close(at=minutes(2))
+    assert board.submissions()["late"].tolist() == [0, 1]
+
+
+def test_nothing_from_private_rows_reaches_a_student_before_close(tmp_path) -> None:
+    """Two competitions differ only in a submission's Private part: identical student views."""
+    from scoring.synthetic import make_synthetic_competition
+
+    views = []
+    for private_right in (0.1, 0.99):
+        comp = make_synthetic_competition(tmp_path / str(private_right), n_test=700, seed=4)
+        with Leaderboard.open(comp) as board:
+            other = board.submit(guess(comp, 0.7, 0.7), "other", now=minutes(1))
+            receipt = board.submit(guess(comp, 0.7, private_right), "probe", now=minutes(2))
+            public = board.public_board()
+            history = board.team_history("probe")
+            with pytest.raises(LeaderboardError):
+                board.private_board(now=minutes(3))
+        shown = display_frame(public)
+        views.append((
+            receipt.public, receipt.notices, receipt.quota_left, other.public,
+            [render(shown, fmt) for fmt in ("table", "md", "csv", "html")],
+            history.to_dict("list"),
+        ))  # fmt: skip
+    assert views[0] == views[1]
+
+
+def test_rescore_reports_changes(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.7, 0.7), "a", now=minutes(1))
+    assert board.rescore() == []
+    with sqlite3.connect(synthetic / "leaderboard" / "leaderboard.sqlite") as db:
+        db.execute("UPDATE submissions SET public_accuracy = 0.1, grader_version = 'old'")
+    (change,) = board.rescore()
+    assert change.before["public_accuracy"] == 0.1
+    assert change.after["public_accuracy"] == pytest.approx(board.public_board()["accuracy"][0])
+    assert board.submissions()["grader_version"].iloc[0] != "old"
+
+
+def test_files_are_stored_once_by_content_and_labels_never(board, synthetic) -> None:
+    same = guess(synthetic, 0.7, 0.7)
+    first = board.submit(same, "a", now=minutes(1))
+    second = board.submit(same, "b", now=minutes(2))
+    assert first.sha256 == second.sha256
+    assert board.file(first.sha256) == same.to_csv(index=False).encode()
+    with sqlite3.connect(synthetic / "leaderboard" / "leaderboard.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 1
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
+    assert not any("Usage" in cols or "bravais_lattice" in cols for cols in columns.values())
+
+
+def test_team_names_are_checked(board, synthetic) -> None:
+    with pytest.raises(LeaderboardError, match="1 to 64"):
+        board.submit(guess(synthetic, 0.5, 0.5), "   ", now=minutes(1))
+    with pytest.raises(LeaderboardError, match="control"):
+        board.submit(guess(synthetic, 0.5, 0.5), "a\x1bb", now=minutes(1))
+    board.submit(guess(synthetic, 0.5, 0.5), "rf", baseline=True, now=minutes(1))
+    with pytest.raises(LeaderboardError, match="already a baseline"):
+        board.submit(guess(synthetic, 0.5, 0.5), "rf", now=minutes(2))
+
+
+def test_html_escapes_team_names(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.5, 0.5), "<script>alert(1)</script>", now=minutes(1))
+    page = render(display_frame(board.public_board(), {"uniform": 1 / 14}), "html")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert page.startswith("<!DOCTYPE html>") and "random guess: uniform" in page
+
+
+def _submit_many(args: tuple[Path, str, int]) -> tuple[int, int]:
+    competition, team, worker = args
+    accepted = refused = 0
+    with Leaderboard.open(competition) as board:
+        from scoring.grade import load_answer_key
+
+        key = load_answer_key(competition)
+        for k in range(50):
+            content = guess(competition, 0.5, 0.5, seed=worker * 1000 + k)
+            try:
+                board.submit(content, team, answer_key=key, message=f"{worker}-{k}")
+                accepted += 1
+            except QuotaExceeded:
+                refused += 1
+    return accepted, refused
+
+
+def test_eight_processes_lose_nothing_and_quotas_stay_exact(tmp_path) -> None:
+    from scoring.synthetic import make_synthetic_competition
+
+    comp = make_synthetic_competition(tmp_path / "comp", n_test=280, n_train=140, seed=5)
+    with Leaderboard.open(comp) as board:
+        board.set_rules(daily_quota=70)
+    # Two processes per team; each team tries 100 submissions against a quota of 70
+    # (the test runs within one UTC day unless it straddles midnight; then 140).
+    jobs = [(comp, f"team{w // 2}", w) for w in range(8)]
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        outcomes = pool.map(_submit_many, jobs)
+    with Leaderboard.open(comp) as board:
+        stored = board.submissions()
+    per_team = stored.groupby("team").size()
+    accepted = sum(a for a, _ in outcomes)
+    assert accepted + sum(r for _, r in outcomes) == 400
+    assert len(stored) == accepted
+    assert stored["message"].is_unique
+    per_worker = stored["message"].str.split("-").str[0].astype(int).value_counts()
+    assert all(per_worker.get(w, 0) == a for w, (a, _) in enumerate(outcomes))
+    assert stored["submission_id"].is_unique and stored["valid"].all()
+    days = stored["submitted_at"].str[:10].nunique()
+    assert (per_team == min(100, 70 * days)).all(), per_team
