@@ -34,7 +34,12 @@ import pandas as pd
 
 from scoring.grade import GRADER_VERSION, AnswerKey, GradeResult, grade, load_answer_key
 from scoring.metrics import Scores
-from scoring.submission import SubmissionError, SubmissionInput, oversize_message, size_limit
+from scoring.submission import (
+    SubmissionError,
+    SubmissionInput,
+    read_submission_bytes,
+    size_limit,
+)
 from scoring.tracks import DEFAULT_TRACK, Track, get_track
 
 DB_PATH: Final = Path("leaderboard") / "leaderboard.sqlite"
@@ -400,13 +405,14 @@ class Leaderboard:
         problems: tuple[str, ...] = ()
         notices: tuple[str, ...] = ()
         result: GradeResult | None = None
-        content = _read_for_store(submission, size_limit(len(key)))
+        # Refused before reading if missing or oversize: neither stored nor counted.
+        content = read_submission_bytes(submission, size_limit(len(key)))
         try:
             result = grade(content, key, spec)
             notices = result.notices
         except SubmissionError as err:
             problems, notices = tuple(err.problems), tuple(err.notices)
-        digest = _sha256(content)
+        digest = hashlib.sha256(content).hexdigest()
         with self._write() as db:
             moment = now or utc_now()
             stamp = _stamp(moment)
@@ -683,36 +689,6 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
         elif not np.isclose(value, other, rtol=0, atol=1e-12):
             return False
     return True
-
-
-def _read_for_store(submission: SubmissionInput, limit: int) -> bytes:
-    """The submission's bytes as stored.
-
-    A file that cannot be read or is over the size limit is refused before it is
-    read whole, with a :class:`SubmissionError`; it is neither stored nor counted.
-    """
-    if isinstance(submission, pd.DataFrame):
-        text: str = submission.to_csv(index=False)
-        return text.encode("utf-8")
-    if isinstance(submission, bytes):
-        content = submission
-    elif isinstance(submission, str | os.PathLike):
-        path = Path(submission)
-        if not path.is_file():
-            raise SubmissionError([f"file {path} not found; check the path"])
-        if path.stat().st_size > limit:
-            raise SubmissionError([oversize_message(path.stat().st_size, limit)])
-        content = path.read_bytes()
-    else:
-        data = submission.read(limit + 1)
-        content = data if isinstance(data, bytes) else str(data).encode("utf-8")
-    if len(content) > limit:
-        raise SubmissionError([oversize_message(len(content), limit)])
-    return content
-
-
-def _sha256(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
 
 
 def _score_columns(result: GradeResult | None) -> tuple[float | None, ...]:

@@ -146,42 +146,51 @@ def _have(n: int, word: str) -> str:
 
 
 # --------------------------------------------------------------------------- bytes
-def _read_bytes(submission: SubmissionInput, limit: int) -> tuple[bytes | None, list[str]]:
-    """The submission's bytes, or ``None`` and the reason it cannot be read."""
+def read_submission_bytes(submission: SubmissionInput, limit: int) -> bytes:
+    """The submission's bytes, refusing a file over ``limit`` before reading it whole.
+
+    Raises
+    ------
+    SubmissionError
+        If the file is missing, unreadable, text instead of bytes, or too large.
+    """
     if isinstance(submission, pd.DataFrame):
-        return submission.to_csv(index=False).encode("utf-8"), []
-    if isinstance(submission, bytes):
+        text: str = submission.to_csv(index=False)
+        data = text.encode("utf-8")
+    elif isinstance(submission, bytes):
         data = submission
     elif isinstance(submission, str | os.PathLike):
-        if isinstance(submission, str) and "\n" in submission:
-            return None, ["got a str with line breaks, expected a file path; pass the CSV "
-                          "content as bytes (text.encode()) or a DataFrame"]  # fmt: skip
-        path = Path(submission)
-        try:
-            path.exists()
-        except OSError as err:
-            return None, [f"cannot open {str(path)[:60]!r}: {err.strerror}; give a file path"]
-        if not path.exists():
-            return None, [f"file {path} not found; check the path"]
-        if not path.is_file():
-            return None, [f"{path} is not a file; give the path of your submission CSV"]
-        size = path.stat().st_size
-        if size > limit:
-            return None, [oversize_message(size, limit)]
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            return None, [f"cannot read {path}: {err.strerror or err}"]
+        data = _read_path(submission, limit)
     else:
         try:
             data = submission.read(limit + 1)
         except (OSError, ValueError) as err:
-            return None, [f"cannot read the submission: {err}"]
+            raise SubmissionError([f"cannot read the submission: {err}"]) from None
         if not isinstance(data, bytes):
-            return None, ["the submission stream gave text, expected bytes; open it with 'rb'"]
+            raise SubmissionError(
+                ["the submission stream gave text, expected bytes; open it with 'rb'"]
+            )
     if len(data) > limit:
-        return None, [oversize_message(len(data), limit)]
-    return data, []
+        raise SubmissionError([oversize_message(len(data), limit)])
+    return data
+
+
+def _read_path(submission: str | os.PathLike[str], limit: int) -> bytes:
+    if isinstance(submission, str) and "\n" in submission:
+        raise SubmissionError(["got a str with line breaks, expected a file path; pass the CSV "
+                               "content as bytes (text.encode()) or a DataFrame"])  # fmt: skip
+    path = Path(submission)
+    try:
+        if not path.exists():
+            raise SubmissionError([f"file {path} not found; check the path"])
+        if not path.is_file():
+            raise SubmissionError([f"{path} is not a file; give the path of your submission CSV"])
+        size = path.stat().st_size
+        if size > limit:
+            raise SubmissionError([oversize_message(size, limit)])
+        return path.read_bytes()
+    except OSError as err:
+        raise SubmissionError([f"cannot read {str(path)[:60]!r}: {err.strerror or err}"]) from None
 
 
 def oversize_message(size: int, limit: int) -> str:
@@ -569,9 +578,7 @@ def validate_submission(
 
 
 def _validate(submission: SubmissionInput, test_ids: pa.Array, track: Track) -> ValidSubmission:
-    data, problems = _read_bytes(submission, size_limit(len(test_ids)))
-    if data is None:
-        raise SubmissionError(problems)
+    data = read_submission_bytes(submission, size_limit(len(test_ids)))
     text, problems, notices = _decode(data)
     if not text.strip():
         raise SubmissionError(

@@ -259,3 +259,15 @@ def test_eight_processes_lose_nothing_and_quotas_stay_exact(tmp_path) -> None:
     assert stored["submission_id"].is_unique and stored["valid"].all()
     days = stored["submitted_at"].str[:10].nunique()
     assert (per_team == min(100, 70 * days)).all(), per_team
+
+
+def test_missing_or_oversize_files_are_refused_unstored(board, synthetic, tmp_path) -> None:
+    from scoring.submission import SubmissionError, size_limit
+
+    with pytest.raises(SubmissionError, match="not found"):
+        board.submit(tmp_path / "nope.csv", "a", now=minutes(1))
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"x" * (size_limit(1400) + 1))
+    with pytest.raises(SubmissionError, match="over the limit"):
+        board.submit(big, "a", now=minutes(1))
+    assert board.submissions().empty
