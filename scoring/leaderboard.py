@@ -619,6 +619,8 @@ class Leaderboard:
         public_rank = public.set_index("team")["rank"]
         public_accuracy = frame.set_index("submission_id")["public_accuracy"]
         board["public_rank"] = board["team"].map(public_rank).astype("Int64")
+        # Entries count every on-time valid submission, not only the finalists.
+        board["entries"] = board["team"].map(public.set_index("team")["entries"])
         board["change"] = board["public_rank"] - board["rank"]
         board["gap"] = board["submission_id"].map(public_accuracy) - board["accuracy"]
         return board

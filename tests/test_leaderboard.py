@@ -126,6 +126,7 @@ def test_selection_and_fallback_to_two_best_public(board, synthetic) -> None:
     assert final.loc["alpha", "submission_id"] == a2.submission_id  # fallback: 2 best public
     assert final.loc["beta", "submission_id"] == b2.submission_id  # the pick, not the best public
     assert final.loc["beta", "submission_id"] != b1.submission_id
+    assert final.loc["alpha", "entries"] == 3 and final.loc["beta", "entries"] == 2
     with pytest.raises(LeaderboardError, match="closed"):
         board.select("alpha", [a1.submission_id], now=minutes(12))
 
