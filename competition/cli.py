@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from competition.config import PRESETS, BuildConfig
 from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED
+from scoring.cli import fail
 from scoring.cli import register as register_scoring
 
 if TYPE_CHECKING:
@@ -42,12 +43,6 @@ class SourceKind(StrEnum):
     cod_dir = "cod-dir"
     cod_ids = "cod-ids"
     generated = "generated"
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _parse_spacegroups(text: str) -> list[int]:

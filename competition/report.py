@@ -131,8 +131,9 @@ Test set: {n_test} patterns.
 
 Submissions are ranked by accuracy on the test set (the public leaderboard uses
 its public share; the final ranking uses the rest, at the end), ties broken by
-macro-F1, then by the earlier submission. Guessing without looking at the patterns scores, in
-expectation, if the test set follows the training class counts:
+macro-F1, then by the earlier submission. Guessing without looking at the
+patterns scores, in expectation, if the test set follows the training class
+counts:
 
 {reference}
 

@@ -8,6 +8,8 @@ leaderboard) is computed from Public rows only until the competition is closed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -40,9 +42,28 @@ TrackOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (no traceback)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Exit 1 listing a submission's problems; exit 2 with one line for a refusal
+    (closed board, altered answer key, missing folder). Never a traceback."""
+    from scoring.grade import AnswerKeyError
+    from scoring.leaderboard import LeaderboardError
+    from scoring.submission import SubmissionError
+
+    try:
+        yield
+    except SubmissionError as err:
+        _print_notices(err.notices)
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+    except (LeaderboardError, AnswerKeyError, FileNotFoundError) as err:
+        fail(str(err))
 
 
 def _scores_line(scores: Scores, portion: str) -> str:
@@ -84,16 +105,10 @@ def validate(
     track: TrackOption = TrackName.bravais,
 ) -> None:
     """Check a submission file against public/test.parquet (free, needs no labels)."""
-    from scoring.submission import SubmissionError, validate_submission
+    from scoring.submission import validate_submission
 
-    try:
+    with _user_errors():
         valid = validate_submission(submission, competition, track.value)
-    except FileNotFoundError as err:
-        _fail(str(err))
-    except SubmissionError as err:
-        _print_notices(err.notices)
-        typer.echo(str(err), err=True)
-        raise typer.Exit(1) from None
     _print_notices(valid.notices)
     typer.echo(
         f"{submission} is a valid {track.value} submission: {len(valid.frame):,} rows, "
@@ -113,25 +128,16 @@ def score(
     ] = False,
 ) -> None:
     """Score a submission without storing it (grader side: needs private/)."""
-    from scoring.grade import AnswerKeyError, grade
-    from scoring.leaderboard import Leaderboard, LeaderboardError
-    from scoring.submission import SubmissionError
+    from scoring.grade import grade
+    from scoring.leaderboard import Leaderboard
 
-    if private:
-        try:
+    with _user_errors():
+        if private:
             with Leaderboard.open(competition) as board:
-                closed = board.is_closed()
-        except LeaderboardError as err:
-            _fail(str(err))
-        if not closed:
-            _fail("Private scores stay hidden until the competition is closed (xrd-bravais close)")
-    try:
+                if not board.is_closed():
+                    fail("Private scores stay hidden until the competition is closed "
+                         "(xrd-bravais close)")  # fmt: skip
         result = grade(submission, competition, track.value)
-    except (AnswerKeyError, FileNotFoundError) as err:
-        _fail(str(err))
-    except SubmissionError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(1) from None
     _print_notices(result.notices)
     spec = TRACKS[track.value]
     typer.echo(_scores_line(result.public, "Public"))
@@ -157,18 +163,10 @@ def submit(
     ] = False,
 ) -> None:
     """Validate, score and record a submission; print its Public score and the quota left."""
-    from scoring.grade import AnswerKeyError
-    from scoring.leaderboard import Leaderboard, LeaderboardError
-    from scoring.submission import SubmissionError
+    from scoring.leaderboard import Leaderboard
 
-    try:
-        with Leaderboard.open(competition) as board:
-            receipt = board.submit(submission, team, track.value, message, baseline=baseline)
-    except (LeaderboardError, AnswerKeyError) as err:
-        _fail(str(err))
-    except SubmissionError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(1) from None
+    with _user_errors(), Leaderboard.open(competition) as board:
+        receipt = board.submit(submission, team, track.value, message, baseline=baseline)
     _print_notices(receipt.notices)
     state = "valid" if receipt.valid else "NOT valid"
     typer.echo(
@@ -199,13 +197,10 @@ def select(
     track: TrackOption = TrackName.bravais,
 ) -> None:
     """Pick up to two submissions for the private leaderboard (default: two best Public)."""
-    from scoring.leaderboard import Leaderboard, LeaderboardError
+    from scoring.leaderboard import Leaderboard
 
-    try:
-        with Leaderboard.open(competition) as board:
-            chosen = board.select(team, submission_ids, track.value)
-    except LeaderboardError as err:
-        _fail(str(err))
+    with _user_errors(), Leaderboard.open(competition) as board:
+        chosen = board.select(team, submission_ids, track.value)
     typer.echo(
         f"Team {team!r} selected submission(s) {', '.join(map(str, chosen))} on the "
         f"{track.value} track for the private leaderboard."
@@ -220,15 +215,12 @@ def close(
     ] = None,
 ) -> None:
     """Freeze the competition at its deadline; then the private leaderboard appears."""
-    from scoring.leaderboard import Leaderboard, LeaderboardError
+    from scoring.leaderboard import Leaderboard
 
     deadline = None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
-    try:
-        with Leaderboard.open(competition) as board:
-            rules = board.close(deadline)
-            closed = board.is_closed()
-    except LeaderboardError as err:
-        _fail(str(err))
+    with _user_errors(), Leaderboard.open(competition) as board:
+        rules = board.close(deadline)
+        closed = board.is_closed()
     assert rules.deadline is not None
     when = f"{rules.deadline:%Y-%m-%d %H:%M:%S} UTC"
     if closed:
@@ -255,36 +247,33 @@ def leaderboard(
     """Print the public leaderboard, or the private one and the shake-up after close."""
     from competition.io import atomic_write_text
     from scoring.grade import AnswerKeyError, load_answer_key, reference_guesses
-    from scoring.leaderboard import Leaderboard, LeaderboardError, utc_now
+    from scoring.leaderboard import Leaderboard, utc_now
     from scoring.render import display_frame, render
 
     now = utc_now()
-    try:
-        with Leaderboard.open(competition) as board:
-            if late:
-                frame = board.late_board(track.value, now)
-                title = f"Late submissions ({track.value} track, not ranked)"
-                text = render(frame, fmt.value, title, generated_at=now)
-            else:
-                portion = "Private" if private else "Public"
-                table = (
-                    board.private_board(track.value, now)
-                    if private
-                    else board.public_board(track.value)
-                )
-                try:
-                    refs = reference_guesses(load_answer_key(competition), track.value, portion)
-                except AnswerKeyError:
-                    refs = None
-                shown = display_frame(table, refs, private=private)
-                title = f"{portion} leaderboard: {competition.resolve().name} ({track.value} track)"
-                subtitle = (
-                    f"Accuracy on the {portion} part of the test set; ties broken by "
-                    "macro-F1, then the earlier submission."
-                )
-                text = render(shown, fmt.value, title, subtitle, generated_at=now)
-    except LeaderboardError as err:
-        _fail(str(err))
+    with _user_errors(), Leaderboard.open(competition) as board:
+        if late:
+            frame = board.late_board(track.value, now)
+            title = f"Late submissions ({track.value} track, not ranked)"
+            text = render(frame, fmt.value, title, generated_at=now)
+        else:
+            portion = "Private" if private else "Public"
+            table = (
+                board.private_board(track.value, now)
+                if private
+                else board.public_board(track.value)
+            )
+            try:
+                refs = reference_guesses(load_answer_key(competition), track.value, portion)
+            except AnswerKeyError:
+                refs = None
+            shown = display_frame(table, refs, private=private)
+            title = f"{portion} leaderboard: {competition.resolve().name} ({track.value} track)"
+            subtitle = (
+                f"Accuracy on the {portion} part of the test set; ties broken by "
+                "macro-F1, then the earlier submission."
+            )
+            text = render(shown, fmt.value, title, subtitle, generated_at=now)
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -294,16 +283,12 @@ def leaderboard(
 
 def rescore(competition: CompetitionOption) -> None:
     """Grade every stored submission again (after fixing the answer key or the grader)."""
-    from scoring.grade import AnswerKeyError
-    from scoring.leaderboard import Leaderboard, LeaderboardError
+    from scoring.leaderboard import Leaderboard
 
-    try:
-        with Leaderboard.open(competition) as board:
-            changes = board.rescore()
-            closed = board.is_closed()
-            n = sum(len(board.submissions(name)) for name in TRACKS)
-    except (LeaderboardError, AnswerKeyError) as err:
-        _fail(str(err))
+    with _user_errors(), Leaderboard.open(competition) as board:
+        changes = board.rescore()
+        closed = board.is_closed()
+        n = sum(len(board.submissions(name)) for name in TRACKS)
     typer.echo(f"Rescored {n} submission{'s' * (n != 1)}: {len(changes)} changed.")
     hidden = 0
     for change in changes:
@@ -334,7 +319,7 @@ def rules(
     ] = None,
 ) -> None:
     """Show the competition rules, or change the quotas."""
-    from scoring.leaderboard import Leaderboard, LeaderboardError
+    from scoring.leaderboard import Leaderboard
 
     changes = {
         name: value
@@ -345,11 +330,8 @@ def rules(
         )
         if value is not None
     }
-    try:
-        with Leaderboard.open(competition) as board:
-            current = board.set_rules(**changes) if changes else board.rules
-    except LeaderboardError as err:
-        _fail(str(err))
+    with _user_errors(), Leaderboard.open(competition) as board:
+        current = board.set_rules(**changes) if changes else board.rules
     deadline = "none" if current.deadline is None else f"{current.deadline:%Y-%m-%d %H:%M:%S} UTC"
     typer.echo(
         f"daily quota: {current.daily_quota} valid, {current.invalid_daily_quota} invalid "
