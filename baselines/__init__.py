@@ -1,5 +1,16 @@
 """Reference models shown beside the students on the leaderboard.
 
-Random guess, random forest, SVM, XGBoost and a 1D-CNN arrive with the baselines
-issue; each follows the scikit-learn estimator contract.
+Modules in the order of the data flow:
+
+* :mod:`baselines.data`: read a competition's parquet files into arrays and its grid;
+* :mod:`baselines.features`: reusable transformers (intensity transform, pooling,
+  peak features in sin^2(theta));
+* :mod:`baselines.random_guess`, :mod:`baselines.forest`, :mod:`baselines.svm`,
+  :mod:`baselines.boosting`, :mod:`baselines.cnn1d`: the models, each a
+  scikit-learn estimator or pipeline;
+* :mod:`baselines.run`: search, refit, predict, write, validate, record, save;
+* :mod:`baselines.report`: the Markdown report with its figures.
+
+Heavy dependencies (scikit-learn, xgboost, torch, matplotlib) are imported by
+the modules that use them, never here.
 """

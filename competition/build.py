@@ -24,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from competition.config import BuildConfig
+from competition.config import SCHEMA_METADATA_KEY, BuildConfig
 from competition.io import atomic_path, atomic_write_text
 from competition.lattices import BRAVAIS_LATTICES, bravais_lattice
 from competition.manifest import MANIFEST_NAME
@@ -40,7 +40,6 @@ from competition.splits import (
 
 REJECT_COLUMNS: Final = ("entry_id", "source_file", "stage", "reason", "kept_id")
 PORTIONS: Final = ("train", "public", "private")
-SCHEMA_METADATA_KEY: Final = b"xrd_bravais.grid"
 
 
 class BuildError(RuntimeError):

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from baselines.cli import register as register_baselines
 from competition.config import PRESETS, BuildConfig
 from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED
 from scoring.cli import fail
 from scoring.cli import register as register_scoring
+from starter_kit.cli import register as register_starter_kit
 
 if TYPE_CHECKING:
     from competition.build import BuildSummary
@@ -197,3 +199,5 @@ def _print_summary(summary: BuildSummary, config: BuildConfig) -> None:
 
 # After build, so `xrd-bravais --help` lists the commands in the order of use.
 register_scoring(app)  # validate, score, submit, select, close, leaderboard, rescore, rules
+register_baselines(app)  # baselines list | run | predict
+register_starter_kit(app)  # starter-kit

@@ -19,6 +19,9 @@ import numpy as np
 FWHM_PER_SIGMA: Final = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """Ratio of a Gaussian's full width at half maximum to its standard deviation."""
 
+SCHEMA_METADATA_KEY: Final = b"xrd_bravais.grid"
+"""Parquet schema-metadata key under which the pattern grid (``describe()``) is stored."""
+
 
 @dataclass(frozen=True)
 class PatternConfig:

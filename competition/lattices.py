@@ -25,6 +25,24 @@ BRAVAIS_LATTICES: Final[tuple[str, ...]] = (
 )  # fmt: skip
 """The 14 Bravais lattices (Pearson symbols) in the competition's canonical order."""
 
+LATTICE_NAMES: Final[dict[str, str]] = {
+    "aP": "triclinic, primitive",
+    "mP": "monoclinic, primitive",
+    "mS": "monoclinic, one-face centred (C or A; older symbol mC)",
+    "oP": "orthorhombic, primitive",
+    "oS": "orthorhombic, one-face centred (C, A or B; older symbol oC)",
+    "oI": "orthorhombic, body centred",
+    "oF": "orthorhombic, all-face centred",
+    "tP": "tetragonal, primitive",
+    "tI": "tetragonal, body centred",
+    "hR": "rhombohedral (trigonal R)",
+    "hP": "hexagonal, primitive (hexagonal and trigonal P)",
+    "cP": "cubic, primitive",
+    "cI": "cubic, body centred",
+    "cF": "cubic, face centred",
+}
+"""A plain-words description of each lattice, for documents students read."""
+
 SPACEGROUP_NUMBERS: Final[range] = range(1, 231)
 """The space-group track labels: International Tables numbers 1..230."""
 

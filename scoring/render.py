@@ -150,12 +150,26 @@ def _markdown(frame: pd.DataFrame, title: str, subtitle: str) -> str:
         lines += [_md_cell(subtitle), ""]
     if frame.empty:
         return "\n".join([*lines, "No submissions yet."]) + "\n"
-    columns = list(frame.columns)
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "|".join("---" if c in ("Team", "Kind") else "---:" for c in columns) + "|")
+    return "\n".join(lines) + "\n" + markdown_table(frame, left=("Team", "Kind"))
+
+
+def markdown_table(frame: pd.DataFrame, left: tuple[str, ...] | None = None) -> str:
+    """A pipe table of ``frame``; columns in ``left`` (default: the first) align left.
+
+    Examples
+    --------
+    >>> print(markdown_table(pd.DataFrame({"model": ["rf"], "accuracy": [0.5]})), end="")
+    | model | accuracy |
+    |---|---:|
+    | rf | 0.5 |
+    """
+    columns = [str(c) for c in frame.columns]
+    aligned_left = tuple(columns[:1]) if left is None else left
+    lines = ["| " + " | ".join(_md_cell(c) for c in columns) + " |"]
+    lines.append("|" + "|".join("---" if c in aligned_left else "---:" for c in columns) + "|")
     lines += [
-        "| " + " | ".join(_md_cell(row[c]) for c in columns) + " |"
-        for row in frame.to_dict("records")
+        "| " + " | ".join(_md_cell(value) for value in row) + " |"
+        for row in frame.itertuples(index=False)
     ]
     return "\n".join(lines) + "\n"
 

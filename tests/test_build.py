@@ -52,6 +52,11 @@ def test_layout_is_complete(cod_build):
     out = cod_build.out
     assert sorted(_files(out)) == sorted(LAYOUT)
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
+    # Written through temporary files, yet readable like any file the umask allows.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in (out / "public").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 
 def _accounted(out: Path) -> tuple[set[str], pd.DataFrame]:

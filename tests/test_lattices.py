@@ -94,3 +94,9 @@ def test_numpy_integers_are_accepted():
 )
 def test_normalise_legacy_spellings(given, expected):
     assert normalise_lattice_symbol(given) == expected
+
+
+def test_every_lattice_has_a_name_in_canonical_order():
+    from competition.lattices import LATTICE_NAMES
+
+    assert tuple(LATTICE_NAMES) == BRAVAIS_LATTICES

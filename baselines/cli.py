@@ -1,0 +1,161 @@
+"""``xrd-bravais baselines``: list, run and apply the reference models.
+
+A thin layer over :mod:`baselines.run` and :mod:`baselines.report`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scoring.cli import CompetitionOption, TrackName, TrackOption, fail
+
+app = typer.Typer(
+    name="baselines",
+    help="Reference models (random guess, random forest, SVM, XGBoost, 1D-CNN).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("list")
+def list_baselines() -> None:
+    """List the baselines with their search spaces."""
+    from baselines.run import registry
+
+    for baseline in registry().values():
+        grid = "; ".join(f"{k}={v}" for k, v in baseline.param_grid.items()) or "nothing to search"
+        typer.echo(f"{baseline.name:<14} {baseline.title:<30} {grid}")
+
+
+@app.command()
+def run(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Baselines to run (see `baselines list`), or all.")
+    ] = None,
+    competition: CompetitionOption = Path("."),
+    track: TrackOption = TrackName.bravais,
+    sample: Annotated[
+        int | None, typer.Option(help="Train on a stratified sample of this many rows.", min=2)
+    ] = None,
+    cv: Annotated[
+        int, typer.Option(help="Folds of the parameter search; 0 fits the defaults.", min=0)
+    ] = 3,
+    seed: Annotated[int, typer.Option(help="Seeds the sample, the folds and the models.")] = 0,
+    record: Annotated[
+        bool, typer.Option(help="Record each submission as a baseline row on the leaderboard.")
+    ] = True,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a parameter before the search: NAME:PARAM=VALUE, e.g. "
+            "cnn1d:epochs=10 or xgboost:model__n_estimators=100 (repeatable).",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Search, fit and predict baselines; write submissions/, models and a report."""
+    from baselines.data import read_patterns
+    from baselines.report import write_report
+    from baselines.run import resolve_names, run_baseline
+
+    try:
+        chosen = resolve_names(names or ["all"])
+        overrides = parse_overrides(set_ or [], [b.name for b in chosen])
+    except ValueError as err:
+        fail(str(err))
+    public = competition / "public"
+    if not (public / "train.parquet").is_file() or not (public / "test.parquet").is_file():
+        fail(f"{competition} is not a built competition (no public/train.parquet and test.parquet)")
+    try:
+        train = read_patterns(public / "train.parquet")
+        test = read_patterns(public / "test.parquet")
+    except (OSError, ValueError) as err:
+        fail(str(err))
+    if sample and sample >= len(train.ids):
+        sample = None
+    for baseline in chosen:
+        typer.echo(f"== {baseline.title} ({baseline.name})", err=True)
+        try:
+            result = run_baseline(competition, baseline, track=track.value, sample=sample,
+                                  cv=cv, random_state=seed, train=train, test=test,
+                                  record=record, verbose=not quiet,
+                                  params=overrides.get(baseline.name))  # fmt: skip
+        except ValueError as err:
+            fail(f"{baseline.name}: {err}")
+        typer.echo(_result_line(result))
+    report = write_report(competition, track.value)
+    typer.echo(f"Report: {report}")
+
+
+def parse_overrides(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    """Parse ``NAME:PARAM=VALUE`` items; values are Python literals (``10``, ``0.5``,
+    ``(16, 32)``, ``'log'``) or else plain strings.
+
+    Raises
+    ------
+    ValueError
+        On a malformed item or a baseline that is not being run.
+    """
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, assignment = item.partition(":")
+        param, equals, text = assignment.partition("=")
+        if not (sep and equals and name and param):
+            raise ValueError(f"--set takes NAME:PARAM=VALUE (e.g. cnn1d:epochs=10), got {item!r}")
+        if name not in names:
+            raise ValueError(f"--set {item!r}: {name} is not among the baselines being run")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        overrides.setdefault(name, {})[param] = value
+    return overrides
+
+
+def _result_line(result) -> str:  # type: ignore[no-untyped-def]
+    cv = "" if result.cv_accuracy is None else f"CV accuracy {100 * result.cv_accuracy:.1f} %, "
+    public = "" if not result.public else (
+        f"Public accuracy {100 * result.public['accuracy']:.1f} %, "
+        f"macro-F1 {result.public['macro_f1']:.3f}, "
+    )  # fmt: skip
+    return (
+        f"{result.name}: {cv}{public}fit {result.fit_seconds:.1f} s on {result.n_train:,} rows "
+        f"-> {result.submission}"
+    )
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A model.pkl from `baselines run`.")],
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="Parquet with id and y0 .. y{N-1} columns.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path(
+        "predictions.csv"
+    ),
+) -> None:
+    """Predict any patterns on the model's grid; writes id,<label column>."""
+    from baselines.data import read_patterns
+    from baselines.run import load_model, predict_patterns, write_predictions
+    from scoring.tracks import get_track
+
+    try:
+        bundle = load_model(model)
+        patterns = read_patterns(input)
+        labels = predict_patterns(bundle, patterns)
+    except (OSError, ValueError) as err:
+        fail(str(err))
+    column = get_track(bundle["track"]).column
+    write_predictions(patterns.ids, labels, column, out)
+    typer.echo(f"Wrote {len(labels):,} predictions ({column}) to {out}.")
+
+
+def register(parent: typer.Typer) -> None:
+    """Add ``baselines`` to the ``xrd-bravais`` application."""
+    parent.add_typer(app, name="baselines")

@@ -1,0 +1,187 @@
+"""Regenerate starter_kit/starter_notebook.ipynb (stored without outputs) from the cells below.
+
+    .venv/bin/python tools/make_notebook.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+CELLS = [
+    ("md", """# Starter notebook: Bravais lattices from powder XRD patterns
+
+From nothing to a validated `submission.csv`, the course's way:
+
+1. look at the data;
+2. start on a 10,000-row sample;
+3. search the parameters of two model types with cross-validation;
+4. compare them with random guessing;
+5. write the submission and check it with the grader's own validator.
+
+Run it from the unpacked kit (the folder with `public/`). Needs
+`pip install "xrd-bravais[baselines]"`."""),
+    ("code", """import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from competition.config import SCHEMA_METADATA_KEY
+
+DATA = Path(".")          # the unpacked kit
+SAMPLE_SIZE = 10_000      # rows to explore with; 0 for every row
+CV = 3                    # cross-validation folds
+SEED = 0"""),
+    ("md", """## 1. Look at the data
+
+Each row is one pattern: intensities `y0 .. y{N-1}` on a 2theta grid, the
+strongest point scaled to 1. The grid is stored in the parquet file itself."""),
+    ("code", """train = pd.read_parquet(DATA / "public" / "train.parquet")
+test = pd.read_parquet(DATA / "public" / "test.parquet")
+columns = [c for c in test.columns if c != "id"]
+schema = pq.read_schema(DATA / "public" / "train.parquet")
+grid = json.loads(schema.metadata[SCHEMA_METADATA_KEY])  # the grid the builder stored
+two_theta = grid["two_theta_min"] + grid["step"] * np.arange(len(columns))
+print(f"{len(train):,} training and {len(test):,} test patterns of {len(columns):,} points, "
+      f"{grid['two_theta_min']}..{grid['two_theta_max']} degrees 2theta, {grid['wavelength']}")
+train[["id", "formula", "spacegroup_number", "bravais_lattice"]].head()"""),
+    ("code", """from competition.lattices import BRAVAIS_LATTICES
+
+counts = train["bravais_lattice"].value_counts().reindex(BRAVAIS_LATTICES, fill_value=0)
+ax = counts.plot.bar(figsize=(8, 3), color="#4c72b0", title="Training patterns per lattice")
+ax.set_ylabel("patterns")
+plt.show()"""),
+    ("code", """fig, axes = plt.subplots(7, 2, figsize=(10, 12), sharex=True)
+for ax, lattice in zip(axes.T.ravel(), BRAVAIS_LATTICES, strict=True):
+    rows = train[train["bravais_lattice"] == lattice]
+    if len(rows):
+        row = rows.iloc[0]
+        ax.plot(two_theta, row[columns].to_numpy(float), lw=0.7)
+        title = f"{lattice}: {row['formula']} (space group {row['spacegroup_number']})"
+        ax.set_title(title, fontsize=8)
+    else:
+        ax.set_title(f"{lattice}: no training pattern", fontsize=8)
+    ax.set_yticks([])
+for ax in axes[-1]:
+    ax.set_xlabel("2theta (degrees)")
+fig.tight_layout()
+plt.show()"""),
+    ("md", """## 2. A 10,000-row sample
+
+Searching parameters on every row is slow; a stratified sample keeps each
+lattice's share. Cross-validation folds keep each compound (formula and space
+group) on one side, as the organisers' train/test split does: otherwise the
+same compound in two folds flatters the score."""),
+    ("code", """from sklearn.model_selection import StratifiedGroupKFold
+
+if SAMPLE_SIZE and len(train) > SAMPLE_SIZE:
+    share = SAMPLE_SIZE / len(train)
+    sample = train.groupby("bravais_lattice", group_keys=False).apply(
+        lambda g: g.sample(max(1, round(share * len(g))), random_state=SEED))
+else:
+    sample = train
+X = sample[columns].to_numpy(np.float32)
+y = sample["bravais_lattice"].to_numpy()
+groups = (sample["formula"].astype(str) + "|" + sample["spacegroup_number"].astype(str)).to_numpy()
+folds = StratifiedGroupKFold(n_splits=CV, shuffle=True, random_state=SEED)
+print(f"training on {len(sample):,} rows")"""),
+    ("md", """## 3. Random guessing: the score to beat"""),
+    ("code", """from sklearn.dummy import DummyClassifier
+from sklearn.model_selection import cross_val_score
+
+results = {}
+for name, strategy in [("uniform guess", "uniform"), ("prior-matched guess", "stratified"),
+                       ("majority guess", "most_frequent")]:
+    scores = cross_val_score(DummyClassifier(strategy=strategy, random_state=SEED), X, y,
+                             cv=folds, groups=groups)
+    results[name] = scores.mean()
+pd.Series(results, name="CV accuracy").round(3)"""),
+    ("md", """## 4. Two model types, with a parameter search
+
+Both start with the same preprocessing from `baselines.features`: the square
+root of the intensities (weak peaks count beside the strongest) and pooling to
+0.2-degree bins (features that survive small peak shifts)."""),
+    ("code", """from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from baselines.features import IntensityTransform, Pool
+
+forest = Pipeline([("sqrt", IntensityTransform("sqrt")), ("pool", Pool(10)),
+                   ("model", RandomForestClassifier(n_estimators=200, class_weight="balanced",
+                                                    n_jobs=-1, random_state=SEED))])
+forest_search = GridSearchCV(forest, {"model__max_features": ["sqrt", 0.05],
+                                      "model__min_samples_leaf": [1, 2]},
+                             cv=folds, scoring="accuracy")
+forest_search.fit(X, y, groups=groups)
+results["random forest"] = forest_search.best_score_
+SEARCH_COLUMNS = ["params", "mean_test_score", "std_test_score", "rank_test_score"]
+pd.DataFrame(forest_search.cv_results_)[SEARCH_COLUMNS]"""),
+    ("code", """svm = Pipeline([("sqrt", IntensityTransform("sqrt")), ("pool", Pool(10)),
+                ("scale", StandardScaler()),
+                ("model", SVC(class_weight="balanced", random_state=SEED))])
+svm_search = GridSearchCV(svm, {"model__C": [1.0, 10.0, 100.0]}, cv=folds, scoring="accuracy")
+svm_search.fit(X, y, groups=groups)
+results["SVM (RBF)"] = svm_search.best_score_
+pd.DataFrame(svm_search.cv_results_)[SEARCH_COLUMNS]"""),
+    ("md", """## 5. Compared with random guessing"""),
+    ("code", """comparison = pd.Series(results, name="CV accuracy").sort_values()
+ax = comparison.mul(100).plot.barh(figsize=(7, 3), color="#4c72b0")
+ax.set_xlabel("cross-validated accuracy (%)")
+plt.show()
+comparison.round(3)"""),
+    ("code", """from sklearn.metrics import ConfusionMatrixDisplay
+from sklearn.model_selection import cross_val_predict
+
+best_name, best = max([("random forest", forest_search), ("SVM (RBF)", svm_search)],
+                      key=lambda item: item[1].best_score_)
+predicted = cross_val_predict(best.best_estimator_, X, y, cv=folds, groups=groups)
+present = [lat for lat in BRAVAIS_LATTICES if lat in set(y) | set(predicted)]
+fig, ax = plt.subplots(figsize=(7, 7))
+ConfusionMatrixDisplay.from_predictions(y, predicted, labels=present, ax=ax, colorbar=False)
+ax.set_title(f"{best_name}: out-of-fold predictions")
+plt.show()"""),
+    ("md", """## 6. Predict the test set, write the submission, validate it
+
+`GridSearchCV` has already refitted the best parameters on the whole sample."""),
+    ("code", """submission = pd.DataFrame({"id": test["id"],
+                           "bravais_lattice": best.predict(test[columns].to_numpy(np.float32))})
+submission.to_csv("submission.csv", index=False)
+submission["bravais_lattice"].value_counts().head()"""),
+    ("code", """from scoring.submission import validate_submission
+
+valid = validate_submission("submission.csv", DATA)   # raises SubmissionError listing every problem
+print(f"submission.csv is valid: {len(valid.ids):,} rows ({best_name}).")"""),
+    ("md", """## Where next
+
+- Submit: `xrd-bravais submit submission.csv --team YOUR_TEAM` where the grader runs.
+- Train on every row (`SAMPLE_SIZE = 0`) once the parameters are chosen.
+- Try `baselines.features.PeakFeatures`: peak positions in sin²θ and their ratios,
+  the quantities a crystallographer indexes a pattern with.
+- Try a 1D-CNN: `baselines.cnn1d.CNN1DClassifier` works with `GridSearchCV` too.
+- Keep a note of what you tried: the course asks for your parameter searches and
+  the comparison with random guessing."""),
+]
+
+
+def main() -> None:
+    cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
+    notebook = new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    path = Path(__file__).resolve().parents[1] / "starter_kit" / "starter_notebook.ipynb"
+    nbformat.validate(notebook)
+    path.write_text(nbformat.writes(notebook) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
