@@ -35,6 +35,8 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from baselines.features import resolve_grid
+
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
     "seconds",
@@ -178,13 +180,6 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------
 
-    def _grid(self) -> tuple[float, float]:
-        from competition.config import PRESETS
-
-        preset = PRESETS["default"]
-        start = preset.two_theta_min if self.two_theta_min is None else self.two_theta_min
-        return start, preset.step if self.step is None else self.step
-
     def _check_params(self) -> None:
         if not (self.class_weight in ("balanced", None) or isinstance(self.class_weight, dict)):
             raise ValueError(
@@ -291,7 +286,8 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
                 continue
             x = inputs[batch]
             if self.augment:
-                x = _augment(x, rng, self._grid(), self.max_strain, self.max_shift,
+                grid = resolve_grid(self.two_theta_min, self.step)
+                x = _augment(x, rng, grid, self.max_strain, self.max_shift,
                              self.max_broadening, self.noise)  # fmt: skip
             optimiser.zero_grad()
             logits = _forward(model, x)

@@ -26,11 +26,16 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
-def _default_grid() -> tuple[float, float]:
+def resolve_grid(two_theta_min: float | None, step: float | None) -> tuple[float, float]:
+    """``(two_theta_min, step)`` in degrees, each ``None`` replaced by the
+    competition's default grid (the one source: ``competition.config.PRESETS``)."""
     from competition.config import PRESETS
 
     preset = PRESETS["default"]
-    return preset.two_theta_min, preset.step
+    return (
+        preset.two_theta_min if two_theta_min is None else two_theta_min,
+        preset.step if step is None else step,
+    )
 
 
 class IntensityTransform(TransformerMixin, BaseEstimator):
@@ -177,9 +182,7 @@ class PeakFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
-        default_min, default_step = _default_grid()
-        start = default_min if self.two_theta_min is None else self.two_theta_min
-        step = default_step if self.step is None else self.step
+        start, step = resolve_grid(self.two_theta_min, self.step)
         index, heights = _strongest_peaks(np.asarray(X, dtype=np.float64), self.n_peaks,
                                           self.min_height)  # fmt: skip
         found = heights > 0

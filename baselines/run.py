@@ -357,7 +357,11 @@ def run_baseline(
             estimator.set_params(**params)
         except ValueError as err:  # scikit-learn names the valid parameters
             raise ValueError(f"cannot set {params} on {baseline.name}: {err}") from None
-    if hasattr(estimator, "verbose") and not isinstance(estimator.verbose, bool | None):
+    # The CNN's progress bar follows `verbose`; a Pipeline's boolean `verbose`
+    # (step timings) is left alone.
+    if isinstance(getattr(estimator, "verbose", None), int) and not isinstance(
+        estimator.verbose, bool
+    ):
         estimator.set_params(verbose=int(verbose))
     table = None
     cv_accuracy = cv_std = None
