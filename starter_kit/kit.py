@@ -28,12 +28,11 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -77,13 +76,6 @@ def _percent(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def _pipe_table(header: list[str], rows: Iterable[Iterable[Any]], right: int = 0) -> str:
-    align = ["---"] * (len(header) - right) + ["---:"] * right
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def readme_values(competition: str | Path) -> dict[str, str]:
     """The figures the kit README quotes, from ``manifest.json`` and ``public/`` only.
 
@@ -96,6 +88,7 @@ def readme_values(competition: str | Path) -> dict[str, str]:
     from scoring.grade import train_counts
     from scoring.leaderboard import DB_PATH, Leaderboard, Rules
     from scoring.metrics import reference_scores
+    from scoring.render import markdown_table
 
     root = Path(competition)
     manifest = json.loads((root / "manifest.json").read_text())
@@ -112,17 +105,23 @@ def readme_values(competition: str | Path) -> dict[str, str]:
                                                                   strict=False)]  # fmt: skip
     return {
         "title": root.resolve().name,
-        "lattice_table": _pipe_table(
-            ["symbol", "lattice"], ((f"`{s}`", LATTICE_NAMES[s]) for s in BRAVAIS_LATTICES)
-        ),
-        "count_table": _pipe_table(
-            ["lattice", "training rows"],
-            [
-                *((f"`{s}`", f"{n:,}") for s, n in zip(BRAVAIS_LATTICES, counts, strict=True)),
-                ("total", f"{int(counts.sum()):,}"),
-            ],
-            right=1,
-        ),
+        "lattice_table": markdown_table(
+            pd.DataFrame(
+                {
+                    "symbol": [f"`{s}`" for s in BRAVAIS_LATTICES],
+                    "lattice": [LATTICE_NAMES[s] for s in BRAVAIS_LATTICES],
+                }
+            ),
+            left=("symbol", "lattice"),
+        ).rstrip("\n"),
+        "count_table": markdown_table(
+            pd.DataFrame(
+                {
+                    "lattice": [*(f"`{s}`" for s in BRAVAIS_LATTICES), "total"],
+                    "training rows": [f"{n:,}" for n in [*counts, counts.sum()]],
+                }
+            )
+        ).rstrip("\n"),
         "n_train": f"{int(counts.sum()):,}",
         "n_test": f"{len(test_ids):,}",
         "last_column": str(grid["n_points"] - 1),
