@@ -22,6 +22,31 @@ app = typer.Typer(
 )
 
 
+def _needs_extra() -> None:
+    """Exit with one line when the baselines' libraries are not installed."""
+    import importlib.util
+
+    missing = []
+    for name in ("sklearn", "xgboost", "matplotlib"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        fail(
+            f"the baselines need {', '.join(missing)}, which this installation lacks; "
+            "install them with: pip install 'xrd-bravais[baselines]'"
+        )
+
+
+@app.callback()
+def _baselines() -> None:
+    """Reference models (random guess, random forest, SVM, XGBoost, 1D-CNN)."""
+    _needs_extra()
+
+
 @app.command("list")
 def list_baselines() -> None:
     """List the baselines with their search spaces."""
@@ -145,6 +170,8 @@ def predict(
     from baselines.run import load_model, predict_patterns, write_predictions
     from scoring.tracks import get_track
 
+    if out.is_dir():
+        fail(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'predictions.csv'}")
     try:
         bundle = load_model(model)
         patterns = read_patterns(input)
@@ -152,7 +179,10 @@ def predict(
     except (OSError, ValueError) as err:
         fail(str(err))
     column = get_track(bundle["track"]).column
-    write_predictions(patterns.ids, labels, column, out)
+    try:
+        write_predictions(patterns.ids, labels, column, out)
+    except OSError as err:
+        fail(f"cannot write {out}: {err.strerror or err}")
     typer.echo(f"Wrote {len(labels):,} predictions ({column}) to {out}.")
 
 

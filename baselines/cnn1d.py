@@ -301,7 +301,13 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
     # -- prediction ----------------------------------------------------------
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``."""
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Returned as float32, the precision the network computes them in: float32
+        kernels choose their summation order by batch size, so a row's probabilities
+        agree between batches to float32 precision (about 1e-7 relative), not beyond.
+        Widening them to float64 would claim a precision they do not have.
+        """
         import torch
 
         check_is_fitted(self, "model_")
@@ -313,7 +319,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
             for start in range(0, len(inputs), 512):
                 logits = _forward(model, inputs[start : start + 512])
                 parts.append(torch.softmax(logits, dim=1).numpy())
-        return np.concatenate(parts).astype(np.float64)
+        return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable label of each pattern."""

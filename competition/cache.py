@@ -21,6 +21,10 @@ DEFAULT_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"
 """Where caches live unless ``--cache-dir`` says otherwise (``$XDG_CACHE_HOME/xrd-bravais``)."""
 
 
+BUSY_TIMEOUT = 300.0
+"""Seconds a build waits for another build's hold on the cache before giving up."""
+
+
 def result_key(entry_id: str, text: str, settings_key: str) -> str:
     """Cache key of one structure's result."""
     digest = hashlib.sha256()
@@ -41,10 +45,12 @@ class ResultCache:
     path : Path
         The SQLite file (created with its folder if missing).
     commit_every : float
-        Seconds between commits while results arrive.
+        Seconds between commits while results arrive. The default, 0, commits
+        every result: an open write transaction would hold the lock that other
+        builds sharing the cache wait on, for as long as the next result takes.
     """
 
-    def __init__(self, path: str | Path, commit_every: float = 1.0) -> None:
+    def __init__(self, path: str | Path, commit_every: float = 0.0) -> None:
         self.path = Path(path)
         self.commit_every = commit_every
         self._con: sqlite3.Connection | None = None
@@ -52,8 +58,16 @@ class ResultCache:
 
     def __enter__(self) -> ResultCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = sqlite3.connect(self.path)
+        if not self.path.exists():
+            # Owner-only: it holds the label of every structure, test entries included.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # Builds running at the same time share the cache: each waits for the other's
+        # commit (at most ``commit_every`` apart) instead of failing on the lock.
+        self._con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
         self._con.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL still survives a crash of the process; only an OS
+        # crash may lose the last commits, which the build then recomputes.
+        self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, payload BLOB NOT NULL)"
         )

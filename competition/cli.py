@@ -32,11 +32,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        typer.echo(f"xrd-bravais {metadata.version('xrd-bravais')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_print_version, is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
     """Run a powder-XRD Bravais-lattice classification competition."""
 
 
@@ -58,6 +75,15 @@ def _parse_spacegroups(text: str) -> list[int]:
     return numbers
 
 
+def _parse_ladder(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(float(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        fail(f"--symprec-ladder takes tolerances separated by commas, got {text!r}")
+
+
 def _make_source(
     kind: SourceKind,
     input_path: Path | None,
@@ -67,6 +93,7 @@ def _make_source(
     n_generated: int,
     spacegroups: str | None,
     seed: int,
+    progress: bool = True,
 ) -> Source:
     from competition import sources
 
@@ -80,7 +107,7 @@ def _make_source(
         ids = sources.read_cod_ids(input_path)  # type: ignore[arg-type]
         settings = sources.DownloadSettings(url=cod_url, cache_dir=cache_dir / "cod")
         # Cut the id list before downloading, not after.
-        return sources.cod_ids_source(ids[:limit] if limit else ids, settings)
+        return sources.cod_ids_source(ids[:limit] if limit else ids, settings, progress)
     else:
         groups = _parse_spacegroups(spacegroups) if spacegroups else None
         kwargs = {"spacegroups": groups} if groups else {}
@@ -118,6 +145,13 @@ def build(
     symprec: Annotated[
         float, typer.Option(help="spglib tolerance in Angstrom.")
     ] = DEFAULTS.symprec,
+    symprec_ladder: Annotated[
+        str | None,
+        typer.Option(
+            help="Larger tolerances to try where --symprec misses the declared space group, "
+            "e.g. '0.05,0.1' for relaxed computed structures (default: none).",
+        ),
+    ] = None,
     max_sites: Annotated[
         int, typer.Option(help="Reject cells with more sites.")
     ] = DEFAULTS.max_sites,
@@ -135,14 +169,25 @@ def build(
     ] = DEFAULTS.public_fraction,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = DEFAULTS.seed,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes [default: all CPUs].")
+        int | None, typer.Option(min=1, help="Worker processes.", show_default="all CPUs")
     ] = None,
     cache_dir: Annotated[
         Path | None,
-        typer.Option(help="Resumable cache [default: $XDG_CACHE_HOME/xrd-bravais]."),
+        typer.Option(
+            help="Folder of the resumable result cache.",
+            show_default="$XDG_CACHE_HOME/xrd-bravais",
+        ),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute everything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Rebuild over a competition in use: delete its leaderboard, baselines, "
+            "submissions and added files.",
+        ),
+    ] = False,
 ) -> None:
     """Build a competition from crystal structures (default: the embedded AMCSD minerals)."""
     from competition.build import BuildError, build_competition
@@ -152,6 +197,7 @@ def build(
     try:
         config = BuildConfig(
             preset=preset, symprec=symprec, max_sites=max_sites, timeout=timeout,
+            symprec_ladder=_parse_ladder(symprec_ladder),
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
         )  # fmt: skip
@@ -160,11 +206,12 @@ def build(
     cache_root = cache_dir or DEFAULT_CACHE_DIR
     try:
         src = _make_source(
-            source, input_path, limit, cod_url, cache_root, n_generated, spacegroups, seed
+            source, input_path, limit, cod_url, cache_root, n_generated, spacegroups, seed,
+            progress=not quiet,
         )
         summary = build_competition(
             src, out, config, workers=workers,
-            cache_dir=None if no_cache else cache_root, progress=not quiet,
+            cache_dir=None if no_cache else cache_root, progress=not quiet, force=force,
         )  # fmt: skip
     except (SourceError, BuildError) as err:
         fail(str(err))

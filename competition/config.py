@@ -108,6 +108,12 @@ class BuildConfig:
         real files (96.3 % against 93.6 % on 517 COD entries, 98.8 % against
         97.7 % on 512 AMCSD entries; docs/labels.md): the looser tolerance finds
         supergroups of slightly distorted structures.
+    symprec_ladder : tuple of float
+        Larger tolerances to try, in increasing order, when spglib at ``symprec``
+        does not find the space group the CIF declares: the first that finds it
+        labels the entry (see :func:`competition.labels.ladder_labels`). Empty by
+        default, which suits experimental files (COD, AMCSD); relaxed computed
+        structures carry noise of a few 0.01 A and want e.g. ``(0.05, 0.1)``.
     angle_tolerance : float
         spglib angle tolerance in degrees.
     max_sites : int
@@ -129,6 +135,7 @@ class BuildConfig:
 
     preset: str = "default"
     symprec: float = 0.01
+    symprec_ladder: tuple[float, ...] = ()
     angle_tolerance: float = 5.0
     max_sites: int = 500
     timeout: float = 120.0
@@ -152,6 +159,13 @@ class BuildConfig:
             raise ValueError("per_class and max_sites must be at least 1")
         if self.symprec <= 0 or self.timeout <= 0:
             raise ValueError("symprec and timeout must be positive")
+        ladder = tuple(float(t) for t in self.symprec_ladder)
+        if any(not t > self.symprec for t in ladder) or list(ladder) != sorted(set(ladder)):
+            raise ValueError(
+                f"the symprec ladder must list increasing tolerances above symprec "
+                f"{self.symprec:g}, got {', '.join(f'{t:g}' for t in ladder)}"
+            )
+        object.__setattr__(self, "symprec_ladder", ladder)
 
     def with_(self, **changes: Any) -> BuildConfig:
         """Return a copy with some settings changed."""
@@ -173,6 +187,8 @@ class BuildConfig:
             "pattern": asdict(self.pattern),
             "symprec": self.symprec,
             "angle_tolerance": self.angle_tolerance,
+            # Only when set, so the keys of existing caches stay valid.
+            **({"symprec_ladder": list(self.symprec_ladder)} if self.symprec_ladder else {}),
             "max_sites": self.max_sites,
         }
         blob = json.dumps(relevant, sort_keys=True).encode()

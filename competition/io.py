@@ -16,11 +16,13 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it to ``target`` on success.
 
     The caller writes the temporary file with any library (pyarrow, matplotlib);
     if the block raises, the temporary file is removed and ``target`` is untouched.
+    ``mode`` sets the file's permissions (e.g. ``0o600`` for private material);
+    by default those of a plain ``open()`` under the process umask.
 
     Examples
     --------
@@ -42,7 +44,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             os.fsync(handle.fileno())
         # mkstemp makes the file private (0600); give it the mode a plain open()
         # would, so that public files can be shared from a course server.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -55,15 +57,15 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(target: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
+def atomic_write_bytes(target: str | Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``target`` atomically (``mode``: see :func:`atomic_path`)."""
+    with atomic_path(target, mode) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(target: str | Path, text: str) -> None:
+def atomic_write_text(target: str | Path, text: str, mode: int | None = None) -> None:
     """Write UTF-8 ``text`` to ``target`` atomically, with ``\\n`` line endings."""
-    atomic_write_bytes(target, text.encode("utf-8"))
+    atomic_write_bytes(target, text.encode("utf-8"), mode)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -4,7 +4,9 @@ spglib searches for the symmetry operations that map the structure onto itself
 within a distance tolerance ``symprec`` (Angstrom) and an angle tolerance. A
 larger tolerance forgives small refinement errors and finds the symmetry the
 authors declared more often; a smaller one finds lower symmetry where a structure
-is slightly distorted. The tolerance in force is recorded in the manifest.
+is slightly distorted. The tolerance in force is recorded in the manifest, and
+with a ladder of tolerances (:func:`ladder_labels`, for computed structures) the
+one that labelled each entry is recorded beside it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,54 @@ class SymmetryLabels:
     spacegroup_symbol: str
     bravais_lattice: str
     conventional_cell: tuple[float, float, float, float, float, float]
+    symprec: float = 0.0
+
+
+def ladder_labels(
+    structure: Structure,
+    symprec: float,
+    ladder: tuple[float, ...],
+    declared: int | None,
+    angle_tolerance: float = 5.0,
+) -> SymmetryLabels:
+    """Labels at the first tolerance of a ladder that finds the declared space group.
+
+    Relaxed, computed structures (Materials Project and the like) carry numerical
+    noise of a few hundredths of an Angstrom, so spglib at a tolerance suited to
+    experimental files finds a subgroup of their symmetry. The ladder tries
+    ``symprec`` and then each larger tolerance of ``ladder`` in increasing order and
+    stops where spglib finds the group the file declares; when none does (or the
+    file declares none), the labels at ``symprec`` stand, since a looser tolerance
+    that still disagrees only risks absorbing a real distortion.
+
+    Parameters
+    ----------
+    structure : Structure
+    symprec : float
+        The first, strictest tolerance (Angstrom).
+    ladder : tuple of float
+        Further tolerances; those not above ``symprec`` are skipped. Empty: only
+        ``symprec``.
+    declared : int or None
+        The space group the CIF declares.
+    angle_tolerance : float
+
+    Returns
+    -------
+    SymmetryLabels
+        With ``symprec`` set to the tolerance that produced them.
+    """
+    first = symmetry_labels(structure, symprec, angle_tolerance)
+    if declared is None or first.spacegroup_number == declared:
+        return first
+    for tolerance in sorted(t for t in set(ladder) if t > symprec):
+        try:
+            labels = symmetry_labels(structure, tolerance, angle_tolerance)
+        except RejectError:
+            continue
+        if labels.spacegroup_number == declared:
+            return labels
+    return first
 
 
 def symmetry_labels(
@@ -92,4 +142,5 @@ def symmetry_labels(
         spacegroup_symbol=str(dataset.international),
         bravais_lattice=bravais_lattice(number),
         conventional_cell=params,  # type: ignore[arg-type]
+        symprec=symprec,
     )

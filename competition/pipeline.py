@@ -46,6 +46,7 @@ class StructureRecord:
     pattern: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
     extra_blocks: tuple[str, ...] = ()
+    symprec_used: float | None = None
 
 
 def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rejected:
@@ -62,7 +63,7 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
     -------
     StructureRecord or Rejected
     """
-    from competition.labels import symmetry_labels
+    from competition.labels import ladder_labels
     from competition.patterns import xrd_pattern
     from competition.structures import parse_structure
 
@@ -72,7 +73,10 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         parsed = parse_structure(entry.text, config.max_sites)
         seconds["parse"] = time.perf_counter() - start
         start = time.perf_counter()
-        labels = symmetry_labels(parsed.structure, config.symprec, config.angle_tolerance)
+        labels = ladder_labels(
+            parsed.structure, config.symprec, config.symprec_ladder,
+            parsed.declared_spacegroup, config.angle_tolerance,
+        )  # fmt: skip
         seconds["symmetry"] = time.perf_counter() - start
         start = time.perf_counter()
         pattern = xrd_pattern(parsed.structure, config.pattern)
@@ -98,6 +102,7 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         pattern=pattern,
         seconds=seconds,
         extra_blocks=parsed.extra_blocks,
+        symprec_used=labels.symprec,
     )
 
 
@@ -123,16 +128,22 @@ def _warm_imports() -> None:
 
 
 def _init_worker() -> None:
-    """Keep each worker's BLAS to one thread: the pool already uses every core.
+    """Keep each worker's BLAS to one thread, and its library warnings off the terminal.
 
     The arrays of one structure are small, so BLAS threads only compete with the
     other workers (measured: 17 % more structures per second on 2 cores). The
     limit is set at run time because forked workers inherit an already-loaded
     BLAS, which ignores OMP_NUM_THREADS.
     """
+    import warnings
+
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    # pymatgen and spglib warn per structure ("No Pauling electronegativity for Ne",
+    # occupancy roundings ...): thousands of lines on the organiser's terminal that
+    # say nothing actionable. What matters becomes a reject with its reason.
+    warnings.simplefilter("ignore")
 
 
 def _run_pool(

@@ -43,13 +43,35 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def _ladder_text(config: BuildConfig, agreement: dict[str, object]) -> str:
+    """The DATA.md line on the symprec ladder, when one was used."""
+    if not config.symprec_ladder:
+        return ""
+    used = agreement.get("labelled_at_symprec") or {}
+    counts = ", ".join(f"{n} at {t}" for t, n in used.items())  # type: ignore[union-attr]
+    ladder = ", ".join(f"{t:g}" for t in config.symprec_ladder)
+    return (
+        f"\n- Where spglib at {config.symprec:g} Angstrom missed the declared group, the\n"
+        f"  larger tolerances {ladder} were tried in turn, the first that found it kept\n"
+        f"  (entries labelled: {counts})."
+    )
+
+
+def majority_lattice(train_counts: np.ndarray) -> str:
+    """The commonest training lattice; ties go to the first in canonical order.
+
+    The one rule behind the sample submission, the data card and the kit README.
+    """
+    return BRAVAIS_LATTICES[int(np.argmax(train_counts))]
+
+
 def _reference_text(train_counts: np.ndarray) -> str:
     from scoring.metrics import reference_scores
 
     if train_counts.sum() == 0:
         return "(no training rows)"
     ref = reference_scores(train_counts)
-    majority = BRAVAIS_LATTICES[int(np.argmax(train_counts))]
+    majority = majority_lattice(train_counts)
     return "\n".join([
         f"- uniform guess (each lattice with probability 1/14): {100 * ref['uniform']:.2f} %",
         f"- prior-matched guess (each lattice with its training share): "
@@ -72,6 +94,7 @@ def write_data_card(
     train_counts = table[["train"]]
     n_test = int(table.loc["total", "public"] + table.loc["total", "private"])
     reference = _reference_text(table.loc[list(BRAVAIS_LATTICES), "train"].to_numpy())
+    ladder = _ladder_text(config, agreement)
     text = f"""# Data card
 
 Classify each simulated powder X-ray diffraction pattern into one of the 14
@@ -107,7 +130,7 @@ COD, and empty otherwise. Test ids are opaque and in random order.
   angle tolerance {config.angle_tolerance:g} degrees, on the unit cell given in the CIF.
 - `bravais_lattice`: crystal family letter plus centring (A, B, C centring is written `S`).
 - Agreement of spglib with the space group declared in the source files:
-  {agreement["n_spacegroup_agree"]} of {agreement["n_declared"]} ({rate_text}).
+  {agreement["n_spacegroup_agree"]} of {agreement["n_declared"]} ({rate_text}).{ladder}
 
 ## How the set was built
 
@@ -121,11 +144,14 @@ COD, and empty otherwise. Test ids are opaque and in random order.
 
 ## Counts
 
-Training structures per lattice (the test set's label counts are not published):
+Training structures per lattice:
 
 {_markdown_table(train_counts)}
 
-Test set: {n_test} patterns.
+Test set: {n_test} patterns. The test set was drawn per lattice with the same share
+({100 * config.test_fraction:g} %) of every lattice, so its count per lattice is about
+{config.test_fraction / (1 - config.test_fraction):.3g} times the training count above:
+the class mix of the test set is not a secret, only which pattern is which.
 
 ## Metric and the random-guess reference
 

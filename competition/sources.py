@@ -388,11 +388,14 @@ def download_cod_cif(cod_id: int, settings: DownloadSettings) -> Path:
     return target
 
 
-def cod_ids_source(ids: Sequence[int], settings: DownloadSettings) -> Source:
+def cod_ids_source(
+    ids: Sequence[int], settings: DownloadSettings, progress: bool = True
+) -> Source:
     """COD entries downloaded by id (cached on disk), as a source.
 
-    Files are downloaded up front with ``settings.workers`` threads; an id the
-    server does not have (HTTP 404) becomes a rejection, not an error.
+    Files are downloaded up front with ``settings.workers`` threads, under a
+    progress bar unless ``progress`` is false; an id the server does not have
+    (HTTP 404) becomes a rejection, not an error.
 
     Raises
     ------
@@ -418,7 +421,10 @@ def cod_ids_source(ids: Sequence[int], settings: DownloadSettings) -> Source:
 
     with ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool:
         results = list(
-            tqdm(pool.map(one, ids), total=len(ids), desc="download", unit="cif", leave=False)
+            tqdm(
+                pool.map(one, ids), total=len(ids), desc="download", unit="cif", leave=False,
+                disable=not progress,
+            )
         )
     attempted = [r for r in results if r[0] in needed]
     if attempted and all(unreachable for *_, unreachable in attempted):
@@ -509,4 +515,13 @@ def generated_cif(group: int, k: int, seed: int) -> str:
             break
     else:
         raise RuntimeError(f"could not place {species} in space group {group}")
-    return str(CifWriter(crystal.to_pymatgen()))
+    text = str(CifWriter(crystal.to_pymatgen()))
+    # CifWriter writes the full cell in P1 with its atoms listed one by one; declare
+    # the generating group instead, as a CIF from a database would (the listed
+    # x,y,z operator and atoms still give the same structure), so that the data
+    # card's label agreement compares spglib with the group pyxtal used.
+    symbol = Group(group).symbol
+    text = re.sub(r"(?m)^_symmetry_Int_Tables_number\s+1$",
+                  f"_symmetry_Int_Tables_number   {group}", text)  # fmt: skip
+    return re.sub(r"(?m)^_symmetry_space_group_name_H-M\s+'P 1'$",
+                  f"_symmetry_space_group_name_H-M   '{symbol}'", text)  # fmt: skip

@@ -164,6 +164,11 @@ def parse_structure(text: str, max_sites: int) -> ParsedStructure:
             raise RejectError("parse", reason) from None
         if not blocks:
             raise RejectError("parse", "no data block found: this is not a CIF file")
+        # Checked before pymatgen builds anything: it quietly takes |a| for a negative
+        # length and drops negative occupancies, and a NaN cell crashes spglib.
+        first = next((data for data in blocks.values() if _has_coordinates(data)), None)
+        if first is not None:
+            check_values(first)
         try:
             structures = parser.parse_structures(primitive=False, on_error="warn")
         except Exception:  # pymatgen raises ValueError when no block gave a structure
@@ -197,8 +202,97 @@ def parse_structure(text: str, max_sites: int) -> ParsedStructure:
         )
     if structure.volume <= 1e-3:
         raise RejectError("parse", f"degenerate unit cell (volume {structure.volume:.3g} A^3)")
+    per_site = structure.volume / n_sites
+    if per_site < MIN_VOLUME_PER_SITE:
+        raise RejectError(
+            "parse",
+            f"implausible cell: {per_site:.3g} A^3 per site (real crystals have at least "
+            f"~{MIN_VOLUME_PER_SITE:g}); check the cell lengths and angles",
+        )
     extra = tuple(names[1 : len(structures)])
     return ParsedStructure(structure, declared_spacegroup(blocks[name]), name, extra)
+
+
+MIN_VOLUME_PER_SITE: Final = 1.0
+"""Smallest cell volume per site (A^3) taken as real. The densest solids have 5-6 A^3
+per atom (diamond 5.7, LiH 8.5) and disordered split sites at most halve that; a
+cell below 1 A^3 per site has a mistyped length or a near-flat angle."""
+MAX_ABS_FRACTIONAL: Final = 10.0
+"""Fractional coordinates beyond this are not a position in or near the cell."""
+_NUMBER: Final = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\(\d+\))?\s*$")
+
+
+def _number(value: object) -> float | None:
+    """A CIF number (``5.431(2)``) as a float; None for ``?`` or ``.``; NaN for text."""
+    text = str(value).strip()
+    if text in ("?", "."):
+        return None
+    match = _NUMBER.match(text)
+    return float(match.group(1)) if match else float("nan")
+
+
+def _values(block: dict[str, Any], tag: str) -> list[tuple[str, float | None]]:
+    """``(text as written, number)`` for each value of ``tag`` in ``block``."""
+    raw = block.get(tag)
+    if raw is None:
+        return []
+    return [(str(v).strip(), _number(v)) for v in (raw if isinstance(raw, list) else [raw])]
+
+
+def check_values(block: dict[str, Any]) -> None:
+    """Reject a data block whose cell, coordinates or occupancies are not physical.
+
+    Cell lengths must be positive, angles strictly between 0 and 180 degrees and
+    together form a cell of positive volume; fractional coordinates must be finite
+    numbers within +-10; occupancies not negative (the tolerance for rounding
+    above 1 is pymatgen's). Missing values (``?``) are left to the parser.
+
+    Raises
+    ------
+    RejectError
+        With stage ``parse`` and the first offending tag and value.
+
+    Examples
+    --------
+    >>> check_values({"_cell_length_a": "-5.64"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    competition.structures.RejectError: parse: _cell_length_a is -5.64: a cell length ...
+    """
+    import math
+
+    def bad(tag: str, text: str, why: str) -> RejectError:
+        return RejectError("parse", f"{tag} is {text}: {why}")
+
+    for axis in "abc":
+        tag = f"_cell_length_{axis}"
+        for text, value in _values(block, tag)[:1]:
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise bad(tag, text, "a cell length must be a positive number")
+    angles = []
+    for name in ("alpha", "beta", "gamma"):
+        tag = f"_cell_angle_{name}"
+        for text, value in _values(block, tag)[:1]:
+            if value is not None and not (math.isfinite(value) and 0 < value < 180):
+                raise bad(tag, text, "a cell angle must lie strictly between 0 and 180 degrees")
+            angles.append(value)
+    if len(angles) == 3 and None not in angles:
+        ca, cb, cg = (math.cos(math.radians(a)) for a in angles)  # type: ignore[arg-type]
+        if 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg <= 1e-6:
+            raise RejectError(
+                "parse", f"cell angles {angles[0]:g}, {angles[1]:g}, {angles[2]:g} degrees "
+                "do not form a cell of positive volume",
+            )  # fmt: skip
+    for axis in "xyz":
+        tag = f"_atom_site_fract_{axis}"
+        for text, value in _values(block, tag):
+            if value is not None and not (math.isfinite(value)
+                                          and abs(value) <= MAX_ABS_FRACTIONAL):  # fmt: skip
+                raise bad(tag, text, f"fractional coordinates must be finite numbers within "
+                                     f"+-{MAX_ABS_FRACTIONAL:g}")  # fmt: skip
+    for text, value in _values(block, "_atom_site_occupancy"):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise bad("_atom_site_occupancy", text, "an occupancy must be a number from 0 to 1")
 
 
 # pymatgen notices that accompany a skipped block without being its cause.

@@ -213,13 +213,21 @@ def close(
         datetime | None,
         typer.Option(help="Deadline (UTC) instead of now, e.g. 2026-12-01T00:00:00."),
     ] = None,
+    retroactive: Annotated[
+        bool,
+        typer.Option(help="Confirm a past deadline that makes stored submissions late."),
+    ] = False,
+    reopen: Annotated[
+        bool,
+        typer.Option(help="Confirm moving a passed deadline into the future (reopening)."),
+    ] = False,
 ) -> None:
     """Freeze the competition at its deadline; then the private leaderboard appears."""
     from scoring.leaderboard import Leaderboard
 
     deadline = None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
     with _user_errors(), Leaderboard.open(competition) as board:
-        rules = board.close(deadline)
+        rules = board.close(deadline, retroactive=retroactive, reopen=reopen)
         closed = board.is_closed()
     assert rules.deadline is not None
     when = f"{rules.deadline:%Y-%m-%d %H:%M:%S} UTC"
@@ -248,12 +256,12 @@ def leaderboard(
     from competition.io import atomic_write_text
     from scoring.grade import AnswerKeyError, load_answer_key, reference_guesses
     from scoring.leaderboard import Leaderboard, utc_now
-    from scoring.render import display_frame, render
+    from scoring.render import display_frame, display_late, render
 
     now = utc_now()
     with _user_errors(), Leaderboard.open(competition) as board:
         if late:
-            frame = board.late_board(track.value, now)
+            frame = display_late(board.late_board(track.value, now))
             title = f"Late submissions ({track.value} track, not ranked)"
             text = render(frame, fmt.value, title, generated_at=now)
         else:
@@ -271,7 +279,7 @@ def leaderboard(
             title = f"{portion} leaderboard: {competition.resolve().name} ({track.value} track)"
             subtitle = (
                 f"Accuracy on the {portion} part of the test set; ties broken by "
-                "macro-F1, then the earlier submission."
+                "macro-F1, then the earlier submission (which ranks first)."
             )
             text = render(shown, fmt.value, title, subtitle, generated_at=now)
     if out is None:
@@ -282,7 +290,7 @@ def leaderboard(
 
 
 def rescore(competition: CompetitionOption) -> None:
-    """Grade every stored submission again (after fixing the answer key or the grader)."""
+    """Grade every stored submission again (after `amend-key` or a grader update)."""
     from scoring.leaderboard import Leaderboard
 
     with _user_errors(), Leaderboard.open(competition) as board:
@@ -304,6 +312,47 @@ def rescore(competition: CompetitionOption) -> None:
             hidden += 1
     if hidden:
         typer.echo(f"  {hidden} changed only on Private rows (shown after close).")
+
+
+def submissions(
+    team: Annotated[str, typer.Option("--team", help="Your team name.")],
+    competition: CompetitionOption,
+    track: TrackOption = TrackName.bravais,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """List a team's own submissions (ids for `select`, Public scores, picks)."""
+    from scoring.leaderboard import Leaderboard
+    from scoring.render import display_history, render
+
+    with _user_errors(), Leaderboard.open(competition) as board:
+        history = board.team_history(team, track.value)
+        if history.empty and team not in board.team_names():
+            fail(f"no team called {team!r} (names are case-sensitive)")
+        quota = board.rules.max_selected
+    title = f"Submissions of team {team!r} ({track.value} track)"
+    subtitle = (
+        f"Public scores only. Pick up to {quota} for the final ranking with "
+        "`xrd-bravais select ID ... --team NAME`; with none picked, the best Public ones count."
+    )
+    typer.echo(render(display_history(history), fmt.value, title, subtitle), nl=False)
+
+
+def amend_key(
+    corrected: Annotated[Path, typer.Argument(help="The corrected solution.csv.")],
+    competition: CompetitionOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why the key changes (recorded).")],
+) -> None:
+    """Replace the answer key with a corrected one, record why, and rescore every submission."""
+    from scoring.amend import amend_answer_key
+
+    with _user_errors():
+        amendment = amend_answer_key(competition, corrected, reason)
+    moved = ", ".join(f"{n} {portion}" for portion, n in amendment.changed.items())
+    typer.echo(
+        f"Amended the answer key ({moved} row(s) relabelled); the old key is kept in "
+        f"{amendment.archived} and the change recorded in manifest.json."
+    )
+    rescore(competition)
 
 
 def rules(
@@ -342,5 +391,7 @@ def rules(
 
 def register(app: typer.Typer) -> None:
     """Add the grading commands to the ``xrd-bravais`` application."""
-    for command in (validate, score, submit, select, close, leaderboard, rescore, rules):
+    for command in (validate, score, submit, submissions, select, close, leaderboard, rescore,
+                    rules):  # fmt: skip
         app.command()(command)
+    app.command("amend-key")(amend_key)

@@ -208,6 +208,73 @@ def clean_team_name(name: str) -> str:
     return name
 
 
+RESERVED_NAMES: Final = (
+    "random guess: uniform", "random guess: prior-matched", "random guess: majority class",
+    "random guess (uniform)", "random guess (prior-matched)", "random guess (majority class)",
+    "uniform", "prior", "majority", "random forest", "random-forest", "svm",
+    "SVM (RBF kernel)", "xgboost", "1D-CNN", "cnn1d", "baseline", "reference",
+)  # fmt: skip
+"""Names of the baseline and random-guess rows: no team may take one or a look-alike."""
+
+# Letters of other scripts drawn like Latin ones (Unicode's confusables, the ones a
+# keyboard reaches), and digits that pass for letters in a name.
+_CONFUSABLES: Final = str.maketrans(
+    "\u0430\u0432\u0435\u0451\u0437\u0456\u0457\u0458\u043a\u04cf\u043c\u043d\u043e\u0440"
+    "\u0441\u0501\u0442\u0443\u0445\u04bb\u0455\u051b\u051d\u044c\u03b1\u03b2\u03b5\u03b7"
+    "\u03b9\u03ba\u03bd\u03bf\u03c1\u03c4\u03c5\u03c7\u03f2\u013101",
+    "abee3iijklmhopcdtyxhsqwbabenikvoptuxciol",
+)
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like: compatibility-folded, case-folded, look-alike
+    letters mapped to Latin, punctuation and spaces dropped.
+
+    Examples
+    --------
+    >>> name_skeleton("Random Forest") == name_skeleton("r\u0430ndom-forest")  # Cyrillic a
+    True
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold().translate(_CONFUSABLES)
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", folded)
+                       if not unicodedata.combining(c))  # fmt: skip
+    return "".join(c for c in stripped if c.isalnum())
+
+
+def _scripts(name: str) -> set[str]:
+    """The scripts of the letters of ``name`` (first word of each Unicode name)."""
+    return {unicodedata.name(c, "?").split(" ")[0] for c in name if c.isalpha()}
+
+
+def check_name_is_distinct(name: str, taken: Sequence[str]) -> None:
+    """Refuse a new team name that passes for a reserved or an existing one.
+
+    Raises
+    ------
+    LeaderboardError
+        If the name mixes Latin letters with Cyrillic or Greek ones (the usual
+        homoglyph trick), or looks like a baseline, a random-guess reference or
+        another team once case, accents, punctuation and look-alike letters are
+        set aside.
+    """
+    scripts = _scripts(name)
+    if "LATIN" in scripts and scripts & {"CYRILLIC", "GREEK"}:
+        raise LeaderboardError(
+            f"team name {name!r} mixes Latin letters with {'/'.join(sorted(scripts - {'LATIN'}))} "
+            "ones that look alike; write it in one script"
+        )
+    skeleton = name_skeleton(name)
+    if not skeleton:
+        raise LeaderboardError("team name must contain letters or digits")
+    for other in (*RESERVED_NAMES, *taken):
+        if name_skeleton(other) == skeleton:
+            what = "a baseline or reference row" if other in RESERVED_NAMES else "another team"
+            raise LeaderboardError(
+                f"team name {name!r} looks like {other!r} ({what}); pick a name that "
+                "cannot be mistaken for it"
+            )
+
+
 class Leaderboard:
     """The store of one competition's submissions.
 
@@ -240,19 +307,33 @@ class Leaderboard:
         if not (root / "manifest.json").is_file():
             raise LeaderboardError(f"{root} is not a built competition (no manifest.json)")
         path = root / DB_PATH
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the store holds Private scores and every team's files.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         # Long busy timeout: concurrent submitters queue on the write lock.
         connection = sqlite3.connect(path, timeout=120, isolation_level=None)
         connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA foreign_keys = ON")
-        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            # Another process may be switching it at the same moment; either way it ends WAL.
-            with contextlib.suppress(sqlite3.OperationalError):
-                connection.execute("PRAGMA journal_mode = WAL")
         board = cls(root, connection)
-        with board._write():
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                connection.execute(statement)
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                # Another process may be switching it at the same moment; either way it
+                # ends WAL.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    connection.execute("PRAGMA journal_mode = WAL")
+            with board._write():
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    connection.execute(statement)
+        except sqlite3.DatabaseError as err:
+            connection.close()
+            if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+                raise LeaderboardError(f"{path} is locked by another process: {err}") from None
+            raise LeaderboardError(
+                f"{path} is not a readable leaderboard ({err}); it may be damaged: restore it "
+                "from a backup, or move it away to start an empty one"
+            ) from None
         return board
 
     def close_connection(self) -> None:
@@ -323,13 +404,61 @@ class Leaderboard:
             )
         return self.rules
 
-    def close(self, at: datetime | None = None) -> Rules:
+    def close(
+        self,
+        at: datetime | None = None,
+        *,
+        retroactive: bool = False,
+        reopen: bool = False,
+        now: datetime | None = None,
+    ) -> Rules:
         """Freeze the competition at ``at`` (default: now).
 
         Submissions from that moment on are late. The private leaderboard and the
         shake-up report become available once the moment has passed.
+
+        Parameters
+        ----------
+        at : datetime, optional
+            The deadline (UTC); default: now.
+        retroactive : bool
+            Confirm a deadline in the past that turns stored on-time submissions
+            into late ones (they leave both boards).
+        reopen : bool
+            Confirm moving the deadline of a closed competition into the future:
+            its private leaderboard has already been visible.
+        now : datetime, optional
+            The present (tests).
+
+        Raises
+        ------
+        LeaderboardError
+            For either change without its confirmation; nothing is changed.
         """
-        return self.set_rules(deadline=at or utc_now())
+        moment = now or utc_now()
+        deadline = at or moment
+        if deadline.tzinfo is None:
+            raise LeaderboardError("the deadline must say its time zone (UTC)")
+        rules = self.rules
+        if rules.is_closed(moment) and deadline > moment and not reopen:
+            raise LeaderboardError(
+                f"the competition closed at {rules.deadline:%Y-%m-%d %H:%M:%S} UTC and its "
+                f"private leaderboard may have been seen; a deadline of "
+                f"{deadline:%Y-%m-%d %H:%M:%S} UTC would reopen it. Confirm with --reopen "
+                "(the Private scores are then no longer a fair final test)"
+            )
+        if deadline < moment and not retroactive:
+            (n,) = self.connection.execute(
+                "SELECT COUNT(*) FROM submissions WHERE late = 0 AND submitted_at >= ?",
+                (_stamp(deadline),),
+            ).fetchone()
+            if n:
+                raise LeaderboardError(
+                    f"a deadline of {deadline:%Y-%m-%d %H:%M:%S} UTC is in the past and would "
+                    f"make {n} on-time submission{'s' * (n != 1)} late (removed from both "
+                    "boards); confirm with --retroactive, or close now without --at"
+                )
+        return self.set_rules(deadline=deadline)
 
     def is_closed(self, now: datetime | None = None) -> bool:
         """Whether the deadline has passed."""
@@ -339,6 +468,15 @@ class Leaderboard:
     def _team_id(self, db: sqlite3.Connection, name: str, baseline: bool, now: str) -> int:
         row = db.execute("SELECT id, baseline FROM teams WHERE name = ?", (name,)).fetchone()
         if row is None:
+            taken = [r[0] for r in db.execute("SELECT name FROM teams")]
+            if baseline:
+                # A baseline may take a reserved name, never an existing team's look-alike.
+                skeleton = name_skeleton(name)
+                clash = [t for t in taken if name_skeleton(t) == skeleton]
+                if clash:
+                    raise LeaderboardError(f"{name!r} looks like the team {clash[0]!r}")
+            else:
+                check_name_is_distinct(name, taken)
             cursor = db.execute(
                 "INSERT INTO teams (name, baseline, created_at) VALUES (?, ?, ?)",
                 (name, int(baseline), now),
@@ -348,6 +486,10 @@ class Leaderboard:
             kind = "a baseline" if row["baseline"] else "a team"
             raise LeaderboardError(f"{name!r} is already {kind}; pick another name")
         return int(row["id"])
+
+    def team_names(self) -> list[str]:
+        """Every team and baseline name."""
+        return [row[0] for row in self.connection.execute("SELECT name FROM teams ORDER BY id")]
 
     def teams(self) -> pd.DataFrame:
         """Every team: name, baseline flag, creation time."""
@@ -756,23 +898,18 @@ def _board(frame: pd.DataFrame, portion: str) -> pd.DataFrame:
 
 
 def _competition_ranks(board: pd.DataFrame) -> list[int | None]:
-    """Ranks 1, 2, 2, 4 over ranked rows (equal accuracy and macro-F1 share a rank).
+    """Ranks 1, 2, 3 ... over ranked rows, in the board's order.
 
-    Baselines and rows without a score get no rank; the board is already sorted.
+    The board is sorted by accuracy, then macro-F1, then the earlier submission,
+    so equal scores are ranked by time, as the rules say (the earlier submission
+    wins a tie). Baselines and rows without a score get no rank.
     """
     ranks: list[int | None] = []
-    previous: tuple[float, float] | None = None
     position = 0
-    current = 0
-    for accuracy, macro_f1, baseline in zip(
-        board["accuracy"], board["macro_f1"], board["baseline"], strict=True
-    ):
+    for accuracy, baseline in zip(board["accuracy"], board["baseline"], strict=True):
         if baseline or np.isnan(accuracy):
             ranks.append(None)
             continue
         position += 1
-        key = (float(accuracy), float(-1.0 if np.isnan(macro_f1) else macro_f1))
-        if key != previous:
-            current, previous = position, key
-        ranks.append(current)
+        ranks.append(position)
     return ranks

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 N_BOOTSTRAP: Final = 1000
-"""Bootstrap resamples for the 95 % interval: enough for two stable decimals."""
+"""Bootstrap resamples for the macro-F1 interval: enough for two stable decimals."""
 CONFIDENCE: Final = 0.95
 
 IntArray = npt.NDArray[np.int64]
@@ -91,18 +91,66 @@ def balanced_accuracy_score(cm: npt.ArrayLike) -> float:
     return float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan")
 
 
+def wilson_interval(
+    n_correct: int, n: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """Wilson score interval of an accuracy of ``n_correct`` out of ``n`` rows.
+
+    The rows of a test portion are a sample of the crystals a model could meet, so
+    the number it gets right is binomial, and its accuracy ``p = k / n`` has the
+    interval
+
+    .. math:: \\frac{p + z^2/2n \\pm z \\sqrt{p(1-p)/n + z^2/4n^2}}{1 + z^2/n}
+
+    with ``z`` the normal quantile of the confidence. Unlike a percentile
+    bootstrap, it keeps its nominal coverage on small portions and never collapses
+    to a point (14 of 21 correct: [45.4, 82.8] %; 0 of 21: [0, 15.5] %).
+
+    Parameters
+    ----------
+    n_correct, n : int
+        Correct rows and rows scored.
+    confidence : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` in [0, 1]; NaNs when ``n`` is 0.
+
+    Examples
+    --------
+    >>> tuple(round(v, 3) for v in wilson_interval(14, 21))
+    (0.454, 0.828)
+    """
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = n_correct / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    denominator = 1 + z * z / n
+    return (max(0.0, float((centre - spread) / denominator)),
+            min(1.0, float((centre + spread) / denominator)))  # fmt: skip
+
+
 def bootstrap_interval(
     cm: npt.ArrayLike,
     n_resamples: int = N_BOOTSTRAP,
     confidence: float = CONFIDENCE,
     seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of accuracy and macro-F1, stratified by true class.
+    """Percentile bootstrap interval of accuracy and macro-F1, resampling rows.
 
-    Resampling the ``n_k`` rows of true class ``k`` with replacement gives, for the
-    predictions, a multinomial draw of ``n_k`` over that class's row of the
-    confusion matrix. Drawing those counts directly is the same bootstrap as
-    resampling rows, at a cost independent of the number of rows.
+    Resampling the ``n`` rows of a portion with replacement gives a multinomial
+    draw of ``n`` over the cells of its confusion matrix; drawing those counts
+    directly is the same bootstrap at a cost independent of the number of rows.
+    The class counts vary between resamples, as they would between test sets (a
+    bootstrap stratified by class holds them fixed and comes out too narrow).
+    Scores use it for macro-F1, which has no closed form; accuracy has the Wilson
+    interval (:func:`wilson_interval`).
 
     Parameters
     ----------
@@ -121,28 +169,29 @@ def bootstrap_interval(
         ``{"accuracy": (low, high), "macro_f1": (low, high)}``; NaNs for an empty matrix.
     """
     c = np.asarray(cm, dtype=np.int64)
-    n_per_class = c.sum(axis=1)
-    total = int(n_per_class.sum())
+    total = int(c.sum())
     if total == 0:
         nan = (float("nan"), float("nan"))
         return {"accuracy": nan, "macro_f1": nan}
     rng = np.random.default_rng(seed)
     n_labels = c.shape[0]
-    # Only true positives and predicted totals are needed (row totals are fixed by
-    # the stratification), so each class draws over its non-zero cells only: the
-    # cost grows with the non-zero cells, not with K x K.
+    # Draw over the non-zero cells only: the cost grows with them, not with K x K.
+    rows, cols = np.nonzero(c)
+    draws = rng.multinomial(total, c[rows, cols] / total, size=n_resamples)
     tp = np.zeros((n_resamples, n_labels), dtype=np.int64)
+    actual = np.zeros((n_resamples, n_labels), dtype=np.int64)
     predicted = np.zeros((n_resamples, n_labels), dtype=np.int64)
-    for k in np.flatnonzero(n_per_class):
-        cols = np.flatnonzero(c[k])
-        draws = rng.multinomial(n_per_class[k], c[k, cols] / n_per_class[k], size=n_resamples)
-        predicted[:, cols] += draws
-        if c[k, k]:
-            tp[:, k] = draws[:, np.searchsorted(cols, k)]
+    for j, (r, q) in enumerate(zip(rows, cols, strict=True)):
+        actual[:, r] += draws[:, j]
+        predicted[:, q] += draws[:, j]
+        if r == q:
+            tp[:, r] = draws[:, j]
     accuracy = tp.sum(axis=1) / total
-    f1 = _divide((2 * tp).astype(np.float64), (n_per_class + predicted).astype(np.float64))
-    present = np.isfinite(f1).any(axis=0)
-    macro_f1 = f1[:, present].mean(axis=1)
+    f1 = _divide((2 * tp).astype(np.float64), (actual + predicted).astype(np.float64))
+    # A class drawn on neither side of a resample has no F1 there (NaN), as in the
+    # metric itself; average over the classes present in each resample.
+    with np.errstate(invalid="ignore"):
+        macro_f1 = np.nanmean(np.where(np.isfinite(f1), f1, np.nan), axis=1)
     alpha = (1 - confidence) / 2
     out = {}
     for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1)):
@@ -161,8 +210,10 @@ class Scores:
         Rows scored.
     accuracy, macro_f1, balanced_accuracy : float
         The headline metrics (accuracy is the primary one).
-    accuracy_ci, macro_f1_ci : tuple of float
-        Stratified bootstrap 95 % intervals.
+    accuracy_ci : tuple of float
+        Wilson score 95 % interval of the accuracy (:func:`wilson_interval`).
+    macro_f1_ci : tuple of float
+        Bootstrap 95 % interval of macro-F1, resampling rows (:func:`bootstrap_interval`).
     recall : tuple of float
         Per-class recall in the track's label order (NaN: class absent).
     confusion : tuple of tuple of int
@@ -188,7 +239,7 @@ class Scores:
             accuracy=accuracy_score(c),
             macro_f1=macro_f1_score(c),
             balanced_accuracy=balanced_accuracy_score(c),
-            accuracy_ci=ci["accuracy"],
+            accuracy_ci=wilson_interval(int(np.trace(c)), int(c.sum())),
             macro_f1_ci=ci["macro_f1"],
             recall=tuple(float(r) for r in per_class_recall(c)),
             confusion=tuple(tuple(int(v) for v in row) for row in c),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
@@ -99,6 +100,43 @@ def display_frame(
     return frame.drop(columns="_sort").reset_index(drop=True)
 
 
+def display_late(late: pd.DataFrame) -> pd.DataFrame:
+    """The late submissions of :meth:`Leaderboard.late_board` as strings, for people."""
+    rows = []
+    for record in late.to_dict("records"):
+        row = {
+            "Submission": str(record["submission_id"]),
+            "Team": str(record["team"]),
+            "Submitted": str(record["submitted_at"])[:19].replace("T", " "),
+            "Valid": "yes" if record["valid"] else "no",
+            "Public %": _percent(record["public_accuracy"]),
+            "Public F1": _number(record["public_macro_f1"]),
+        }
+        if "private_accuracy" in record:
+            row["Private %"] = _percent(record["private_accuracy"])
+            row["Private F1"] = _number(record["private_macro_f1"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def display_history(history: pd.DataFrame) -> pd.DataFrame:
+    """A team's own submissions (:meth:`Leaderboard.team_history`) as strings."""
+    rows = [
+        {
+            "Submission": str(record["submission_id"]),
+            "Submitted": str(record["submitted_at"])[:19].replace("T", " "),
+            "Valid": "yes" if record["valid"] else "no",
+            "Public %": _percent(record["public_accuracy"]),
+            "Public F1": _number(record["public_macro_f1"]),
+            "Selected": "yes" if record["selected"] else "",
+            "Late": "late" if record["late"] else "",
+            "Message": str(record["message"]),
+        }
+        for record in history.to_dict("records")
+    ]
+    return pd.DataFrame(rows)
+
+
 def render(
     frame: pd.DataFrame,
     fmt: str = "table",
@@ -110,7 +148,7 @@ def render(
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "csv":
-        text: str = frame.to_csv(index=False, lineterminator="\n")
+        text: str = frame.map(csv_safe).to_csv(index=False, lineterminator="\n")
         return text
     if fmt == "md":
         return _markdown(frame, title, subtitle)
@@ -125,7 +163,7 @@ def _table(frame: pd.DataFrame, title: str, subtitle: str) -> str:
         return "\n".join([*lines, "(no submissions yet)"]) + "\n"
     columns = list(frame.columns)
     widths = {c: max(len(c), *(len(str(v)) for v in frame[c])) for c in columns}
-    left = {"Team", "Kind", "Submitted"}
+    left = {"Team", "Kind", "Submitted", "Message"}
 
     def fmt_row(values: Mapping[str, object]) -> str:
         cells = [
@@ -140,21 +178,68 @@ def _table(frame: pd.DataFrame, title: str, subtitle: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+# Characters that Markdown (and the HTML it may carry) would interpret in a cell.
+_MARKDOWN_SPECIAL: Final = re.compile(r"([\\`*_{}\[\]()#!~|])")
+
+
+def csv_safe(value: object) -> object:
+    """Neutralise a text cell that a spreadsheet would run as a formula.
+
+    A leading ``'`` makes Excel, LibreOffice and Google Sheets show the text as
+    typed (OWASP's advice); numbers such as ``-0.5`` or ``+2`` are left alone.
+
+    Examples
+    --------
+    >>> csv_safe("=cmd|' /C calc'!A0")
+    "'=cmd|' /C calc'!A0"
+    >>> csv_safe("+2")
+    '+2'
+    """
+    if not isinstance(value, str) or not value.startswith(_FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+def markdown_escape(value: object) -> str:
+    """A value as literal Markdown text: HTML and Markdown syntax shown, not run.
+
+    Examples
+    --------
+    >>> markdown_escape("<img src=x onerror=alert(1)> *bold*")
+    '&lt;img src=x onerror=alert\\\\(1\\\\)&gt; \\\\*bold\\\\*'
+    """
+    text = html.escape(str(value), quote=False)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ").replace("\r", " ")
+
+
 def _md_cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _markdown(frame: pd.DataFrame, title: str, subtitle: str) -> str:
-    lines = [f"# {_md_cell(title)}", ""]
+    lines = [f"# {markdown_escape(title)}", ""]
     if subtitle:
-        lines += [_md_cell(subtitle), ""]
+        lines += [markdown_escape(subtitle), ""]
     if frame.empty:
         return "\n".join([*lines, "No submissions yet."]) + "\n"
-    return "\n".join(lines) + "\n" + markdown_table(frame, left=("Team", "Kind"))
+    # Team names and messages are typed by students: shown as text, never as markup.
+    aligned = ("Team", "Kind", "Message")
+    return "\n".join(lines) + "\n" + markdown_table(frame, left=aligned, escape=True)
 
 
-def markdown_table(frame: pd.DataFrame, left: tuple[str, ...] | None = None) -> str:
+def markdown_table(
+    frame: pd.DataFrame, left: tuple[str, ...] | None = None, escape: bool = False
+) -> str:
     """A pipe table of ``frame``; columns in ``left`` (default: the first) align left.
+
+    With ``escape``, every cell is shown literally (:func:`markdown_escape`): use it
+    for text that users typed. Without, cells may carry Markdown such as code spans.
 
     Examples
     --------
@@ -165,10 +250,11 @@ def markdown_table(frame: pd.DataFrame, left: tuple[str, ...] | None = None) -> 
     """
     columns = [str(c) for c in frame.columns]
     aligned_left = tuple(columns[:1]) if left is None else left
-    lines = ["| " + " | ".join(_md_cell(c) for c in columns) + " |"]
+    cell = markdown_escape if escape else _md_cell
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |"]
     lines.append("|" + "|".join("---" if c in aligned_left else "---:" for c in columns) + "|")
     lines += [
-        "| " + " | ".join(_md_cell(value) for value in row) + " |"
+        "| " + " | ".join(cell(value) for value in row) + " |"
         for row in frame.itertuples(index=False)
     ]
     return "\n".join(lines) + "\n"
@@ -214,6 +300,7 @@ def _html(frame: pd.DataFrame, title: str, subtitle: str, generated_at: datetime
         + (f'<p class="sub">{esc(subtitle)}</p>' if subtitle else "")
         + table
         + f"<footer>{stamp}Baselines (yellow) and random-guess references (grey) are "
-        "shown for comparison and are not ranked. Equal scores share a rank.</footer>"
+        "shown for comparison and are not ranked. Equal scores: the earlier submission "
+        "ranks first.</footer>"
         "</body></html>\n"
     )

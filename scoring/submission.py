@@ -131,7 +131,7 @@ def _examples(values: Iterable[object], total: int | None = None) -> str:
     for value in values:
         if len(shown) == MAX_EXAMPLES:
             break
-        shown.append(str(value))
+        shown.append(_clip(str(value), 40))
     text = ", ".join(shown)
     return f" (first {MAX_EXAMPLES}): {text}" if (total or 0) > MAX_EXAMPLES else f": {text}"
 
@@ -238,6 +238,23 @@ def _decode(data: bytes) -> tuple[str, list[str], list[str]]:
 
 
 # --------------------------------------------------------------------------- table
+MAX_QUOTED: Final = 80
+"""Longest piece of a student's file quoted back in a message (and stored with it)."""
+
+
+def _clip(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was.
+
+    Examples
+    --------
+    >>> _clip("x" * 100, 10)
+    'xxxxxxx... (100 characters)'
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 3]}... ({len(text):,} characters)"
+
+
 def _header(text: str) -> tuple[list[str], str, list[str]]:
     """Fields of the first line, the delimiter to read the rest with, and problems."""
     first = text.split("\n", 1)[0].rstrip("\r")
@@ -274,17 +291,18 @@ def _check_header(
     expected = track.header
     if names and pc.index(test_ids, names[0]).as_py() >= 0:
         problems.append(
-            f"the first line is data ({','.join(header)!r}), expected the header "
+            f"the first line is data ({_clip(','.join(header))!r}), expected the header "
             f"{expected!r}; add it as the first line"
         )
         if len(names) >= 2:
             return _Columns(0, 1, len(names), True), problems, notices
         return None, problems, notices
     if lowered != names and set(lowered) >= {"id", track.column}:
-        notices.append(f"read the header {','.join(header)!r} as {expected!r} (case, spaces)")
+        shown = _clip(",".join(header))
+        notices.append(f"read the header {shown!r} as {expected!r} (case, spaces)")
     id_index = lowered.index("id") if "id" in lowered else None
     label_index = lowered.index(track.column) if track.column in lowered else None
-    found = ",".join(header)
+    found = _clip(",".join(header))
     if id_index is None or label_index is None:
         wanted = (("id", id_index), (track.column, label_index))
         missing = [name for name, at in wanted if at is None]
@@ -301,7 +319,8 @@ def _check_header(
     if extra:
         problems.append(
             f"header is {found!r}, expected {expected!r}: extra column"
-            f"{'s' * (len(extra) != 1)} {', '.join(repr(e) for e in extra)}; "
+            f"{'s' * (len(extra) != 1)} {', '.join(repr(_clip(e, 30)) for e in extra[:3])}"
+            f"{f' and {len(extra) - 3:,} more' if len(extra) > 3 else ''}; "
             "keep only id and the prediction (DataFrame.to_csv(..., index=False) avoids an "
             "index column)"
         )

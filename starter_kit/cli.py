@@ -22,6 +22,8 @@ def starter_kit(
 
     from starter_kit.kit import KitLeakError, build_kit
 
+    if out.is_dir():
+        fail(f"--out {out} is a folder; give the zip file to write, e.g. {out / 'kit.zip'}")
     try:
         path = build_kit(competition, out, name)
     except KitLeakError as err:
@@ -29,6 +31,8 @@ def starter_kit(
         raise typer.Exit(1) from None
     except FileNotFoundError as err:
         fail(str(err))
+    except OSError as err:
+        fail(f"cannot write {out}: {err.strerror or err}")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
     size = path.stat().st_size / 2**20

@@ -5,11 +5,15 @@ manifest and training counts. Before anything is written, every file bound for
 the zip is checked for answer-key content, and the zip is refused (nothing
 written) with every finding listed:
 
-* nothing from ``private/``, and no file that is a copy of one;
+* every file of ``public/`` is one the build wrote, unchanged (its sha256 is the
+  manifest's);
+* nothing from ``private/``, and no file that is a copy of one; compressed files
+  and archives are unpacked and checked like the rest;
 * no symbolic link that leads out of ``public/``;
 * ``test.parquet`` holds ``id`` and ``y0 .. y{N-1}`` only;
 * no text or table pairs test ids with their true labels (lattice, space group
-  or Public/Private portion) more often than a constant guess would;
+  or Public/Private portion) more often than a constant guess would (ids and
+  labels compared without regard to case);
 * no test-only ``cod_id`` or formula appears anywhere.
 
 Layout of the zip (unpacked, it is a competition folder that the validator
@@ -18,6 +22,7 @@ accepts as ``--competition .``)::
     <name>/README.md
     <name>/starter_notebook.ipynb
     <name>/make_submission.py
+    <name>/requirements.txt   (the versions the kit was tested with, no PyTorch)
     <name>/public/...
 """
 
@@ -34,7 +39,6 @@ from pathlib import Path
 from string import Template
 from typing import Final
 
-import numpy as np
 import pandas as pd
 
 KIT_FILES: Final = ("README.md", "starter_notebook.ipynb", "make_submission.py")
@@ -79,12 +83,13 @@ def _percent(x: float) -> str:
 def readme_values(competition: str | Path) -> dict[str, str]:
     """The figures the kit README quotes, from ``manifest.json`` and ``public/`` only.
 
-    Nothing here comes from ``private/``: test counts per lattice would reveal
-    hidden labels in aggregate, so only the test size is given.
+    Nothing here comes from ``private/``: only the test size is given (the
+    test set's counts per lattice follow the training mix, as DATA.md says).
     """
     import pyarrow.parquet as pq
 
     from competition.lattices import BRAVAIS_LATTICES, LATTICE_NAMES
+    from competition.report import majority_lattice
     from scoring.grade import train_counts
     from scoring.leaderboard import DB_PATH, Leaderboard, Rules
     from scoring.metrics import reference_scores
@@ -100,7 +105,7 @@ def readme_values(competition: str | Path) -> dict[str, str]:
     if (root / DB_PATH).is_file():
         with Leaderboard.open(root) as board:
             rules = board.rules
-    majority = BRAVAIS_LATTICES[int(np.argmax(counts))]
+    majority = majority_lattice(counts)
     examples = [f"{test_ids[i].as_py()},{lab}" for i, lab in zip(range(3), ("cF", "hP", "mS"),
                                                                   strict=False)]  # fmt: skip
     return {
@@ -146,6 +151,31 @@ def readme_values(competition: str | Path) -> dict[str, str]:
     }
 
 
+KIT_REQUIREMENTS: Final = (
+    "xrd-bravais", "numpy", "pandas", "pyarrow", "scikit-learn", "matplotlib", "typer", "tqdm",
+)  # fmt: skip
+"""What the notebook and script import, pinned in the kit's ``requirements.txt``."""
+
+
+def requirements_text() -> str:
+    """``requirements.txt`` pinning :data:`KIT_REQUIREMENTS` to the versions installed here.
+
+    The kit is tested with the organiser's installation, so students get the
+    same versions (a newer pandas or scikit-learn may change behaviour). PyTorch
+    is left out: the notebook and script do not need it.
+    """
+    from importlib import metadata
+
+    lines = ["# The versions this starter kit was built and tested with.",
+             "# pip install -r requirements.txt jupyter"]  # fmt: skip
+    for name in KIT_REQUIREMENTS:
+        try:
+            lines.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            lines.append(name)
+    return "\n".join(lines) + "\n"
+
+
 def kit_file(name: str) -> bytes:
     """The bytes of one of :data:`KIT_FILES`, as installed with the package."""
     return resources.files("starter_kit").joinpath(name).read_bytes()
@@ -167,6 +197,7 @@ def collect_files(competition: str | Path, name: str) -> tuple[dict[str, bytes],
     public = (root / "public").resolve()
     files = {f"{name}/README.md": render_readme(root).encode()}
     files |= {f"{name}/{f}": kit_file(f) for f in KIT_FILES if f != "README.md"}
+    files[f"{name}/requirements.txt"] = requirements_text().encode()
     problems = []
     for path in sorted((root / "public").rglob("*")):
         relative = path.relative_to(root).as_posix()
@@ -194,9 +225,11 @@ class _Secrets:
                   for p in sorted(private.rglob("*")) if p.is_file()}  # fmt: skip
         solution = pd.read_csv(private / "solution.csv", dtype=str, keep_default_na=False)
         labels, share = {}, {}
+        # Ids and values compared case-insensitively: T000123 and mS vs ms are the same key.
+        ids = solution["id"].str.lower()
         for column in ("bravais_lattice", "spacegroup_number", "Usage"):
             values = solution[column]
-            labels[column] = dict(zip(solution["id"], values, strict=True))
+            labels[column] = dict(zip(ids, values.str.lower(), strict=True))
             share[column] = float(values.value_counts(normalize=True).iloc[0])
         return cls(hashes, labels, share, _secret_tokens(competition))
 
@@ -240,7 +273,7 @@ def _pairs_leak(text: str, secrets: _Secrets) -> list[str]:
     findings = []
     lines = [line for line in text.splitlines() if line]
     tokenised = [(tokens[0], set(tokens))
-                 for tokens in (re.findall(r"[A-Za-z0-9_.]+", line) for line in lines)
+                 for tokens in (re.findall(r"[a-z0-9_.]+", line.lower()) for line in lines)
                  if tokens]  # fmt: skip
     rows = [(first, tokens) for first, tokens in tokenised if first in ids]
     # Ids anywhere on the line count too (e.g. a label before the id).
@@ -260,11 +293,81 @@ def _pairs_leak(text: str, secrets: _Secrets) -> list[str]:
     return findings
 
 
+_MAX_UNPACKED: Final = 256 << 20  # a decompression bomb is refused, not unpacked
+
+
+def _unpacked(path: str, data: bytes) -> dict[str, bytes] | None:
+    """The content of a compressed file or archive as ``{inner path: bytes}``, or None
+    if ``data`` is not compressed. Members of archives are unpacked one level deep
+    more (a zip of a .gz), which is as deep as an accident goes."""
+    import bz2
+    import gzip
+    import lzma
+
+    openers = ((b"\x1f\x8b", gzip.decompress), (b"BZh", bz2.decompress),
+               (b"\xfd7zXZ\x00", lzma.decompress))  # fmt: skip
+    for magic, decompress in openers:
+        if data.startswith(magic):
+            return {f"{path} (decompressed)": decompress(data)}
+    if data.startswith(b"PK\x03\x04"):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if sum(i.file_size for i in archive.infolist()) > _MAX_UNPACKED:
+                raise ValueError("unpacks to more than 256 MiB")
+            return {f"{path}:{name}": archive.read(name) for name in archive.namelist()
+                    if not name.endswith("/")}  # fmt: skip
+    return None
+
+
+def _expand(files: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]]:
+    """``files`` plus the content of every compressed file among them (two levels)."""
+    out, problems = dict(files), []
+    frontier = dict(files)
+    for _ in range(2):
+        found: dict[str, bytes] = {}
+        for path, data in frontier.items():
+            try:
+                inner = _unpacked(path, data)
+            except Exception as err:  # unreadable: cannot be shown to be clean
+                problems.append(f"{path}: compressed file that cannot be unpacked ({err})")
+                continue
+            found |= inner or {}
+        out |= found
+        frontier = found
+    return out, problems
+
+
+def check_public_against_manifest(files: dict[str, bytes], competition: Path) -> list[str]:
+    """Files under ``public/`` that the build did not write, or that changed since.
+
+    The manifest holds the sha256 of every public file as built; anything else in
+    ``public/`` was put there by hand and is refused (a reordered sample
+    submission can carry the answer key as well as a copy of it can).
+    """
+    import json
+
+    recorded = json.loads((competition / "manifest.json").read_text())["files"]
+    problems = []
+    for path, data in files.items():
+        inner = path.split("/", 1)[-1]
+        if not inner.startswith("public/"):
+            continue
+        digest = recorded.get(inner)
+        if digest is None:
+            problems.append(f"{path} is not a file of the build (not in manifest.json)")
+        elif digest != hashlib.sha256(data).hexdigest():
+            problems.append(f"{path} changed after the build (its sha256 differs from "
+                            "manifest.json)")  # fmt: skip
+    return problems
+
+
 def find_leaks(files: dict[str, bytes], competition: str | Path) -> list[str]:
-    """Every answer-key finding in ``files`` (``{path in zip: bytes}``); empty if clean."""
+    """Every answer-key finding in ``files`` (``{path in zip: bytes}``); empty if clean.
+
+    Compressed files and archives are unpacked and their content checked too.
+    """
     root = Path(competition)
     secrets = _Secrets.read(root)
-    problems = []
+    files, problems = _expand(files)
     for path, data in files.items():
         inner = path.split("/", 1)[-1]
         if inner.startswith("private/") or "/private/" in f"/{inner}":
@@ -328,6 +431,7 @@ def build_kit(competition: str | Path, out: str | Path, name: str | None = None)
             raise FileNotFoundError(f"{root} is not a built competition (no {needed})")
     name = name or f"{root.resolve().name}-starter-kit"
     files, problems = collect_files(root, name)
+    problems += check_public_against_manifest(files, root)
     problems += find_leaks(files, root)
     if problems:
         raise KitLeakError(problems)

@@ -45,9 +45,13 @@ def sample_rows(train: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     if not n or n >= len(train):
         return train
     share = n / len(train)
-    return train.groupby("bravais_lattice", group_keys=False).apply(
-        lambda g: g.sample(max(1, round(share * len(g))), random_state=seed)
-    )
+    # A loop over the lattices, not groupby().apply, which drops the grouping
+    # column on pandas 3.
+    parts = [
+        group.sample(max(1, round(share * len(group))), random_state=seed)
+        for _, group in train.groupby("bravais_lattice", sort=True)
+    ]
+    return pd.concat(parts)
 
 
 def candidates(seed: int) -> dict[str, tuple[Pipeline, dict]]:
@@ -109,7 +113,8 @@ def main() -> None:
     validate_submission(args.out, args.data)  # raises SubmissionError listing every problem
     print(f"Wrote {args.out} with the {best_name}; it passes the grader's validator.")
     print(
-        "Submit it with: xrd-bravais submit", args.out, "--team YOUR_TEAM (where the grader runs)"
+        f"Submit it with: xrd-bravais submit {args.out} --team YOUR_TEAM "
+        "--competition COMPETITION (where the grader runs; your organisers say where)"
     )
 
 

@@ -151,6 +151,20 @@ def test_cnn_history_has_a_row_per_epoch_and_a_seeded_fit_repeats(patterns, tmp_
     np.testing.assert_array_equal(unpickled.predict(X[:50]), first.predict(X[:50]))
 
 
+def test_cnn_probabilities_are_float32_and_do_not_depend_on_the_batch(patterns):
+    # Issue 10, item 0: float32 kernels pick their summation order by batch size,
+    # so probabilities agree across batches to float32 precision only; returning
+    # them as float64 made the subset-invariance check compare them at 1e-7.
+    X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
+    model = _cnn(epochs=1).fit(X, y)
+    full = model.predict_proba(X)
+    assert full.dtype == np.float32
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, rtol=1e-5)
+    by_row = np.concatenate([model.predict_proba(X[i : i + 1]) for i in range(0, 120, 7)])
+    np.testing.assert_allclose(by_row, full[::7], rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(model.predict(X[::7]), model.predict(X)[::7])
+
+
 def test_cnn_works_in_grid_search_and_cross_validation(patterns):
     X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
     scores = cross_val_score(_cnn(epochs=2), X, y, cv=2)
@@ -283,6 +297,45 @@ def test_cli_refuses_a_folder_that_is_not_a_competition(tmp_path):
 
     done = run("baselines", "run", "uniform", "--competition", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and "is not a built competition" in done.stderr
+
+
+def test_cli_output_paths_that_are_folders_are_one_line_errors(competition, tmp_path):
+    """Issue 10, item 14: both ended in a traceback."""
+    run_baseline(competition, "prior", cv=0, record=False, verbose=False)
+    model = competition / "baselines" / "bravais" / "prior" / "model.pkl"
+    (tmp_path / "folder").mkdir()
+    done = run("baselines", "predict", "--model", str(model), "--input",
+               str(competition / "public" / "test.parquet"), "--out", str(tmp_path / "folder"),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "is a folder" in done.stderr
+    assert "Traceback" not in done.stderr
+    kit = run("starter-kit", "-c", str(competition), "--out", str(tmp_path / "folder"),
+              cwd=tmp_path)  # fmt: skip
+    assert kit.returncode == 2 and "is a folder" in kit.stderr and "Traceback" not in kit.stderr
+
+
+def test_cli_baselines_on_a_base_install_say_what_to_install(tmp_path):
+    """Students install scoring alone; `baselines list` ended in an ImportError traceback."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {"torch", "sklearn", "xgboost", "matplotlib"}:
+                    raise ImportError("blocked " + name)
+        sys.meta_path.insert(0, Block())
+        from competition.cli import app
+        sys.argv = ["xrd-bravais", "baselines", "list"]
+        app()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'xrd-bravais[baselines]'" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_strain_augmentation_moves_peaks_as_braggs_law_says():

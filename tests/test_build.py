@@ -292,3 +292,112 @@ def test_edge_cases_end_in_dataset_or_rejects(edge_cases, tmp_path):
     assert not rejects["stage"].isin(["error", "crash"]).any(), rejects[
         rejects["stage"].isin(["error", "crash"])
     ]
+
+
+# -- issue 10: a real course on it ----------------------------------------------------
+
+
+def _small_build(cod_cifs: Path, out: Path, cache: Path | None = None, **kwargs):
+    return build_competition(cod_dir_source(cod_cifs).head(40), out, workers=2,
+                             cache_dir=cache, progress=False, **kwargs)  # fmt: skip
+
+
+def test_rebuild_refuses_a_competition_in_use_and_force_leaves_nothing_stale(cod_cifs, tmp_path):
+    from scoring.leaderboard import Leaderboard
+
+    out = tmp_path / "out"
+    _small_build(cod_cifs, out, tmp_path / "c")
+    with Leaderboard.open(out) as board:
+        board.submit(out / "public" / "sample_submission.csv", "alpha")
+    (out / "baselines").mkdir()
+    (out / "public" / "notes.txt").write_text("left by hand")
+    (out / "private" / "amendments").mkdir()
+    (out / "private" / "amendments" / "old-solution.csv").write_text("id\n")
+    before = _files(out)
+    with pytest.raises(BuildError, match=r"in use \(leaderboard.*--force"):
+        _small_build(cod_cifs, out, tmp_path / "c", config=BuildConfig(seed=5))
+    assert _files(out) == before, "a refused rebuild changed the folder"
+
+    _small_build(cod_cifs, out, tmp_path / "c", config=BuildConfig(seed=5), force=True)
+    assert not (out / "leaderboard").exists() and not (out / "baselines").exists()
+    assert not (out / "public" / "notes.txt").exists()
+    assert not (out / "private" / "amendments").exists()
+    assert verify_manifest(out) == []
+    assert sorted(_files(out)) == sorted(LAYOUT)
+
+
+def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(cod_cifs, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running build holds
+        with pytest.raises(BuildError, match="another build is writing to"):
+            _small_build(cod_cifs, out)
+    finally:
+        os.close(fd)
+    _small_build(cod_cifs, out)  # the lock died with its holder
+    assert verify_manifest(out) == []
+
+
+def test_two_builds_at_once_share_the_cache(cod_cifs, tmp_path):
+    """Issue 10, item 3: the second died with 'database is locked' before."""
+    command = [
+        sys.executable, "-m", "competition", "build", "--source", "cod-dir",
+        "--input", str(cod_cifs), "--limit", "120", "--cache-dir", str(tmp_path / "cache"),
+        "--workers", "1", "--quiet",
+    ]  # fmt: skip
+    runs = [subprocess.Popen([*command, "--out", str(tmp_path / name)], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for name in ("a", "b")]  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in runs]
+    for process, (_, stderr) in zip(runs, outputs, strict=True):
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+def test_private_material_is_owner_only(cod_cifs, tmp_path):
+    from scoring.leaderboard import DB_PATH, Leaderboard
+
+    out = tmp_path / "out"
+    _small_build(cod_cifs, out)
+    with Leaderboard.open(out) as board:
+        board.submit(out / "public" / "sample_submission.csv", "alpha")
+    assert (out / "private").stat().st_mode & 0o777 == 0o700
+    for path in (out / "private").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert (out / DB_PATH).parent.stat().st_mode & 0o777 == 0o700
+    assert (out / DB_PATH).stat().st_mode & 0o077 == 0
+    assert (out / "public" / "train.parquet").stat().st_mode & 0o044 == 0o044  # shareable
+
+
+def test_refuses_a_build_without_test_rows(cod_cifs, tmp_path):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for path in sorted(cod_cifs.glob("*.cif"))[:2]:
+        (folder / path.name).symlink_to(path)
+    for k in range(5):
+        (folder / f"junk{k}.cif").write_text("not a cif at all\n")
+    with pytest.raises(BuildError, match=r"cannot make a competition.*empty"):
+        build_competition(cod_dir_source(folder), tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_data_card_says_test_counts_follow_the_training_mix(cod_build):
+    text = (cod_build.out / "public" / "DATA.md").read_text()
+    assert "not published" not in text
+    assert "the class mix of the test set is not a secret" in text
+
+
+def test_data_card_and_sample_submission_name_the_same_majority_lattice(cod_build):
+    text = (cod_build.out / "public" / "DATA.md").read_text()
+    named = re.search(r"always `(\w+)`, the commonest training lattice", text).group(1)
+    sample = pd.read_csv(cod_build.out / "public" / "sample_submission.csv")
+    assert set(sample["bravais_lattice"]) == {named}
+    train = pd.read_parquet(cod_build.out / "public" / "train.parquet",
+                            columns=["bravais_lattice"])  # fmt: skip
+    counts = train["bravais_lattice"].value_counts()
+    assert counts[named] == counts.max()

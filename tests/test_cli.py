@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_structures import NACL
 
 from competition.manifest import verify_manifest
 
 EXE = Path(sys.executable).with_name("xrd-bravais")
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "competition"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    environment = None if env is None else {**os.environ, **env}
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600, env=environment)  # fmt: skip
 
 
 @pytest.fixture
@@ -49,7 +55,7 @@ def test_build_small_input(small_input, tmp_path):
 def test_progress_bar_goes_to_stderr(small_input, tmp_path):
     result = run(
         "build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
-        "--no-cache", "--limit", "10", "--workers", "1", cwd=tmp_path,
+        "--no-cache", "--limit", "40", "--workers", "1", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "structures" in result.stderr and "cif/s" in result.stderr
@@ -99,3 +105,47 @@ def test_refuses_non_empty_folder(small_input, tmp_path):
 def test_help_lists_build():
     result = run("--help", cwd=Path.cwd())
     assert result.returncode == 0 and "build" in result.stdout
+
+
+# -- issue 10: one-line errors and usability -----------------------------------------
+
+
+def test_out_below_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    result = run("build", "--source", "generated", "--out", "afile/sub", "--quiet",
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
+    assert "Traceback" not in result.stderr and "structures" not in result.stderr
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_version_and_short_help():
+    version = run("--version", cwd=Path.cwd())
+    assert version.returncode == 0 and version.stdout.startswith("xrd-bravais ")
+    for args in (["-h"], ["build", "-h"], ["leaderboard", "-h"]):
+        shown = run(*args, cwd=Path.cwd())
+        assert shown.returncode == 0 and "Usage" in shown.stdout, args
+
+
+def test_help_shows_every_default(tmp_path):
+    shown = run("build", "--help", cwd=tmp_path, env={"COLUMNS": "200"})
+    text = " ".join(shown.stdout.split())
+    assert "Worker processes. [default: (all CPUs)]" in text
+    assert "[default: ($XDG_CACHE_HOME/xrd-bravais)]" in text
+    assert "Worker processes ." not in text
+
+
+def test_quiet_build_prints_no_library_warnings(small_input, tmp_path):
+    """Issue 10, item 19: pymatgen's per-structure warnings reached the terminal."""
+    (small_input / "neon_argon.cif").write_text(NEON_ARGON)
+    result = run("build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
+                 "--no-cache", "--quiet", "--workers", "1", cwd=tmp_path,
+                 env={"PYTHONWARNINGS": "always"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+
+
+# Neon and argon have no Pauling electronegativity: pymatgen warns when it sorts them.
+NEON_ARGON = NACL.replace("data_NaCl", "data_NeAr").replace("Na1 Na", "Ne1 Ne").replace(
+    "Cl1 Cl", "Ar1 Ar"
+)

@@ -88,3 +88,36 @@ def test_real_cod_golden_labels(cod_cifs, cod_id, number, lattice):
     parsed = parse_structure((cod_cifs / f"{cod_id}.cif").read_text(), max_sites=500)
     labels = symmetry_labels(parsed.structure, symprec=0.1)
     assert (labels.spacegroup_number, labels.bravais_lattice) == (number, lattice)
+
+
+def test_a_symprec_ladder_finds_the_declared_group_of_a_noisy_relaxed_cell():
+    """Issue 10, item 18: relaxed structures carry ~0.02 A of numerical noise."""
+    import numpy as np
+
+    from competition.labels import ladder_labels
+
+    clean = _structure(225, (5.1, 5.1, 5.1, 90, 90, 90))
+    noisy = clean.copy()
+    rng = np.random.default_rng(3)
+    for i in range(len(noisy)):
+        noisy.translate_sites([i], rng.normal(0, 0.006, 3), frac_coords=False)
+    strict = symmetry_labels(noisy, 0.01)
+    assert strict.spacegroup_number != 225  # the noise breaks the symmetry at 0.01 A
+    found = ladder_labels(noisy, 0.01, (0.05, 0.1), declared=225)
+    assert found.spacegroup_number == 225 and found.symprec == 0.05
+    # The ladder stops at the first tolerance that agrees; with no declared group, or
+    # none that agrees, the strict labels stand.
+    assert ladder_labels(noisy, 0.01, (0.05, 0.1), declared=None) == strict
+    assert ladder_labels(noisy, 0.01, (0.05, 0.1), declared=2) == strict
+    exact = ladder_labels(clean, 0.01, (0.05, 0.1), declared=225)
+    assert exact.symprec == 0.01
+
+
+def test_the_ladder_enters_the_cache_key_and_is_checked():
+    from competition.config import BuildConfig
+
+    assert BuildConfig().structure_key() != BuildConfig(symprec_ladder=(0.05,)).structure_key()
+    with pytest.raises(ValueError, match="increasing tolerances above symprec"):
+        BuildConfig(symprec_ladder=(0.005,))
+    with pytest.raises(ValueError, match="increasing"):
+        BuildConfig(symprec_ladder=(0.1, 0.05))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +43,9 @@ def minutes(n: float) -> datetime:
     return T0 + timedelta(minutes=n)
 
 
-def test_ranking_ties_share_a_rank_and_failures_come_last(board, synthetic) -> None:
+def test_ranking_ties_go_to_the_earlier_submission_and_failures_come_last(
+    board, synthetic
+) -> None:
     same = guess(synthetic, 0.8, 0.8, seed=1)
     board.submit(guess(synthetic, 0.9, 0.5), "first", now=minutes(1))
     board.submit(same, "tie-early", now=minutes(2))
@@ -52,7 +55,8 @@ def test_ranking_ties_share_a_rank_and_failures_come_last(board, synthetic) -> N
     board.submit(guess(synthetic, 0.95, 0.95), "rf", baseline=True, now=minutes(6))
     table = board.public_board()
     assert table["team"].tolist() == ["rf", "first", "tie-early", "tie-late", "fourth", "broken"]
-    assert table["rank"].tolist()[1:5] == [1, 2, 2, 4]
+    # Equal accuracy and macro-F1: the earlier submission ranks first, as the rules say.
+    assert table["rank"].tolist()[1:5] == [1, 2, 3, 4]
     assert table["rank"].isna().tolist() == [True, False, False, False, False, True]
     assert np.isnan(table["accuracy"].iloc[-1])
 
@@ -152,7 +156,7 @@ def test_close_shakeup_and_late_table(board, synthetic) -> None:
 def test_closing_later_in_time_reclassifies_submissions(board, synthetic) -> None:
     board.submit(guess(synthetic, 0.5, 0.5), "a", now=minutes(1))
     board.submit(guess(synthetic, 0.6, 0.6), "a", now=minutes(3))
-    board.close(at=minutes(2))
+    board.close(at=minutes(2), retroactive=True)  # in the past: it must be confirmed
     assert board.submissions()["late"].tolist() == [0, 1]
 
 
@@ -272,3 +276,70 @@ def test_missing_or_oversize_files_are_refused_unstored(board, synthetic, tmp_pa
     with pytest.raises(SubmissionError, match="over the limit"):
         board.submit(big, "a", now=minutes(1))
     assert board.submissions().empty
+
+
+# -- issue 10: careless and hostile users -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3", "@HYPERLINK(\"x\")"]
+)
+def test_csv_export_neutralises_formulas(board, synthetic, name) -> None:
+    board.submit(guess(synthetic, 0.5, 0.5), name, now=minutes(1))
+    text = render(display_frame(board.public_board()), "csv")
+    cells = [line.split(",", 2)[1] for line in text.splitlines()[1:]]
+    assert all(not cell.lstrip('"').startswith(("=", "+", "-", "@", "\t")) for cell in cells)
+    assert any(cell.lstrip('"').startswith("'") for cell in cells)
+
+
+def test_markdown_export_shows_markup_as_text(board, synthetic) -> None:
+    for k, name in enumerate(["<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
+                              "[click](http://evil.example) **bold**"]):  # fmt: skip
+        board.submit(guess(synthetic, 0.5, 0.5, seed=k), name, now=minutes(k))
+    text = render(display_frame(board.public_board()), "md", "Board")
+    assert "<script" not in text and "<img" not in text and "](http" not in text
+    assert "&lt;script&gt;" in text and "\\*\\*bold\\*\\*" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Random Forest", "looks like 'random forest'"),
+        ("random guess: uniform", "baseline or reference row"),
+        ("XGB00ST", "looks like 'xgboost'"),
+        ("r\u0430ndom f\u043erest", "mixes Latin letters with CYRILLIC"),
+        ("Alpha", "looks like 'alpha' (another team)"),
+        ("\u0430\u04cf\u0440\u04bb\u0430", "looks like 'alpha' (another team)"),  # all Cyrillic
+    ],
+)
+def test_look_alike_team_names_are_refused(board, synthetic, name, message) -> None:
+    board.submit(guess(synthetic, 0.5, 0.5), "alpha", now=minutes(1))
+    with pytest.raises(LeaderboardError, match=re.escape(message)):
+        board.submit(guess(synthetic, 0.5, 0.5), name, now=minutes(2))
+    assert name not in board.team_names()
+
+
+def test_a_team_may_write_its_name_in_another_script(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.5, 0.5), "\u041a\u043e\u043c\u0430\u043d\u0434\u0430",
+                 now=minutes(1))  # fmt: skip
+    assert len(board.public_board()) == 1
+
+
+def test_a_past_deadline_must_be_confirmed(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.5, 0.5), "alpha", now=minutes(1))
+    with pytest.raises(LeaderboardError, match="would make 1 on-time submission late"):
+        board.close(datetime(1970, 1, 1, tzinfo=UTC), now=minutes(10))
+    assert board.rules.deadline is None and len(board.public_board()) == 1
+    board.close(datetime(1970, 1, 1, tzinfo=UTC), retroactive=True, now=minutes(10))
+    assert board.public_board().empty
+
+
+def test_reopening_a_closed_competition_must_be_confirmed(board, synthetic) -> None:
+    board.submit(guess(synthetic, 0.5, 0.5), "alpha", now=minutes(1))
+    board.close(minutes(5), now=minutes(10))
+    assert board.is_closed(minutes(10))
+    with pytest.raises(LeaderboardError, match=r"would reopen it\. Confirm with --reopen"):
+        board.close(datetime(2030, 1, 1, tzinfo=UTC), now=minutes(10))
+    assert board.is_closed(minutes(10))
+    board.close(datetime(2030, 1, 1, tzinfo=UTC), reopen=True, now=minutes(10))
+    assert not board.is_closed(minutes(10))

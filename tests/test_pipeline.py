@@ -54,3 +54,21 @@ def test_early_rejections_pass_through(cod_cifs):
     early = Rejected("cod:1234567", "http://x/1234567.cif", "download", "download failed: HTTP 404")
     results, _ = run_pipeline([early], BuildConfig(), workers=1, progress=False)
     assert results == [early]
+
+
+def test_workers_keep_library_warnings_off_the_terminal():
+    """Issue 10, item 19: per-structure library warnings reached the organiser's terminal."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\n"
+        "from competition.pipeline import _init_worker\n"
+        "_init_worker()\n"
+        "warnings.warn('No Pauling electronegativity for Ne. Setting to NaN.')\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+    assert done.stderr == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import pytest
 from conftest import solution_frame
 from test_cli import run
 
-from competition.manifest import verify_manifest
+from competition.manifest import read_manifest, verify_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,3 +133,106 @@ def test_scoring_imports_without_pymatgen_torch_or_sklearn(comp) -> None:
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr
+
+
+# -- issue 10: a real course on it ----------------------------------------------------
+
+
+def test_amend_key_is_deliberate_recorded_and_rescored(comp, tmp_path) -> None:
+    key = solution_frame(comp)
+    key[["id", "bravais_lattice"]].to_csv(tmp_path / "perfect.csv", index=False)
+    assert run("submit", str(tmp_path / "perfect.csv"), "--team", "alpha", "-c", str(comp),
+               cwd=tmp_path).returncode == 0  # fmt: skip
+    # Relabel one Public row, consistently: a cF row becomes cI (space group 229).
+    fixed = key.copy()
+    row = fixed.index[(fixed["Usage"] == "Public") & (fixed["bravais_lattice"] != "cI")][0]
+    fixed.loc[row, ["bravais_lattice", "spacegroup_number"]] = ["cI", 229]
+    fixed.to_csv(tmp_path / "fixed.csv", index=False)
+
+    no_reason = run("amend-key", str(tmp_path / "fixed.csv"), "-c", str(comp), "--reason", " ",
+                    cwd=tmp_path)  # fmt: skip
+    assert no_reason.returncode == 2 and "say why" in no_reason.stderr
+    broken = fixed.copy()
+    broken.loc[row, "Usage"] = "Private"
+    broken.loc[broken.index[1], "spacegroup_number"] = 2  # aP, not the row's lattice
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    refused = run("amend-key", str(tmp_path / "broken.csv"), "-c", str(comp), "--reason", "x",
+                  cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "change portion" in refused.stderr
+    assert "does not imply" in refused.stderr and "Traceback" not in refused.stderr
+    assert verify_manifest(comp) == []
+
+    done = run("amend-key", str(tmp_path / "fixed.csv"), "-c", str(comp), "--reason",
+               "row was a twinned cI crystal", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 Public" in done.stdout and "Rescored 1 submission: 1 changed." in done.stdout
+    assert verify_manifest(comp) == []
+    manifest = read_manifest(comp)
+    record = manifest["amendments"][0]
+    assert record["reason"] == "row was a twinned cI crystal"
+    assert record["changed_rows"] == {"Public": 1, "Private": 0}
+    assert (comp / record["archived"]).stat().st_mode & 0o077 == 0
+    scored = run("score", str(tmp_path / "perfect.csv"), "-c", str(comp), cwd=tmp_path)
+    assert scored.returncode == 0 and "accuracy 100.00 %" not in scored.stdout
+
+
+def test_a_team_lists_its_own_submissions(comp, tmp_path) -> None:
+    sample = str(comp / "public" / "sample_submission.csv")
+    for message in ("first try", "second"):
+        run("submit", sample, "--team", "alpha", "-c", str(comp), "-m", message, cwd=tmp_path)
+    run("submit", sample, "--team", "beta", "-c", str(comp), cwd=tmp_path)
+    listed = run("submissions", "--team", "alpha", "-c", str(comp), cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert [r[0] for r in rows if r and r[0].isdigit()] == ["1", "2"]
+    assert "first try" in listed.stdout and "Private" not in listed.stdout
+    unknown = run("submissions", "--team", "nobody", "-c", str(comp), cwd=tmp_path)
+    assert unknown.returncode == 2 and "no team called 'nobody'" in unknown.stderr
+
+
+def test_a_damaged_store_is_one_line_not_a_traceback(comp, tmp_path) -> None:
+    store = comp / "leaderboard" / "leaderboard.sqlite"
+    store.parent.mkdir()
+    store.write_bytes(b"this is not an SQLite file" * 100)
+    for args in (["leaderboard"], ["submit", str(comp / "public" / "sample_submission.csv"),
+                                   "--team", "alpha"]):  # fmt: skip
+        done = run(*args, "-c", str(comp), cwd=tmp_path)
+        assert done.returncode == 2 and "not a readable leaderboard" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_late_table_is_formatted(comp, tmp_path) -> None:
+    sample = str(comp / "public" / "sample_submission.csv")
+    run("submit", sample, "--team", "alpha", "-c", str(comp), cwd=tmp_path)
+    assert run("close", "-c", str(comp), cwd=tmp_path).returncode == 0
+    run("submit", sample, "--team", "late-comer", "-c", str(comp), cwd=tmp_path)
+    late = run("leaderboard", "-c", str(comp), "--late", cwd=tmp_path)
+    assert late.returncode == 0, late.stderr
+    header = next(line for line in late.stdout.splitlines() if line.startswith("Submission"))
+    assert "Public %" in header and "public_accuracy" not in late.stdout
+    assert "late-comer" in late.stdout
+
+
+def test_a_huge_header_is_not_echoed_or_stored_in_full(comp, tmp_path) -> None:
+    sample = pd.read_csv(comp / "public" / "sample_submission.csv")
+    header = "id,bravais_lattice," + ",".join(f"extra_column_{k}" for k in range(40_000))
+    body = "\n".join(f"{i},{lab}" for i, lab in sample.itertuples(index=False))
+    (tmp_path / "wide.csv").write_text(header + "\n" + body + "\n")
+    assert len(header) > 600_000
+    done = run("submit", str(tmp_path / "wide.csv"), "--team", "alpha", "-c", str(comp),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and "extra columns" in done.stderr
+    assert len(done.stderr) < 2_000
+    with sqlite3.connect(comp / "leaderboard" / "leaderboard.sqlite") as con:
+        (problems,) = con.execute("SELECT problems FROM submissions").fetchone()
+    assert len(problems) < 2_000
+
+
+def test_close_in_the_past_and_reopening_need_confirmation(comp, tmp_path) -> None:
+    sample = str(comp / "public" / "sample_submission.csv")
+    run("submit", sample, "--team", "alpha", "-c", str(comp), cwd=tmp_path)
+    past = run("close", "-c", str(comp), "--at", "1970-01-01T00:00:00", cwd=tmp_path)
+    assert past.returncode == 2 and "--retroactive" in past.stderr
+    assert run("close", "-c", str(comp), cwd=tmp_path).returncode == 0
+    reopen = run("close", "-c", str(comp), "--at", "2030-01-01T00:00:00", cwd=tmp_path)
+    assert reopen.returncode == 2 and "--reopen" in reopen.stderr

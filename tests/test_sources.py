@@ -236,3 +236,12 @@ def test_generated_is_seeded_and_parsable():
     for entry in first:
         assert isinstance(entry, RawEntry)
         parse_structure(entry.text, max_sites=1000)
+
+
+def test_download_bar_follows_progress(cod_server, tmp_path, capfd):
+    """Issue 10, item 17: `build --quiet` still showed the download bar."""
+    url, _ = cod_server
+    cod_ids_source([1000027, 1011240], _settings(url, tmp_path / "a"), progress=False)
+    assert "download" not in capfd.readouterr().err
+    cod_ids_source([1000027, 1011240], _settings(url, tmp_path / "b"), progress=True)
+    assert "download" in capfd.readouterr().err

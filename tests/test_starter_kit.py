@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,9 @@ def test_kit_holds_the_public_files_and_the_kit_only(kit, competition):
     files = sorted(p.relative_to(kit).as_posix() for p in kit.rglob("*") if p.is_file())
     public = sorted(p.relative_to(competition).as_posix()
                     for p in (competition / "public").iterdir())  # fmt: skip
-    assert files == sorted([*KIT_FILES, *public])
+    assert files == sorted([*KIT_FILES, "requirements.txt", *public])
+    pins = (kit / "requirements.txt").read_text()
+    assert "pandas==" in pins and "scikit-learn==" in pins and "torch" not in pins
     assert (kit / "make_submission.py").read_bytes() == kit_file("make_submission.py")
     notebook = json.loads((kit / "starter_notebook.ipynb").read_text())
     assert all(not cell.get("outputs") for cell in notebook["cells"]), "stored with outputs"
@@ -73,6 +76,11 @@ def test_notebook_runs_top_to_bottom_and_its_submission_validates(kit):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(kit / "starter_notebook.ipynb", as_version=4)
+    # Issue 10, item 2: sample fewer rows than the training set holds, so the
+    # sampling path runs (it crashed on pandas 3 above 10,000 training rows).
+    n_train = pq.read_metadata(kit / "public" / "train.parquet").num_rows
+    setup = next(c for c in notebook.cells if "SAMPLE_SIZE = 10_000" in c.source)
+    setup.source = setup.source.replace("SAMPLE_SIZE = 10_000", f"SAMPLE_SIZE = {n_train // 2}")
     client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(kit)}})  # fmt: skip
     client.execute()
@@ -80,6 +88,8 @@ def test_notebook_runs_top_to_bottom_and_its_submission_validates(kit):
         out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])
     )
     assert "submission.csv is valid" in outputs
+    sampled = int(re.search(r"training on ([\d,]+) rows", outputs).group(1).replace(",", ""))
+    assert sampled < n_train
     valid = validate_submission(kit / "submission.csv", kit)
     assert len(valid.ids) == pq.read_metadata(kit / "public" / "test.parquet").num_rows
     images = [out for cell in notebook.cells for out in cell.get("outputs", [])
@@ -90,13 +100,17 @@ def test_notebook_runs_top_to_bottom_and_its_submission_validates(kit):
 def test_make_submission_script_writes_a_valid_file(kit, tmp_path):
     done = subprocess.run(
         [sys.executable, str(kit / "make_submission.py"), "--data", str(kit), "--cv", "2",
-         "--out", str(tmp_path / "sub.csv")],
+         "--sample", "150", "--out", str(tmp_path / "sub.csv")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (
         "random guess (uniform)" in done.stdout and "passes the grader's validator" in done.stdout
     )
+    # Fewer rows than the training set: the sampling path ran (issue 10, item 2).
+    n_train = pq.read_metadata(kit / "public" / "train.parquet").num_rows
+    assert re.search(r"training on 1[45]\d\.", done.stdout) and n_train > 200
+    assert "--competition" in done.stdout  # the submit hint is complete (item 17)
     validate_submission(tmp_path / "sub.csv", kit)
 
 
@@ -162,9 +176,38 @@ def _plant_link(root: Path) -> str:
     return "outside public/"
 
 
+def _plant_gzipped_copy(root: Path) -> str:
+    import gzip
+
+    data = (root / "private" / "solution.csv").read_bytes()
+    (root / "public" / "notes" / "key.csv.gz").write_bytes(gzip.compress(data, mtime=0))
+    return "(decompressed) is a copy of private/solution.csv"
+
+
+def _plant_zipped_upper_case_ids(root: Path) -> str:
+    key = _solution(root)[["id", "bravais_lattice"]]
+    text = "\n".join(f"{i.upper()},{lab}" for i, lab in key.itertuples(index=False))
+    with zipfile.ZipFile(root / "public" / "notes" / "mine.zip", "w") as archive:
+        archive.writestr("answers.txt", text)
+    return "match the hidden bravais_lattice 100 %"
+
+
+def _plant_sample_reordered_by_label(root: Path) -> str:
+    # Same rows, same content, but in the order of the hidden labels: the order
+    # carries the key. Only the manifest's hash tells this file from the built one.
+    key = _solution(root)
+    path = root / "public" / "sample_submission.csv"
+    sample = pd.read_csv(path).set_index("id").loc[key.sort_values("bravais_lattice")["id"]]
+    sample.reset_index().to_csv(path, index=False)
+    return "public/sample_submission.csv changed after the build"
+
+
 @pytest.mark.parametrize(
     "plant",
     [
+        _plant_gzipped_copy,
+        _plant_zipped_upper_case_ids,
+        _plant_sample_reordered_by_label,
         _plant_copy,
         _plant_renamed_labels,
         _plant_spacegroups_reversed,
@@ -190,7 +233,9 @@ def test_cli_lists_every_planted_problem_at_once(planted, tmp_path):
     done = run("starter-kit", "--competition", str(planted), "--out", str(tmp_path / "k.zip"),
                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert all(e in done.stderr for e in expected) and "2 problem(s)" in done.stderr
+    assert all(e in done.stderr for e in expected)
+    # ... and both files are refused as not written by the build (not in manifest.json).
+    assert "4 problem(s)" in done.stderr and done.stderr.count("not in manifest.json") == 2
     assert not (tmp_path / "k.zip").exists()
 
 

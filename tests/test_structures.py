@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -117,3 +119,49 @@ def test_truncated_cif_is_parsed_or_rejected(cut):
         parse_structure(NACL[:cut], max_sites=100)
     except RejectError as err:
         assert err.stage == "parse"
+
+
+# Issue 10, item 12: nonsense values were accepted and labelled (a NaN cell crashed a
+# worker); each is refused with its own reason.
+_WITH_OCCUPANCY = NACL.replace(
+    "_atom_site_fract_z\n", "_atom_site_fract_z\n_atom_site_occupancy\n"
+).replace("Na1 Na 0 0 0", "Na1 Na 0 0 0 OCC").replace("Cl1 Cl 0.5 0.5 0.5", "Cl1 Cl 0.5 0.5 0.5 1")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (_WITH_OCCUPANCY.replace("OCC", "-1"), "_atom_site_occupancy is -1"),
+        (NACL.replace("_cell_length_a 5.64", "_cell_length_a -5.64"), "_cell_length_a is -5.64"),
+        (NACL.replace("_cell_length_b 5.64", "_cell_length_b nan"), "_cell_length_b is nan"),
+        (NACL.replace("_cell_length_c 5.64", "_cell_length_c 0"), "_cell_length_c is 0"),
+        (NACL.replace("_cell_angle_alpha 90", "_cell_angle_alpha 180"), "between 0 and 180"),
+        (
+            NACL.replace("_cell_angle_alpha 90", "_cell_angle_alpha 179.9").replace(
+                "_cell_angle_beta 90", "_cell_angle_beta 60"
+            ),
+            "do not form a cell of positive volume",
+        ),
+        (NACL.replace("Cl1 Cl 0.5 0.5 0.5", "Cl1 Cl 1e300 0.5 0.5"), "_atom_site_fract_x is 1e300"),
+        (NACL.replace("Cl1 Cl 0.5 0.5 0.5", "Cl1 Cl 0.5 inf 0.5"), "_atom_site_fract_y is inf"),
+        (
+            NACL.replace("_cell_length_a 5.64", "_cell_length_a 0.43").replace(
+                "_cell_length_b 5.64", "_cell_length_b 0.22"
+            ),
+            "A^3 per site",
+        ),
+    ],
+)
+def test_nonsense_values_are_rejected_with_their_reason(text, reason):
+    with pytest.raises(RejectError, match=re.escape(reason)) as caught:
+        parse_structure(text, max_sites=100)
+    assert caught.value.stage == "parse"
+
+
+def test_generated_crystals_declare_the_group_they_were_generated_in():
+    """Issue 10, item 13: they declared P1, so DATA.md reported 0 % agreement."""
+    from competition.sources import generated_cif
+
+    for group in (14, 62, 225):
+        parsed = parse_structure(generated_cif(group, 0, 0), max_sites=500)
+        assert parsed.declared_spacegroup == group

@@ -22,7 +22,7 @@ From nothing to a validated `submission.csv`, the course's way:
 5. write the submission and check it with the grader's own validator.
 
 Run it from the unpacked kit (the folder with `public/`). Needs
-`pip install "xrd-bravais[baselines]"`."""),
+`pip install -r requirements.txt` (the versions the organisers tested this kit with)."""),
     ("code", """import json
 from pathlib import Path
 
@@ -81,8 +81,10 @@ same compound in two folds flatters the score."""),
 
 if SAMPLE_SIZE and len(train) > SAMPLE_SIZE:
     share = SAMPLE_SIZE / len(train)
-    sample = train.groupby("bravais_lattice", group_keys=False).apply(
-        lambda g: g.sample(max(1, round(share * len(g))), random_state=SEED))
+    # One draw per lattice, at least one row each (a loop, not groupby().apply,
+    # which drops the grouping column on pandas 3).
+    sample = pd.concat([g.sample(max(1, round(share * len(g))), random_state=SEED)
+                        for _, g in train.groupby("bravais_lattice", sort=True)])
 else:
     sample = train
 X = sample[columns].to_numpy(np.float32)
@@ -161,11 +163,13 @@ valid = validate_submission("submission.csv", DATA)   # raises SubmissionError l
 print(f"submission.csv is valid: {len(valid.ids):,} rows ({best_name}).")"""),
     ("md", """## Where next
 
-- Submit: `xrd-bravais submit submission.csv --team YOUR_TEAM` where the grader runs.
+- Submit: `xrd-bravais submit submission.csv --team YOUR_TEAM --competition COMPETITION`
+  where the grader runs (your organisers say where).
 - Train on every row (`SAMPLE_SIZE = 0`) once the parameters are chosen.
 - Try `baselines.features.PeakFeatures`: peak positions in sin²θ and their ratios,
   the quantities a crystallographer indexes a pattern with.
-- Try a 1D-CNN: `baselines.cnn1d.CNN1DClassifier` works with `GridSearchCV` too.
+- Try a 1D-CNN: `baselines.cnn1d.CNN1DClassifier` works with `GridSearchCV` too
+  (it needs PyTorch: `pip install torch`).
 - Keep a note of what you tried: the course asks for your parameter searches and
   the comparison with random guessing."""),
 ]
