@@ -35,7 +35,8 @@ demo: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy scoring competition/lattices.py
+	$(BIN)/mypy scoring contract
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest

@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from baselines.forest import pattern_features
+from contract.grid import Grid
 
 PARAM_GRID: Final[dict[str, list[Any]]] = {
     "model__max_depth": [4, 6],
@@ -66,6 +67,7 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X: Any, y: Any) -> BoostedTrees:
+        """Encode the labels and fit the booster; returns ``self``."""
         from xgboost import XGBClassifier
 
         X, y = validate_data(self, X, y, dtype=np.float32)
@@ -87,24 +89,27 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
         check_is_fitted(self, "booster_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         proba: np.ndarray = self.booster_.predict_proba(X)
         return proba
 
     def predict(self, X: Any) -> np.ndarray:
+        """The most probable label of each row."""
         proba = self.predict_proba(X)
         result: np.ndarray = self.classes_[np.argmax(proba, axis=1)]
         return result
 
 
-def make_boosting(random_state: int = 0, n_jobs: int | None = None) -> Pipeline:
-    """A seeded XGBoost pipeline over pooled patterns and peak features.
+def make_boosting(grid: Grid, random_state: int = 0, n_jobs: int | None = None) -> Pipeline:
+    """A seeded XGBoost pipeline over pooled patterns and peak features on ``grid``.
 
     Examples
     --------
-    >>> make_boosting().named_steps["model"].max_depth
+    >>> from contract.grid import Grid
+    >>> make_boosting(Grid(5.0, 90.0, 0.02, 4251)).named_steps["model"].max_depth
     6
     """
     model = BoostedTrees(random_state=random_state, n_jobs=n_jobs)
-    return Pipeline([("features", pattern_features()), ("model", model)])
+    return Pipeline([("features", pattern_features(grid)), ("model", model)])

@@ -11,7 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from scoring.cli import CompetitionOption, TrackName, TrackOption, fail
+from contract import layout
+from contract.console import fail
+from contract.layout import Layout
+from scoring.cli import CompetitionOption, TrackOption, resolve_track
 
 app = typer.Typer(
     name="baselines",
@@ -63,7 +66,7 @@ def run(
         list[str] | None, typer.Argument(help="Baselines to run (see `baselines list`), or all.")
     ] = None,
     competition: CompetitionOption = Path("."),
-    track: TrackOption = TrackName.bravais,
+    track: TrackOption = None,
     sample: Annotated[
         int | None, typer.Option(help="Train on a stratified sample of this many rows.", min=2)
     ] = None,
@@ -94,33 +97,36 @@ def run(
         overrides = parse_overrides(set_ or [], [b.name for b in chosen])
     except ValueError as err:
         fail(str(err))
-    public = competition / "public"
-    if not (public / "train.parquet").is_file() or not (public / "test.parquet").is_file():
-        fail(f"{competition} is not a built competition (no public/train.parquet and test.parquet)")
+    site = Layout(competition)
+    if not site.train.is_file() or not site.test.is_file():
+        fail(f"{competition} is not a built competition (no {layout.TRAIN} and {layout.TEST})")
     try:
-        train = read_patterns(public / "train.parquet")
-        test = read_patterns(public / "test.parquet")
+        train = read_patterns(site.train)
+        test = read_patterns(site.test)
     except (OSError, ValueError) as err:
         fail(str(err))
+    spec = resolve_track(competition, track)
     if sample and sample >= len(train.ids):
         sample = None
     for baseline in chosen:
         typer.echo(f"== {baseline.title} ({baseline.name})", err=True)
         try:
-            result = run_baseline(competition, baseline, track=track.value, sample=sample,
+            result = run_baseline(competition, baseline, track=spec.name, sample=sample,
                                   cv=cv, random_state=seed, train=train, test=test,
                                   record=record, verbose=not quiet,
                                   params=overrides.get(baseline.name))  # fmt: skip
         except ValueError as err:
             fail(f"{baseline.name}: {err}")
         typer.echo(_result_line(result))
-    report = write_report(competition, track.value)
+    report = write_report(competition, spec.name)
     typer.echo(f"Report: {report}")
 
 
 def parse_overrides(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
-    """Parse ``NAME:PARAM=VALUE`` items; values are Python literals (``10``, ``0.5``,
-    ``(16, 32)``, ``'log'``) or else plain strings.
+    """Parse ``NAME:PARAM=VALUE`` items into parameters per baseline.
+
+    Values are Python literals (``10``, ``0.5``, ``(16, 32)``, ``'log'``) or else
+    plain strings.
 
     Raises
     ------
@@ -168,8 +174,7 @@ def predict(
     """Predict any patterns on the model's grid; writes id,<label column>."""
     from baselines.data import read_patterns
     from baselines.run import load_model, predict_patterns, write_predictions
-    from scoring.tracks import get_track
-
+    from contract.tasks import get_track
     if out.is_dir():
         fail(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'predictions.csv'}")
     try:
@@ -178,7 +183,7 @@ def predict(
         labels = predict_patterns(bundle, patterns)
     except (OSError, ValueError) as err:
         fail(str(err))
-    column = get_track(bundle["track"]).column
+    column = bundle.get("column") or get_track(bundle["track"]).column
     try:
         write_predictions(patterns.ids, labels, column, out)
     except OSError as err:

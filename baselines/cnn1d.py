@@ -35,7 +35,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from baselines.features import resolve_grid
+from contract.grid import Grid, require_grid
 
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
@@ -109,9 +109,10 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         Standard deviation of the added noise (intensities are at most 1). Kept
         small because the network sees square roots: noise of 2e-4 becomes a
         floor of about 0.014 after the square root.
-    two_theta_min, step : float, optional
-        The grid in degrees, for the strain augmentation; default: the
-        competition's default grid (``baselines.run`` sets them from the data).
+    grid : Grid, optional
+        Where the columns lie in 2theta (:class:`contract.grid.Grid`); required
+        for the strain augmentation, which moves peaks by Bragg's law. No default:
+        a fit with ``augment=True`` and no grid is refused.
     device : {"auto", "cpu", "cuda"}, default="auto"
     random_state : int, default=0
     verbose : int, default=1
@@ -150,8 +151,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         max_shift: float = 2.0,
         max_broadening: float = 1.5,
         noise: float = 2e-4,
-        two_theta_min: float | None = None,
-        step: float | None = None,
+        grid: Grid | None = None,
         device: str = "auto",
         random_state: int = 0,
         verbose: int = 1,
@@ -172,8 +172,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         self.max_shift = max_shift
         self.max_broadening = max_broadening
         self.noise = noise
-        self.two_theta_min = two_theta_min
-        self.step = step
+        self.grid = grid
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -195,6 +194,8 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
             value = getattr(self, name)
             if not (isinstance(value, int | np.integer) and value >= 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.augment:
+            require_grid(self.grid, "CNN1DClassifier(augment=True)")
 
     def fit(self, X: Any, y: Any) -> CNN1DClassifier:
         """Train on patterns ``X`` (rows) with labels ``y``; returns ``self``."""
@@ -286,7 +287,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
                 continue
             x = inputs[batch]
             if self.augment:
-                grid = resolve_grid(self.two_theta_min, self.step)
+                grid = (self.grid.two_theta_min, self.grid.step)
                 x = _augment(x, rng, grid, self.max_strain, self.max_shift,
                              self.max_broadening, self.noise)  # fmt: skip
             optimiser.zero_grad()
@@ -333,12 +334,14 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         """Write a checkpoint (parameters, classes, weights, history) atomically."""
         import torch
 
-        from competition.io import atomic_write_bytes
+        from contract.io import atomic_write_bytes
 
         check_is_fitted(self, "model_")
         buffer = io.BytesIO()
         torch.save({
-            "params": self.get_params(),
+            # Plain values only, so the checkpoint loads with weights_only=True.
+            "params": {**self.get_params(),
+                       "grid": None if self.grid is None else self.grid.to_dict()},
             "classes": self.classes_.tolist(),
             "n_features_in": self.n_features_in_,
             "state_dict": self.model_.state_dict(),
@@ -356,7 +359,10 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
-        self = cls(**checkpoint["params"])
+        params = dict(checkpoint["params"])
+        if params.get("grid") is not None:
+            params["grid"] = Grid.from_dict(params["grid"])
+        self = cls(**params)
         self.classes_ = np.asarray(checkpoint["classes"])
         self.n_features_in_ = checkpoint["n_features_in"]
         self.model_ = _network(self.n_features_in_, len(self.classes_), self.pool,
@@ -411,8 +417,10 @@ def _validation_split(
 
 
 def _warp(x, strain: np.ndarray, shift: np.ndarray, grid: tuple[float, float]):  # type: ignore[no-untyped-def]
-    """Resample each pattern as if its cell were scaled by ``1 + strain[i]`` and the
-    instrument's zero were off by ``shift[i]`` grid points.
+    """Resample each pattern as if its cell were strained and the instrument's zero shifted.
+
+    Row ``i`` is resampled as if its cell were scaled by ``1 + strain[i]`` and the
+    zero were off by ``shift[i]`` grid points.
 
     Scaling every cell length by ``1 + e`` keeps the lattice type and moves each
     reflection to ``sin(theta') = sin(theta) / (1 + e)`` (Bragg's law): the
@@ -438,8 +446,11 @@ def _warp(x, strain: np.ndarray, shift: np.ndarray, grid: tuple[float, float]): 
 
 def _augment(x, rng: np.random.Generator, grid: tuple[float, float], max_strain: float,
              max_shift: float, max_broadening: float, noise: float):  # type: ignore[no-untyped-def]  # fmt: skip
-    """Strain and shift each pattern, broaden the batch by a Gaussian of random
-    sigma, add noise; intensities stay in [0, 1] with the maximum at 1."""
+    """Strain, shift, broaden and add noise to a batch of patterns.
+
+    Each pattern is strained and shifted on its own; the batch is broadened by a
+    Gaussian of random sigma; intensities stay in [0, 1] with the maximum at 1.
+    """
     import torch
     import torch.nn.functional as F
 

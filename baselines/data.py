@@ -7,17 +7,18 @@ schema metadata the builder writes. Nothing here needs pymatgen or torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from competition.config import SCHEMA_METADATA_KEY
+from contract import layout
+from contract.grid import SCHEMA_METADATA_KEY, Grid
+from contract.layout import compound_key
 
 # Columns of train.parquet besides the intensities (test.parquet has none of them).
-LABEL_COLUMNS = ("cod_id", "formula", "spacegroup_number", "bravais_lattice")
+LABEL_COLUMNS = layout.TRAIN_LABEL_COLUMNS[1:]
 
 
 @dataclass(frozen=True)
@@ -33,25 +34,25 @@ class Patterns:
     labels : DataFrame or None
         ``cod_id``, ``formula``, ``spacegroup_number`` and ``bravais_lattice``,
         where the file has them.
-    grid : dict
-        ``two_theta_min``, ``two_theta_max``, ``step``, ``wavelength``... as in
-        the manifest.
+    grid : Grid or None
+        Where the columns lie in 2theta, from the file's schema metadata (``None``
+        for a file that does not record it).
     """
 
     ids: np.ndarray
     X: np.ndarray
     labels: pd.DataFrame | None
-    grid: dict
+    grid: Grid | None
 
     def groups(self) -> np.ndarray:
-        """Compound keys (formula and space group), the unit the builder's split keeps
-        together: cross-validation folds grouped on them do not leak a compound."""
+        """Compound keys (formula and space group) of the rows.
+
+        The builder's split keeps a compound on one side; cross-validation folds
+        grouped on these keys do the same, so they do not leak a compound.
+        """
         if self.labels is None or not {"formula", "spacegroup_number"} <= set(self.labels):
             raise ValueError("these patterns have no formula and space-group columns")
-        key = (
-            self.labels["formula"].astype(str) + "|" + self.labels["spacegroup_number"].astype(str)
-        )
-        return key.to_numpy()
+        return compound_key(self.labels[layout.FORMULA], self.labels[layout.SPACEGROUP])
 
     def target(self, column: str) -> np.ndarray:
         """The label column ``column`` (e.g. ``"bravais_lattice"``) as an array."""
@@ -115,7 +116,7 @@ def read_patterns(path: str | Path) -> Patterns:
     for i, name in enumerate(columns):
         X[:, i] = table.column(name).to_numpy()
     metadata = schema.metadata or {}
-    grid = json.loads(metadata[SCHEMA_METADATA_KEY]) if SCHEMA_METADATA_KEY in metadata else {}
+    grid = Grid.from_parquet(path) if SCHEMA_METADATA_KEY in metadata else None
     labels = table.select(label_columns).to_pandas() if label_columns else None
     ids = np.asarray(table.column("id").to_pylist(), dtype=object)
     return Patterns(ids=ids, X=X, labels=labels, grid=grid)

@@ -25,17 +25,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-
-def resolve_grid(two_theta_min: float | None, step: float | None) -> tuple[float, float]:
-    """``(two_theta_min, step)`` in degrees, each ``None`` replaced by the
-    competition's default grid (the one source: ``competition.config.PRESETS``)."""
-    from competition.config import PRESETS
-
-    preset = PRESETS["default"]
-    return (
-        preset.two_theta_min if two_theta_min is None else two_theta_min,
-        preset.step if step is None else step,
-    )
+from contract.grid import Grid, require_grid
 
 
 class IntensityTransform(TransformerMixin, BaseEstimator):
@@ -61,6 +51,7 @@ class IntensityTransform(TransformerMixin, BaseEstimator):
         self.floor = floor
 
     def fit(self, X: Any, y: Any = None) -> IntensityTransform:
+        """Check the parameters and record the number of columns."""
         if self.func not in ("sqrt", "log", "identity"):
             raise ValueError(f"func must be 'sqrt', 'log' or 'identity', got {self.func!r}")
         if not self.floor > 0:
@@ -69,6 +60,7 @@ class IntensityTransform(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """The transformed rows of ``X``."""
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
         # Intensities are non-negative; a negative value (noise, a baseline
@@ -104,6 +96,7 @@ class Pool(TransformerMixin, BaseEstimator):
         self.method = method
 
     def fit(self, X: Any, y: Any = None) -> Pool:
+        """Check the parameters and record the number of columns."""
         if not (isinstance(self.factor, int | np.integer) and self.factor >= 1):
             raise ValueError(f"factor must be a positive integer, got {self.factor!r}")
         if self.method not in ("max", "mean"):
@@ -112,6 +105,7 @@ class Pool(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """The transformed rows of ``X``."""
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
         starts = np.arange(0, X.shape[1], self.factor)
@@ -140,15 +134,22 @@ class PeakFeatures(TransformerMixin, BaseEstimator):
     ----------
     n_peaks : int, default=12
     min_height : float, default=0.01
-    two_theta_min, step : float, optional
-        The grid, in degrees: column ``k`` is at ``two_theta_min + k * step``.
-        Default: the competition's default grid (5 degrees, 0.02 degrees).
+    grid : Grid
+        Where the columns lie in 2theta (:class:`contract.grid.Grid`, e.g.
+        ``read_patterns("public/train.parquet").grid``). Required: there is no
+        default, since a wrong grid puts every peak at a wrong angle.
+
+    Raises
+    ------
+    GridError
+        From :meth:`fit`, if no grid was given.
 
     Examples
     --------
     >>> import numpy as np
+    >>> from contract.grid import Grid
     >>> x = np.zeros((1, 7)); x[0, 2] = 1.0; x[0, 5] = 0.5
-    >>> f = PeakFeatures(n_peaks=2, two_theta_min=20.0, step=10.0).fit_transform(x)
+    >>> f = PeakFeatures(n_peaks=2, grid=Grid(20.0, 80.0, 10.0, 7)).fit_transform(x)
     >>> np.round(f, 4)  # peaks at 40 and 70 degrees 2theta: sin^2, heights, ratios
     array([[0.117 , 0.329 , 1.    , 0.5   , 1.    , 2.8124]])
     """
@@ -157,21 +158,22 @@ class PeakFeatures(TransformerMixin, BaseEstimator):
         self,
         n_peaks: int = 12,
         min_height: float = 0.01,
-        two_theta_min: float | None = None,
-        step: float | None = None,
+        grid: Grid | None = None,
     ) -> None:
         self.n_peaks = n_peaks
         self.min_height = min_height
-        self.two_theta_min = two_theta_min
-        self.step = step
+        self.grid = grid
 
     def fit(self, X: Any, y: Any = None) -> PeakFeatures:
+        """Check the parameters and the grid, and record the number of columns."""
         if not (isinstance(self.n_peaks, int | np.integer) and self.n_peaks >= 1):
             raise ValueError(f"n_peaks must be a positive integer, got {self.n_peaks!r}")
+        require_grid(self.grid, "PeakFeatures")
         validate_data(self, X, dtype=(np.float32, np.float64))
         return self
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``sin2theta_k``, ``height_k`` and ``ratio_k`` for each of the ``n_peaks``."""
         check_is_fitted(self, "n_features_in_")
         k = range(1, self.n_peaks + 1)
         return np.array(
@@ -180,9 +182,11 @@ class PeakFeatures(TransformerMixin, BaseEstimator):
         )
 
     def transform(self, X: Any) -> np.ndarray:
+        """The transformed rows of ``X``."""
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
-        start, step = resolve_grid(self.two_theta_min, self.step)
+        grid = require_grid(self.grid, "PeakFeatures")
+        start, step = grid.two_theta_min, grid.step
         index, heights = _strongest_peaks(np.asarray(X, dtype=np.float64), self.n_peaks,
                                           self.min_height)  # fmt: skip
         found = heights > 0
@@ -195,8 +199,10 @@ class PeakFeatures(TransformerMixin, BaseEstimator):
 def _strongest_peaks(
     X: np.ndarray, n_peaks: int, min_height: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refined positions (in grid units) and heights of each row's strongest peaks,
-    sorted by position; ``(0, 0)`` pads rows with fewer peaks."""
+    """Refined positions (in grid units) and heights of each row's strongest peaks.
+
+    Peaks are sorted by position; ``(0, 0)`` pads rows with fewer peaks.
+    """
     n_rows, n_points = X.shape
     scale = X.max(axis=1, keepdims=True)
     Y = X / np.where(scale > 0, scale, 1.0)

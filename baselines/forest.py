@@ -15,6 +15,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from baselines.features import IntensityTransform, PeakFeatures, Pool
+from contract.grid import Grid
 
 PARAM_GRID: Final[dict[str, list[Any]]] = {
     "model__max_features": ["sqrt", 0.05],
@@ -24,24 +25,29 @@ PARAM_GRID: Final[dict[str, list[Any]]] = {
 """Search space of :func:`make_forest` (keys in the pipeline's parameter names)."""
 
 
-def pattern_features(pool_factor: int = 10, n_peaks: int = 12) -> FeatureUnion:
+def pattern_features(grid: Grid, pool_factor: int = 10, n_peaks: int = 12) -> FeatureUnion:
     """Pooled sqrt intensities beside peak features: the input of the tree models.
+
+    ``grid`` places the columns in 2theta for the peak features.
 
     Examples
     --------
-    >>> pattern_features().get_params()["pooled__pool__factor"]
+    >>> from contract.grid import Grid
+    >>> pattern_features(Grid(5.0, 90.0, 0.02, 4251)).get_params()["pooled__pool__factor"]
     10
     """
     pooled = Pipeline([("intensity", IntensityTransform("sqrt")), ("pool", Pool(pool_factor))])
-    return FeatureUnion([("pooled", pooled), ("peaks", PeakFeatures(n_peaks=n_peaks))])
+    peaks = PeakFeatures(n_peaks=n_peaks, grid=grid)
+    return FeatureUnion([("pooled", pooled), ("peaks", peaks)])
 
 
-def make_forest(random_state: int = 0, n_jobs: int | None = None) -> Pipeline:
-    """A seeded random forest pipeline (300 trees, balanced class weights).
+def make_forest(grid: Grid, random_state: int = 0, n_jobs: int | None = None) -> Pipeline:
+    """A seeded random forest pipeline (300 trees, balanced class weights) for ``grid``.
 
     Examples
     --------
-    >>> make_forest().named_steps["model"].n_estimators
+    >>> from contract.grid import Grid
+    >>> make_forest(Grid(5.0, 90.0, 0.02, 4251)).named_steps["model"].n_estimators
     300
     """
     model = RandomForestClassifier(
@@ -50,4 +56,4 @@ def make_forest(random_state: int = 0, n_jobs: int | None = None) -> Pipeline:
         n_jobs=n_jobs,
         random_state=random_state,
     )
-    return Pipeline([("features", pattern_features()), ("model", model)])
+    return Pipeline([("features", pattern_features(grid)), ("model", model)])

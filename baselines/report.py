@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from baselines.run import registry
+from contract import layout
 from scoring.render import markdown_table
 
 GUESSES = ("uniform", "prior", "majority")
@@ -145,7 +146,7 @@ def _plot_history(history: pd.DataFrame, best_epoch: int | None, path: Path) -> 
 def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from competition.io import atomic_path
+    from contract.io import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -169,14 +170,14 @@ def write_report(competition: str | Path, track: str = "bravais") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    from competition.io import atomic_write_text
+    from contract.io import atomic_write_text
+    from contract.references import reference_scores
+    from contract.tasks import load_task
     from scoring.grade import train_counts
-    from scoring.metrics import reference_scores
-    from scoring.tracks import get_track
 
     competition = Path(competition)
-    spec = get_track(track)
-    folder = competition / "baselines" / spec.name
+    spec = load_task(competition).track(track)
+    folder = competition / layout.BASELINES / spec.name
     results = load_results(folder)
     if not results:
         raise FileNotFoundError(

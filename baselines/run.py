@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 
 from baselines.data import Patterns, read_patterns, stratified_sample
+from contract import layout
+from contract.grid import Grid, GridError, require_grid
+from contract.tasks import Track
 
 MODEL_FORMAT: Final = 1
 """Version of the ``model.pkl`` bundle layout."""
@@ -45,19 +48,20 @@ class Baseline:
     title : str
         Its row on the leaderboard.
     make : callable
-        ``make(random_state) -> estimator``.
+        ``make(grid, random_state) -> estimator``: the grid of the competition's
+        patterns (:class:`contract.grid.Grid`) goes in explicitly.
     param_grid : dict
         The search space (pipeline parameter names); empty: nothing to search.
     """
 
     name: str
     title: str
-    make: Callable[[int], Any]
+    make: Callable[[Grid, int], Any]
     param_grid: dict[str, list[Any]] = field(default_factory=dict)
 
 
-def _guess(kind: str) -> Callable[[int], Any]:
-    def make(random_state: int) -> Any:
+def _guess(kind: str) -> Callable[[Grid, int], Any]:
+    def make(grid: Grid, random_state: int) -> Any:
         from baselines.random_guess import make_random_guess
 
         return make_random_guess(kind, random_state)
@@ -65,28 +69,28 @@ def _guess(kind: str) -> Callable[[int], Any]:
     return make
 
 
-def _forest(random_state: int) -> Any:
+def _forest(grid: Grid, random_state: int) -> Any:
     from baselines.forest import make_forest
 
-    return make_forest(random_state, n_jobs=-1)
+    return make_forest(grid, random_state, n_jobs=-1)
 
 
-def _svm(random_state: int) -> Any:
+def _svm(grid: Grid, random_state: int) -> Any:
     from baselines.svm import make_svm
 
     return make_svm(random_state)
 
 
-def _boosting(random_state: int) -> Any:
+def _boosting(grid: Grid, random_state: int) -> Any:
     from baselines.boosting import make_boosting
 
-    return make_boosting(random_state)
+    return make_boosting(grid, random_state)
 
 
-def _cnn(random_state: int) -> Any:
+def _cnn(grid: Grid, random_state: int) -> Any:
     from baselines.cnn1d import CNN1DClassifier
 
-    return CNN1DClassifier(random_state=random_state)
+    return CNN1DClassifier(grid=grid, random_state=random_state)
 
 
 def _grids() -> dict[str, dict[str, list[Any]]]:
@@ -135,22 +139,6 @@ def resolve_names(names: list[str]) -> list[Baseline]:
     return [known[n] for n in wanted]
 
 
-def apply_grid(estimator: Any, grid: dict[str, Any]) -> Any:
-    """Tell every grid-aware step (e.g. :class:`~baselines.features.PeakFeatures`)
-    where the columns lie in 2theta: sets each ``*two_theta_min`` and ``*step``
-    parameter from the competition's grid metadata."""
-    if not grid or not hasattr(estimator, "get_params"):
-        return estimator
-    params = estimator.get_params()
-    updates = {
-        name: grid[key]
-        for name in params
-        for key in ("two_theta_min", "step")
-        if (name == key or name.endswith(f"__{key}")) and key in grid
-    }
-    return estimator.set_params(**updates) if updates else estimator
-
-
 @dataclass
 class BaselineResult:
     """What one baseline run measured (JSON-ready with :meth:`to_dict`).
@@ -179,6 +167,7 @@ class BaselineResult:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary of every field."""
         return asdict(self)
 
 
@@ -192,8 +181,11 @@ def _search(
     baseline: Baseline, estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
     cv: int, random_state: int, verbose: bool,
 ) -> tuple[Any, pd.DataFrame | None, float]:  # fmt: skip
-    """Grid search (accuracy, grouped stratified folds); returns the refitted best,
-    the table of candidates and the seconds spent searching."""
+    """Grid search by accuracy over grouped, stratified folds.
+
+    Returns the refitted best estimator, the table of candidates and the seconds
+    spent searching.
+    """
     from sklearn.model_selection import GridSearchCV
 
     start = time.perf_counter()
@@ -217,28 +209,28 @@ def _search(
 def submission_path(competition: Path, name: str, track: str) -> Path:
     """``submissions/<name>.csv``, with a ``_spacegroup`` suffix on that track."""
     suffix = "" if track == "bravais" else f"_{track}"
-    return competition / "submissions" / f"{name}{suffix}.csv"
+    return competition / layout.SUBMISSIONS / f"{name}{suffix}.csv"
 
 
 def write_predictions(ids: np.ndarray, labels: np.ndarray, column: str, path: Path) -> Path:
     """Write ``id,<column>`` rows to ``path`` atomically."""
-    from competition.io import atomic_write_text
+    from contract.io import atomic_write_text
 
     frame = pd.DataFrame({"id": ids, column: labels})
     atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
     return path
 
 
-def save_model(estimator: Any, path: Path, *, track: str, grid: dict[str, Any],
+def save_model(estimator: Any, path: Path, *, track: Track, grid: Grid,
                baseline: str) -> Path:  # fmt: skip
     """Pickle the estimator with what :func:`predict_patterns` needs to check its input.
 
     Only load models you made: unpickling runs code.
     """
-    from competition.io import atomic_write_bytes
+    from contract.io import atomic_write_bytes
 
-    bundle = {"format": MODEL_FORMAT, "baseline": baseline, "track": track, "grid": grid,
-              "estimator": estimator}  # fmt: skip
+    bundle = {"format": MODEL_FORMAT, "baseline": baseline, "track": track.name,
+              "column": track.column, "grid": grid.to_dict(), "estimator": estimator}  # fmt: skip
     atomic_write_bytes(path, pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL))
     return path
 
@@ -283,12 +275,14 @@ def predict_patterns(bundle: dict[str, Any], patterns: Patterns) -> np.ndarray:
             f"{patterns.X.shape[1]} (y0 .. y{patterns.X.shape[1] - 1}); resample the patterns "
             "onto the model's grid or train on this one"
         )
-    trained, given = bundle.get("grid") or {}, patterns.grid
-    differing = [k for k in ("two_theta_min", "two_theta_max", "step", "wavelength")
-                 if k in trained and k in given and trained[k] != given[k]]  # fmt: skip
+    if patterns.grid is None:
+        raise GridError(
+            "the input says nothing about its 2theta grid (no grid in its parquet metadata), "
+            "so it cannot be checked against the model's; use the parquet files of a build"
+        )
+    differing = Grid.from_dict(bundle["grid"]).differences(patterns.grid)
     if differing:
-        detail = ", ".join(f"{k} {trained[k]} (model) vs {given[k]} (input)" for k in differing)
-        raise ValueError(f"the input's grid differs from the model's: {detail}")
+        raise GridError(f"the model was trained on {'; '.join(differing)}")
     result: np.ndarray = estimator.predict(patterns.X)
     return result
 
@@ -297,7 +291,7 @@ def run_baseline(
     competition: str | Path,
     baseline: Baseline | str,
     *,
-    track: str = "bravais",
+    track: str | None = None,
     sample: int | None = None,
     cv: int = 3,
     random_state: int = 0,
@@ -339,19 +333,20 @@ def run_baseline(
     -------
     BaselineResult
     """
+    from contract.tasks import load_task
     from scoring.submission import validate_submission
-    from scoring.tracks import get_track
 
     competition = Path(competition)
-    spec = get_track(track)
+    spec = load_task(competition).track(track)
     baseline = registry()[baseline] if isinstance(baseline, str) else baseline
-    train = train or read_patterns(competition / "public" / "train.parquet")
-    test = test or read_patterns(competition / "public" / "test.parquet")
+    train = train or read_patterns(competition / layout.TRAIN)
+    test = test or read_patterns(competition / layout.TEST)
+    grid = require_grid(train.grid, f"the {baseline.name} baseline")
     y = train.target(spec.column)
     rows = stratified_sample(y, sample, random_state) if sample else np.arange(len(y))
     X, y, groups = train.X[rows], y[rows], train.groups()[rows]
 
-    estimator = apply_grid(baseline.make(random_state), train.grid)
+    estimator = baseline.make(grid, random_state)
     if params:
         try:
             estimator.set_params(**params)
@@ -382,12 +377,12 @@ def run_baseline(
     predicted = estimator.predict(test.X)
     predict_seconds = time.perf_counter() - start
 
-    out = competition / "baselines" / spec.name / baseline.name
+    out = competition / layout.BASELINES / spec.name / baseline.name
     path = write_predictions(test.ids, predicted, spec.column,
                              submission_path(competition, baseline.name, spec.name))  # fmt: skip
     # The grader's own check: a baseline that writes an invalid file is a bug.
     validate_submission(path, competition, spec)
-    model_path = save_model(estimator, out / "model.pkl", track=spec.name, grid=train.grid,
+    model_path = save_model(estimator, out / "model.pkl", track=spec, grid=grid,
                             baseline=baseline.name)  # fmt: skip
     result = BaselineResult(
         name=baseline.name,
@@ -407,7 +402,7 @@ def run_baseline(
     )
     if record and (competition / "private" / "solution.csv").is_file():
         _record(competition, result, path, spec.name)
-    _save_artifacts(out, result, estimator, table, train.grid)
+    _save_artifacts(out, result, estimator, table, grid)
     return result
 
 
@@ -435,8 +430,8 @@ def _record(competition: Path, result: BaselineResult, path: Path, track: str) -
 
 
 def _save_artifacts(out: Path, result: BaselineResult, estimator: Any,
-                    table: pd.DataFrame | None, grid: dict[str, Any]) -> None:  # fmt: skip
-    from competition.io import atomic_write_text
+                    table: pd.DataFrame | None, grid: Grid) -> None:  # fmt: skip
+    from contract.io import atomic_write_text
 
     model = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     if table is not None:
@@ -455,7 +450,7 @@ def _save_artifacts(out: Path, result: BaselineResult, estimator: Any,
     atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2, default=str))
 
 
-def _pattern_importances(estimator: Any, grid: dict[str, Any]) -> pd.DataFrame | None:
+def _pattern_importances(estimator: Any, grid: Grid) -> pd.DataFrame | None:
     """A forest's importances over the pooled 2theta bins (the peak features apart)."""
     if not hasattr(estimator, "named_steps") or "features" not in estimator.named_steps:
         return None
@@ -466,7 +461,7 @@ def _pattern_importances(estimator: Any, grid: dict[str, Any]) -> pd.DataFrame |
     pooled = dict(union.transformer_list)["pooled"]
     factor, n_points = pooled.named_steps["pool"].factor, pooled.named_steps["pool"].n_features_in_
     starts = np.arange(0, n_points, factor)
-    start_angle, step = grid.get("two_theta_min", 0.0), grid.get("step", 1.0)
+    start_angle, step = grid.two_theta_min, grid.step
     centre = start_angle + step * (
         starts + (np.minimum(starts + factor, n_points) - 1 - starts) / 2
     )

@@ -2,9 +2,9 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/baselines.py     # builds AMCSD (all, default cap) first
-    .venv/bin/python benchmarks/baselines.py --competition /tmp/full --names random-forest xgboost
-    .venv/bin/python benchmarks/baselines.py --competition /tmp/full --track spacegroup --cv 0
+    .venv/bin/python -m benchmarks.baselines     # builds AMCSD (all, default cap) first
+    .venv/bin/python -m benchmarks.baselines --competition /tmp/full --names random-forest xgboost
+    .venv/bin/python -m benchmarks.baselines --competition /tmp/full --track spacegroup --cv 0
 
 For each baseline it runs ``baselines.run.run_baseline`` (search, refit, predict,
 write, validate, record) and then grades the submission on both portions with
@@ -17,25 +17,19 @@ accuracy and macro-F1 0.75.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import os
+import platform
+import resource
+import time
+from pathlib import Path
 
-# This script's name (fixed by the issue) is the package's: drop its own folder from
-# the import path so that `import baselines` finds the package, not this file.
-sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+import pandas as pd
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-from baselines.data import read_patterns  # noqa: E402
-from baselines.report import write_report  # noqa: E402
-from baselines.run import registry, resolve_names, run_baseline  # noqa: E402
-from scoring.grade import grade, load_answer_key  # noqa: E402
+from baselines.data import read_patterns
+from baselines.report import write_report
+from baselines.run import registry, resolve_names, run_baseline
+from scoring.grade import grade, load_answer_key
 
 
 def build_default(out: Path) -> Path:
@@ -50,6 +44,7 @@ def build_default(out: Path) -> Path:
 
 
 def main() -> None:
+    """Run the chosen baselines and print their table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--competition", type=Path, help="a built competition (default: build)")
     parser.add_argument(

@@ -18,7 +18,7 @@ same accepted entries ("x ref" = our structures per second / the reference's).
 
 Usage::
 
-    .venv/bin/python benchmarks/build_throughput.py [--workers 2] [--amcsd-n 500]
+    .venv/bin/python -m benchmarks.build_throughput [--workers 2] [--amcsd-n 500]
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def reference_seconds(entries: list[RawEntry], config: BuildConfig) -> float:
 
 
 def measure(name: str, source: Source, config: BuildConfig, workers: int, n_ref: int) -> dict:
+    """Build ``source`` and time each stage and the serial reference on it."""
     entries = list(source.entries())
     start = time.perf_counter()
     results, _ = run_pipeline(entries, config, workers=workers, progress=False)
@@ -116,6 +117,7 @@ def organic_edge_cases() -> Source:
 
 
 def main() -> int:
+    """Measure every input set and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--amcsd-n", type=int, default=500)

@@ -14,7 +14,7 @@ Parses every file once, runs spglib at each tolerance, and prints:
 
 Usage::
 
-    .venv/bin/python benchmarks/label_agreement.py [--source cod_cifs|amcsd] [--n 600]
+    .venv/bin/python -m benchmarks.label_agreement [--source cod_cifs|amcsd] [--n 600]
         [--markdown docs/labels.md]
 """
 
@@ -27,9 +27,9 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-from competition.lattices import bravais_lattice
 from competition.sources import RawEntry, amcsd_source, cod_dir_source
 from competition.structures import RejectError, parse_structure
+from contract.labels import bravais_lattice
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOLERANCES = (0.01, 0.1)
@@ -37,17 +37,20 @@ TOLERANCES = (0.01, 0.1)
 
 @cache
 def point_group_order(number: int) -> int:
+    """Order of the point group of space group ``number``."""
     from pymatgen.symmetry.groups import PointGroup, SpaceGroup
 
     return len(PointGroup(SpaceGroup.from_int_number(number).point_group).symmetry_ops)
 
 
 def classify(found: int, declared: int) -> str:
+    """Whether spglib found a higher, lower or the same symmetry as declared."""
     a, b = point_group_order(found), point_group_order(declared)
     return "higher" if a > b else "lower" if a < b else "same"
 
 
 def spglib_number(structure, symprec: float) -> int | None:
+    """The space group spglib finds for ``structure`` at ``symprec``, or None."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     try:
@@ -59,6 +62,7 @@ def spglib_number(structure, symprec: float) -> int | None:
 
 
 def main() -> int:
+    """Label every entry at both tolerances and print the agreement."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", choices=["cod_cifs", "amcsd"], default="cod_cifs")
     parser.add_argument("--n", type=int, default=600, help="entries (amcsd only)")

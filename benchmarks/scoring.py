@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/scoring.py            # 1,000,000 test rows, 10,000 submissions
-    .venv/bin/python benchmarks/scoring.py --rows 100000 --submissions 1000
+    .venv/bin/python -m benchmarks.scoring            # 1,000,000 test rows, 10,000 submissions
+    .venv/bin/python -m benchmarks.scoring --rows 100000 --submissions 1000
 
 Prints seconds and peak memory (resident set of this process, sampled) for each
 step. Target (issue 3): the 1M-row grade in under 3 s and 1 GiB on 2 cores.
@@ -11,26 +11,20 @@ step. Target (issue 3): the 1M-row grade in under 3 s and 1 GiB on 2 cores.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
 
-# This script's name (fixed by the issue) is the package's: drop its own folder from
-# the import path so that `import scoring` finds the package, not this file.
-sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+import numpy as np
+import pandas as pd
+import psutil
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import psutil  # noqa: E402
-
-from scoring.grade import grade  # noqa: E402
-from scoring.leaderboard import Leaderboard  # noqa: E402
-from scoring.render import display_frame, render  # noqa: E402
-from scoring.synthetic import make_synthetic_competition  # noqa: E402
+from scoring.grade import grade
+from scoring.leaderboard import Leaderboard
+from scoring.render import display_frame, render
+from tests.synthetic import make_synthetic_competition
 
 
 class PeakRSS:
@@ -55,6 +49,7 @@ class PeakRSS:
 
 
 def bench_grade(root: Path, n_rows: int) -> None:
+    """Validate and grade an ``n_rows`` submission; print time and peak memory."""
     comp = make_synthetic_competition(root / "big", n_test=n_rows, n_train=1000, seed=0)
     key = pd.read_csv(comp / "private" / "solution.csv", usecols=["id", "bravais_lattice"])
     rng = np.random.default_rng(0)
@@ -77,6 +72,7 @@ def bench_grade(root: Path, n_rows: int) -> None:
 
 
 def bench_leaderboard(root: Path, n_submissions: int) -> None:
+    """Store ``n_submissions`` and render the board; print the times."""
     comp = make_synthetic_competition(root / "small", n_test=700, n_train=350, seed=1)
     key = pd.read_csv(comp / "private" / "solution.csv")
     rng = np.random.default_rng(1)
@@ -105,6 +101,7 @@ def bench_leaderboard(root: Path, n_submissions: int) -> None:
 
 
 def main() -> None:
+    """Run both benchmarks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--submissions", type=int, default=10_000)

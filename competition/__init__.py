@@ -8,7 +8,7 @@ Importing this package is cheap: pymatgen, spglib and matplotlib are imported by
 the stages that use them.
 """
 
-from competition.lattices import BRAVAIS_LATTICES, bravais_lattice
+from contract.labels import BRAVAIS_LATTICES, bravais_lattice
 
 __all__ = ["BRAVAIS_LATTICES", "bravais_lattice"]
 __version__ = "0.1.0"

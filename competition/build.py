@@ -23,17 +23,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
-from competition.config import SCHEMA_METADATA_KEY, BuildConfig
-from competition.io import atomic_path, atomic_write_text
-from competition.lattices import BRAVAIS_LATTICES, bravais_lattice
-from competition.manifest import BUILT_FOLDERS, MANIFEST_NAME
+from competition.config import BuildConfig
 from competition.pipeline import StructureRecord, run_pipeline
 from competition.sources import Rejected, Source
 from competition.splits import (
@@ -43,48 +40,28 @@ from competition.splits import (
     grouped_stratified_split,
     opaque_ids,
 )
+from competition.summary import BuildSummary
+from contract import layout
+from contract.io import atomic_path, atomic_write_text
+from contract.labels import BRAVAIS_LATTICES, bravais_lattice
+from contract.layout import BUILT_FOLDERS, LIVE_FOLDERS, MANIFEST
+from contract.references import majority_label
+from contract.tasks import LATTICE_TASK, TASK_METADATA_KEY
 
 REJECT_COLUMNS: Final = ("entry_id", "source_file", "stage", "reason", "kept_id")
-PORTIONS: Final = ("train", "public", "private")
 
 
 class BuildError(RuntimeError):
     """The build cannot go on (bad output folder, nothing accepted ...)."""
 
 
-@dataclass
-class BuildSummary:
-    """What a build produced, for the command line and for tests."""
-
-    out: Path
-    n_input: int
-    n_accepted: int
-    counts: dict[str, dict[str, int]]
-    rejected_by_stage: dict[str, int]
-    label_agreement: dict[str, Any]
-    n_cached: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def class_table(self) -> pd.DataFrame:
-        """Structures per lattice and portion, with totals (rows in canonical order)."""
-        table = pd.DataFrame(self.counts).reindex(BRAVAIS_LATTICES).fillna(0).astype(int)
-        table = table.reindex(columns=list(PORTIONS), fill_value=0)
-        table["total"] = table.sum(axis=1)
-        table.loc["total"] = table.sum(axis=0)
-        return table
-
-
-LIVE_FOLDERS: Final = ("leaderboard", "baselines", "submissions")
-"""Folders that the grader and the baselines add to a built competition: a running
-course. Rebuilding under them would mix scores graded on two answer keys."""
 LAYOUT_FILES: Final = (
-    "public/train.parquet", "public/test.parquet", "public/sample_submission.csv",
-    "public/sample_submission_spacegroup.csv", "public/DATA.md",
-    "private/solution.csv", "private/train_meta.parquet", "private/test_meta.parquet",
-    "reports/rejects.csv", "reports/overview.png",
+    layout.TRAIN, layout.TEST, *(layout.sample_submission(t) for t in LATTICE_TASK.track_names),
+    layout.DATA_CARD, layout.SOLUTION, layout.TRAIN_META, layout.TEST_META,
+    layout.REJECTS, layout.OVERVIEW,
 )  # fmt: skip
-"""Every file a build writes besides ``manifest.json``."""
-PRIVATE_FOLDER: Final = "private"
+"""Every file a build writes besides ``manifest.json``. Rebuilding under the live
+folders of :data:`contract.layout.LIVE_FOLDERS` would mix scores graded on two keys."""
 # Owner-only modes for the answer key and the provenance that identifies test rows.
 PRIVATE_DIR_MODE: Final = 0o700
 PRIVATE_FILE_MODE: Final = 0o600
@@ -106,7 +83,7 @@ def _check_out_dir(out: Path, force: bool = False) -> list[Path]:
             raise BuildError(f"--out {out}: {parent} is a file, not a folder; give a folder")
     if not out.is_dir() or not any(out.iterdir()):
         return []
-    if not (out / MANIFEST_NAME).is_file():
+    if not (out / MANIFEST).is_file():
         raise BuildError(
             f"--out {out} is not empty and holds no earlier build (no manifest.json); "
             "choose an empty or new folder so nothing of yours is overwritten"
@@ -127,7 +104,7 @@ def _check_out_dir(out: Path, force: bool = False) -> list[Path]:
 def _foreign_entries(out: Path) -> list[Path]:
     """What a rebuild at ``out`` would not write: live folders, added or amended files."""
     found = [out / name for name in LIVE_FOLDERS if (out / name).exists()]
-    expected = {MANIFEST_NAME, *LAYOUT_FILES}
+    expected = {MANIFEST, *LAYOUT_FILES}
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out).as_posix()
         if any(path.is_relative_to(f) for f in found):
@@ -258,8 +235,9 @@ def _write_parquet(
     names = config.pattern.column_names()
     columns |= {name: pa.array(patterns[:, i]) for i, name in enumerate(names)}
     table = pa.table(columns)
-    grid = json.dumps(config.pattern.describe(), sort_keys=True).encode()
-    table = table.replace_schema_metadata({SCHEMA_METADATA_KEY: grid})
+    grid = config.pattern.to_grid().schema_metadata()
+    task = {TASK_METADATA_KEY: json.dumps(LATTICE_TASK.to_dict(), sort_keys=True).encode()}
+    table = table.replace_schema_metadata({**grid, **task})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
@@ -408,9 +386,8 @@ def assemble_competition(
     in_test = grouped_stratified_split(meta, config.test_fraction, rng_split)
     train = meta[~in_test].reset_index(drop=True)
     test = meta[in_test].reset_index(drop=True)
-    test["Usage"] = np.where(
-        grouped_stratified_split(test, config.public_fraction, rng_public), "Public", "Private"
-    )
+    in_public = grouped_stratified_split(test, config.public_fraction, rng_public)
+    test[layout.USAGE] = np.where(in_public, *layout.PORTIONS)
     train["id"] = opaque_ids(len(train), "r", rng_ids)
     test["id"] = opaque_ids(len(test), "t", rng_ids)
     train = train.sort_values("id").reset_index(drop=True)
@@ -422,15 +399,15 @@ def assemble_competition(
     # An earlier build's manifest goes first: if writing fails half-way, the folder
     # has no manifest and so is not taken for a complete build. (Anything that fails
     # before this line leaves the earlier build untouched.)
-    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     # A forced rebuild: nothing of the old competition may survive beside the new key,
     # and files a crashed build left (temporary names) go too.
     _remove([*(stale or []), *_leftovers(out)], out)
     rejects = _rejects_frame(rejected)
     counts = {
         "train": _counts(train),
-        "public": _counts(test[test["Usage"] == "Public"]),
-        "private": _counts(test[test["Usage"] == "Private"]),
+        "public": _counts(test[test[layout.USAGE] == layout.PUBLIC_PORTION]),
+        "private": _counts(test[test[layout.USAGE] == layout.PRIVATE_PORTION]),
     }
     _write_outputs(out, config, train, test, patterns, rejects)
     summary = BuildSummary(
@@ -445,9 +422,9 @@ def assemble_competition(
     from competition.manifest import write_manifest
     from competition.report import write_data_card, write_overview_figure
 
-    write_data_card(out / "public" / "DATA.md", config, summary, source.kind)
+    write_data_card(out / layout.DATA_CARD, config, summary, source.kind)
     write_overview_figure(
-        out / "reports" / "overview.png", summary, train, patterns, config.pattern.grid()
+        out / layout.OVERVIEW, summary, train, patterns, config.pattern.grid()
     )
     write_manifest(out, config, source, summary)
     summary.seconds["write"] = time.perf_counter() - start
@@ -458,8 +435,8 @@ def _check_makes_a_competition(train: pd.DataFrame, test: pd.DataFrame, n_kept: 
     """Refuse a split that has no training rows or leaves a test portion empty."""
     portions = {
         "training": len(train),
-        "Public test": int((test["Usage"] == "Public").sum()),
-        "Private test": int((test["Usage"] == "Private").sum()),
+        **{f"{portion} test": int((test[layout.USAGE] == portion).sum())
+           for portion in layout.PORTIONS},
     }
     empty = [name for name, n in portions.items() if n == 0]
     if empty:
@@ -485,39 +462,33 @@ def _write_outputs(
     rejects: pd.DataFrame,
 ) -> None:
     """Write the data files of the layout (everything but DATA.md, the PNG, the manifest)."""
-    public, private, reports = out / "public", out / "private", out / "reports"
-
     def stack(frame: pd.DataFrame) -> np.ndarray:
-        empty = np.empty((0, config.pattern.n_points), dtype=np.float32)
+        empty = np.empty((0, config.pattern.n_points), dtype=np.float32)  # type: ignore[union-attr]
         return np.stack([patterns[e] for e in frame["entry_id"]]) if len(frame) else empty
 
-    train_columns = ["id", "cod_id", "formula", "spacegroup_number", "bravais_lattice"]
-    _write_parquet(train[train_columns], stack(train), public / "train.parquet", config)
-    _write_parquet(test[["id"]], stack(test), public / "test.parquet", config)
+    labelled = train[list(layout.TRAIN_LABEL_COLUMNS)]
+    _write_parquet(labelled, stack(train), out / layout.TRAIN, config)
+    _write_parquet(test[[layout.ID]], stack(test), out / layout.TEST, config)
 
     # The sample submissions predict the commonest training label for every row:
     # a valid file to start from, computed from public data only.
-    from competition.report import majority_lattice
-
-    top_lattice = majority_lattice(np.array(list(_counts(train).values())))
-    top_group = int(train["spacegroup_number"].mode().sort_values().iloc[0])
-    _write_csv(test[["id"]].assign(bravais_lattice=top_lattice), public / "sample_submission.csv")
-    _write_csv(
-        test[["id"]].assign(spacegroup_number=top_group),
-        public / "sample_submission_spacegroup.csv",
-    )
+    top_lattice = majority_label(list(_counts(train).values()), BRAVAIS_LATTICES)
+    top_group = int(train[layout.SPACEGROUP].mode().sort_values().iloc[0])
+    for track, value in (("bravais", top_lattice), ("spacegroup", top_group)):
+        column = LATTICE_TASK.track(track).column
+        sample = test[[layout.ID]].assign(**{column: value})
+        _write_csv(sample, out / layout.sample_submission(track))
 
     # The answer key and the provenance of test rows: for the owner only.
-    private.mkdir(parents=True, exist_ok=True)
-    os.chmod(private, PRIVATE_DIR_MODE)
-    solution = test[["id", "bravais_lattice", "spacegroup_number", "Usage"]]
-    _write_csv(solution, private / "solution.csv", mode=PRIVATE_FILE_MODE)
+    (out / layout.PRIVATE).mkdir(parents=True, exist_ok=True)
+    os.chmod(out / layout.PRIVATE, PRIVATE_DIR_MODE)
+    _write_csv(test[list(layout.SOLUTION_COLUMNS)], out / layout.SOLUTION, mode=PRIVATE_FILE_MODE)
     meta_columns = [
-        "id", "cod_id", "formula", "source_file", "entry_id",
+        layout.ID, layout.COD_ID, layout.FORMULA, "source_file", "entry_id",
         "declared_spacegroup", "n_sites", "symprec_used", *CELL_COLUMNS,
     ]  # fmt: skip
     # Provenance of every row, for organisers: where each structure came from.
-    for name, frame in [("train_meta.parquet", train), ("test_meta.parquet", test)]:
-        with atomic_path(private / name, mode=PRIVATE_FILE_MODE) as tmp:
+    for path, frame in [(layout.TRAIN_META, train), (layout.TEST_META, test)]:
+        with atomic_path(out / path, mode=PRIVATE_FILE_MODE) as tmp:
             frame[meta_columns].to_parquet(tmp, index=False, compression="zstd")
-    _write_csv(rejects, reports / "rejects.csv")
+    _write_csv(rejects, out / layout.REJECTS)

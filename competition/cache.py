@@ -88,6 +88,7 @@ class ResultCache:
 
     @property
     def con(self) -> sqlite3.Connection:
+        """The open connection (inside the ``with`` block only)."""
         if self._con is None:
             raise RuntimeError("ResultCache is used outside its `with` block")
         return self._con

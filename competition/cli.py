@@ -1,78 +1,60 @@
-"""The ``xrd-bravais`` command line: a thin layer over the library.
+"""``xrd-bravais build``: the builder's command, a thin layer over :mod:`competition.build`.
 
-Each subcommand parses its options and calls library functions with the same
-names; user errors exit non-zero with one line on stderr, no traceback.
+It parses options and calls library functions with the same names; user errors
+exit non-zero with one line on stderr, no traceback. The ``xrd-bravais``
+application that registers it beside the other commands is :mod:`xrd_bravais.cli`.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from baselines.cli import register as register_baselines
 from competition.config import PRESETS, BuildConfig
-from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED
-from scoring.cli import fail
-from scoring.cli import register as register_scoring
-from starter_kit.cli import register as register_starter_kit
+from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED, SourceKind
+from contract.console import fail
+from contract.labels import SPACEGROUP_NUMBERS
 
 if TYPE_CHECKING:
-    from competition.build import BuildSummary
     from competition.sources import Source
+    from competition.summary import BuildSummary
 
 # Option defaults come from BuildConfig, the one place that sets them.
 DEFAULTS = BuildConfig()
-
-app = typer.Typer(
-    name="xrd-bravais",
-    help="Run a powder-XRD Bravais-lattice classification competition.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from importlib import metadata
-
-        typer.echo(f"xrd-bravais {metadata.version('xrd-bravais')}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", "-V", callback=_print_version, is_eager=True,
-            help="Print the version and exit.",
-        ),
-    ] = False,
-) -> None:
-    """Run a powder-XRD Bravais-lattice classification competition."""
-
-
-class SourceKind(StrEnum):
-    amcsd = "amcsd"
-    cod_dir = "cod-dir"
-    cod_ids = "cod-ids"
-    generated = "generated"
-
 
 def _parse_spacegroups(text: str) -> list[int]:
     try:
         numbers = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
         fail(f"--spacegroups takes numbers separated by commas, got {text!r}")
-    bad = [n for n in numbers if not 1 <= n <= 230]
+    bad = [n for n in numbers if n not in SPACEGROUP_NUMBERS]
     if bad or not numbers:
         fail(f"--spacegroups must list numbers in 1..230, got {text!r}")
     return numbers
+
+
+def _pattern_settings(preset: str, grid: str | None, fwhm: float | None) -> dict[str, object]:
+    """``preset`` (and ``pattern``) for BuildConfig from --preset, --grid and --fwhm."""
+    from dataclasses import replace
+
+    from competition.config import CUSTOM_PRESET, PatternConfig
+
+    if grid is None and fwhm is None:
+        return {"preset": preset}
+    if preset not in PRESETS:
+        fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    pattern: PatternConfig = PRESETS[preset]
+    if grid is not None:
+        try:
+            low, high, step = (float(part) for part in grid.split(":"))
+        except ValueError:
+            fail(f"--grid takes MIN:MAX:STEP in degrees, e.g. 10:80:0.05, got {grid!r}")
+        pattern = replace(pattern, two_theta_min=low, two_theta_max=high, step=step)
+    if fwhm is not None:
+        pattern = replace(pattern, fwhm=fwhm)
+    return {"preset": CUSTOM_PRESET, "pattern": pattern}
 
 
 def _parse_ladder(text: str | None) -> tuple[float, ...]:
@@ -115,7 +97,6 @@ def _make_source(
     return source.head(limit) if limit else source
 
 
-@app.command()
 def build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the competition to.")],
     source: Annotated[
@@ -142,6 +123,17 @@ def build(
     preset: Annotated[
         str, typer.Option(help=f"Pattern grid: {', '.join(PRESETS)}.")
     ] = DEFAULTS.preset,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help="A grid of your own, MIN:MAX:STEP in degrees 2theta (e.g. 10:80:0.05); "
+            "replaces the preset's.",
+        ),
+    ] = None,
+    fwhm: Annotated[
+        float | None,
+        typer.Option(help="Peak width (FWHM, degrees) instead of the preset's.", min=0.0),
+    ] = None,
     symprec: Annotated[
         float, typer.Option(help="spglib tolerance in Angstrom.")
     ] = DEFAULTS.symprec,
@@ -196,7 +188,8 @@ def build(
 
     try:
         config = BuildConfig(
-            preset=preset, symprec=symprec, max_sites=max_sites, timeout=timeout,
+            **_pattern_settings(preset, grid, fwhm),
+            symprec=symprec, max_sites=max_sites, timeout=timeout,
             symprec_ladder=_parse_ladder(symprec_ladder),
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
@@ -244,7 +237,6 @@ def _print_summary(summary: BuildSummary, config: BuildConfig) -> None:
     echo(f"Time: {seconds}.")
 
 
-# After build, so `xrd-bravais --help` lists the commands in the order of use.
-register_scoring(app)  # validate, score, submit, select, close, leaderboard, rescore, rules
-register_baselines(app)  # baselines list | run | predict
-register_starter_kit(app)  # starter-kit
+def register(app: typer.Typer) -> None:
+    """Add ``build`` to the ``xrd-bravais`` application."""
+    app.command()(build)

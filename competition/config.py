@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 import numpy as np
 
-FWHM_PER_SIGMA: Final = 2.0 * math.sqrt(2.0 * math.log(2.0))
-"""Ratio of a Gaussian's full width at half maximum to its standard deviation."""
+from contract.grid import FWHM_PER_SIGMA, SCHEMA_METADATA_KEY, Grid
 
-SCHEMA_METADATA_KEY: Final = b"xrd_bravais.grid"
-"""Parquet schema-metadata key under which the pattern grid (``describe()``) is stored."""
+__all__ = [
+    "FWHM_PER_SIGMA", "PRESETS", "SCHEMA_METADATA_KEY", "BuildConfig", "PatternConfig",
+]  # fmt: skip
+
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,13 @@ class PatternConfig:
     wavelength: str = "CuKa"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.two_theta_min < self.two_theta_max < 180:
-            raise ValueError(
-                "need 0 <= two_theta_min < two_theta_max < 180 degrees, got "
-                f"{self.two_theta_min}..{self.two_theta_max}"
-            )
-        if self.step <= 0 or self.fwhm <= 0:
-            raise ValueError(f"step and fwhm must be positive, got {self.step}, {self.fwhm}")
+        self.to_grid()  # checks the range and the step
+
+    def to_grid(self) -> Grid:
+        """The grid these patterns are sampled on, as stored with the data."""
+        return Grid.spanning(
+            self.two_theta_min, self.two_theta_max, self.step, self.wavelength, self.fwhm
+        )
 
     @property
     def n_points(self) -> int:
@@ -80,8 +80,11 @@ class PatternConfig:
 
     def describe(self) -> dict[str, Any]:
         """The grid as stored in the manifest and the parquet schema metadata."""
-        return {**asdict(self), "n_points": self.n_points, "sigma": self.sigma}
+        return self.to_grid().to_dict()
 
+
+CUSTOM_PRESET: Final = "custom"
+"""The preset name a build records when it was given a grid of its own."""
 
 PRESETS: Final[dict[str, PatternConfig]] = {
     # Cu K-alpha, 5..90 deg at 0.02 deg (4251 points), FWHM 0.1 deg: a lab diffractometer.
@@ -101,7 +104,10 @@ class BuildConfig:
     Parameters
     ----------
     preset : str
-        Name of the pattern preset in :data:`PRESETS`.
+        Name of the pattern preset in :data:`PRESETS`; ``"custom"`` with ``pattern``.
+    pattern : PatternConfig, optional
+        A grid and peak width of your own (``preset="custom"``); default: the
+        preset's. On the command line: ``--grid MIN:MAX:STEP`` and ``--fwhm``.
     symprec : float
         spglib distance tolerance in Angstrom for the space-group label. 0.01
         agrees with the space group declared in the CIF more often than 0.1 on the
@@ -145,12 +151,21 @@ class BuildConfig:
     seed: int = 0
     dedup_length_rtol: float = 2e-3
     dedup_angle_atol: float = 0.2
-    pattern: PatternConfig = field(init=False)
+    pattern: PatternConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
-        object.__setattr__(self, "pattern", PRESETS[self.preset])
+        if self.pattern is None:
+            if self.preset not in PRESETS:
+                raise ValueError(
+                    f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}, or give "
+                    "a pattern=PatternConfig(...) of your own with preset='custom'"
+                )
+            object.__setattr__(self, "pattern", PRESETS[self.preset])
+        elif self.preset != CUSTOM_PRESET and self.pattern != PRESETS.get(self.preset):
+            raise ValueError(
+                f"preset {self.preset!r} and a pattern of your own disagree; with "
+                f"pattern=..., say preset={CUSTOM_PRESET!r}"
+            )
         for name in ("test_fraction", "public_fraction"):
             value = getattr(self, name)
             if not 0 < value < 1:
@@ -168,13 +183,19 @@ class BuildConfig:
         object.__setattr__(self, "symprec_ladder", ladder)
 
     def with_(self, **changes: Any) -> BuildConfig:
-        """Return a copy with some settings changed."""
+        """Return a copy with some settings changed (a new preset brings its grid)."""
+        if "preset" in changes and "pattern" not in changes:
+            changes["pattern"] = None
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """All settings, with the resolved pattern grid, JSON-ready."""
+        """All settings but the grid, JSON-ready.
+
+        The manifest stores the grid once, under ``grid``, as
+        :meth:`PatternConfig.describe` gives it.
+        """
         out = asdict(self)
-        out["pattern"] = self.pattern.describe()
+        out.pop("pattern")
         return out
 
     def structure_key(self) -> str:

@@ -15,8 +15,8 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from competition.lattices import bravais_lattice
 from competition.structures import RejectError
+from contract.labels import bravais_lattice
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -33,7 +33,7 @@ class SymmetryLabels:
     spacegroup_symbol : str
         Its short Hermann-Mauguin symbol.
     bravais_lattice : str
-        Pearson symbol, from :func:`competition.lattices.bravais_lattice`.
+        Pearson symbol, from :func:`contract.labels.bravais_lattice`.
     conventional_cell : tuple of float
         ``(a, b, c, alpha, beta, gamma)`` of spglib's standardised conventional
         cell, used to recognise repeated entries whatever setting the CIF used.

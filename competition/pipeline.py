@@ -26,8 +26,6 @@ from competition.config import BuildConfig
 from competition.sources import RawEntry, Rejected
 from competition.structures import RejectError
 
-STAGES = ("parse", "symmetry", "pattern")
-
 
 @dataclass
 class StructureRecord:

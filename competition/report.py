@@ -7,28 +7,31 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from competition.io import atomic_path, atomic_write_text
-from competition.lattices import BRAVAIS_LATTICES
+from competition.sources import SourceKind
+from contract.grid import SCHEMA_METADATA_KEY
+from contract.io import atomic_path, atomic_write_text
+from contract.labels import BRAVAIS_LATTICES
+from contract.references import majority_label, reference_scores
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from competition.build import BuildSummary
     from competition.config import BuildConfig
+    from competition.summary import BuildSummary
 
 _COD_LICENCE = (
     "Structures from the Crystallography Open Database (Gražulis et al., "
     "*J. Appl. Cryst.* 42, 726-729, 2009); COD data are in the public domain."
 )
 _LICENCES = {
-    "amcsd": (
+    SourceKind.amcsd: (
         "Structures from the American Mineralogist Crystal Structure Database "
         "(Downs & Hall-Wallace, *Am. Mineral.* 88, 247-250, 2003), as shipped by the "
         "`larixite` package; the database is freely available for research and teaching."
     ),
-    "cod-dir": _COD_LICENCE,
-    "cod-ids": _COD_LICENCE,
-    "generated": (
+    SourceKind.cod_dir: _COD_LICENCE,
+    SourceKind.cod_ids: _COD_LICENCE,
+    SourceKind.generated: (
         "Random crystals generated with pyxtal (Fredericks et al., 2021); no licence needed."
     ),
 }
@@ -57,21 +60,11 @@ def _ladder_text(config: BuildConfig, agreement: dict[str, object]) -> str:
     )
 
 
-def majority_lattice(train_counts: np.ndarray) -> str:
-    """The commonest training lattice; ties go to the first in canonical order.
-
-    The one rule behind the sample submission, the data card and the kit README.
-    """
-    return BRAVAIS_LATTICES[int(np.argmax(train_counts))]
-
-
 def _reference_text(train_counts: np.ndarray) -> str:
-    from scoring.metrics import reference_scores
-
     if train_counts.sum() == 0:
         return "(no training rows)"
     ref = reference_scores(train_counts)
-    majority = majority_lattice(train_counts)
+    majority = majority_label(train_counts, BRAVAIS_LATTICES)
     return "\n".join([
         f"- uniform guess (each lattice with probability 1/14): {100 * ref['uniform']:.2f} %",
         f"- prior-matched guess (each lattice with its training share): "
@@ -122,7 +115,7 @@ COD, and empty otherwise. Test ids are opaque and in random order.
   `{grid.two_theta_min:g} + {grid.step:g} * K` degrees.
 - Peak shape: Gaussian, FWHM {grid.fwhm:.4g} degrees (standard deviation {grid.sigma:.4g}).
 - Scale: each pattern is divided by its maximum (so the largest value is 1); float32.
-- The grid is also stored in the parquet schema metadata (`{"xrd_bravais.grid"}`).
+- The grid is also stored in the parquet schema metadata (`{SCHEMA_METADATA_KEY.decode()}`).
 
 ## Labels
 

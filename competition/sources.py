@@ -29,12 +29,22 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from competition.io import atomic_write_bytes, sha256_file
+from contract.io import atomic_write_bytes, sha256_file
 
-SOURCE_KINDS: Final = ("amcsd", "cod-dir", "cod-ids", "generated")
+
+class SourceKind(StrEnum):
+    """The kinds of source a build reads structures from (``--source``)."""
+
+    amcsd = "amcsd"
+    cod_dir = "cod-dir"
+    cod_ids = "cod-ids"
+    generated = "generated"
+
+
 DEFAULT_COD_URL: Final = "https://www.crystallography.net/cod"
 
 _COD_CODE = re.compile(r"^\s*_cod_database_code\s+['\"]?(\d+)", re.MULTILINE)
@@ -160,7 +170,8 @@ def cod_dir_source(root: str | Path) -> Source:
                 continue
             yield RawEntry(f"file:{rel}", cod_id_from(text, path), str(path), text)
 
-    return Source("cod-dir", {"kind": "cod-dir", "root": str(root.resolve())}, entries, len(paths))
+    kind = SourceKind.cod_dir
+    return Source(kind, {"kind": kind.value, "root": str(root.resolve())}, entries, len(paths))
 
 
 # --------------------------------------------------------------------------- amcsd
@@ -232,7 +243,7 @@ def amcsd_source(db_path: Path | None = None) -> Source:
             con.close()
 
     description = {"kind": "amcsd", "database": str(path), "sha256": sha256_file(path)}
-    return Source("amcsd", description, entries, size)
+    return Source(SourceKind.amcsd, description, entries, size)
 
 
 def _cif_value(value: Any) -> str:
@@ -444,7 +455,7 @@ def cod_ids_source(
             yield RawEntry(f"cod:{cod_id}", cod_id, where, text)
 
     description = {"kind": "cod-ids", "url": settings.url, "n_ids": len(ids)}
-    return Source("cod-ids", description, entries, len(ids))
+    return Source(SourceKind.cod_ids, description, entries, len(ids))
 
 
 # --------------------------------------------------------------------------- generated
@@ -489,7 +500,7 @@ def generated_source(
             yield RawEntry(entry_id, None, "pyxtal", text)
 
     description = {"kind": "generated", "n": n, "spacegroups": list(spacegroups), "seed": seed}
-    return Source("generated", description, entries, n)
+    return Source(SourceKind.generated, description, entries, n)
 
 
 def generated_cif(group: int, k: int, seed: int) -> str:

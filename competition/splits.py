@@ -18,12 +18,16 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from contract import layout
+from contract.layout import compound_key
+
 CELL_COLUMNS: Final = ("a", "b", "c", "alpha", "beta", "gamma")
 
 
 def group_keys(meta: pd.DataFrame) -> pd.Series:
     """The compound of each row: ``"<reduced formula>|<space-group number>"``."""
-    return meta["formula"].astype(str) + "|" + meta["spacegroup_number"].astype(str)
+    keys = compound_key(meta[layout.FORMULA], meta[layout.SPACEGROUP])
+    return pd.Series(keys, index=meta.index, dtype=object)
 
 
 def _same_cell(a: np.ndarray, b: np.ndarray, length_rtol: float, angle_atol: float) -> bool:

@@ -16,7 +16,6 @@ the build (changing them would change what students were promised).
 from __future__ import annotations
 
 import io
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,11 +24,12 @@ from typing import Any, Final
 
 import pandas as pd
 
+from contract import layout
 from scoring.grade import SOLUTION_PATH, AnswerKeyError, load_answer_key
 
-AMENDMENTS_FOLDER: Final = "private/amendments"
+AMENDMENTS_FOLDER: Final = layout.AMENDMENTS
 """Where each replaced key is kept, named by the time of its replacement."""
-_COLUMNS: Final = ["id", "bravais_lattice", "spacegroup_number", "Usage"]
+_COLUMNS: Final = list(layout.SOLUTION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _read_new_key(data: bytes) -> pd.DataFrame:
 
 def _check_new_key(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     """Every way ``new`` is not a label-only correction of ``old``."""
-    from competition.lattices import bravais_lattice
+    from contract.labels import SPACEGROUP_NUMBERS, bravais_lattice
 
     problems = []
     if new["id"].duplicated().any():
@@ -97,17 +97,18 @@ def _check_new_key(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     if problems:
         return problems
     merged = old.merge(new, on="id", suffixes=("_old", ""), validate="one_to_one")
-    moved = merged[merged["Usage_old"] != merged["Usage"]]
+    moved = merged[merged[f"{layout.USAGE}_old"] != merged[layout.USAGE]]
     if len(moved):
         problems.append(
             f"{len(moved)} row(s) change portion (Public/Private), e.g. {moved['id'].iloc[0]}: "
             "portions are fixed by the build; only labels may be corrected"
         )
     groups = pd.to_numeric(merged["spacegroup_number"], errors="coerce")
-    bad = merged[groups.isna() | ~groups.between(1, 230) | (groups % 1 != 0)]
+    first, last = SPACEGROUP_NUMBERS[0], SPACEGROUP_NUMBERS[-1]
+    bad = merged[groups.isna() | ~groups.between(first, last) | (groups % 1 != 0)]
     if len(bad):
         problems.append(
-            f"{len(bad)} space group(s) are not integers in 1..230, e.g. "
+            f"{len(bad)} space group(s) are not integers in {first}..{last}, e.g. "
             f"{bad['id'].iloc[0]}: {bad['spacegroup_number'].iloc[0]!r}"
         )
         return problems
@@ -153,8 +154,8 @@ def amend_answer_key(
         corrected key is not a label-only correction (every problem listed).
         Nothing is changed then.
     """
-    from competition.io import atomic_write_bytes, atomic_write_text, sha256_file
-    from competition.manifest import MANIFEST_NAME, read_manifest
+    from contract.io import atomic_write_bytes, atomic_write_text, sha256_file
+    from contract.manifest import read_manifest, write_manifest_dict
 
     root = Path(competition)
     reason = " ".join(reason.split())
@@ -175,7 +176,7 @@ def amend_answer_key(
     )
     if not differs.any():
         raise AnswerKeyError("the corrected key has the same labels as the current one")
-    changed = {p: int((differs & (merged["Usage"] == p)).sum()) for p in ("Public", "Private")}
+    changed = {p: int((differs & (merged[layout.USAGE] == p)).sum()) for p in layout.PORTIONS}
 
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     archived = f"{AMENDMENTS_FOLDER}/{moment:%Y%m%dT%H%M%S}-solution.csv"
@@ -200,10 +201,10 @@ def amend_answer_key(
     manifest.setdefault("amendments", []).append(amendment.to_dict())
     per_portion = manifest.get("counts", {}).get("per_portion")
     if per_portion:
-        for portion in ("Public", "Private"):
-            rows = key[key["Usage"] == portion]["bravais_lattice"].value_counts()
+        for portion in layout.PORTIONS:
+            rows = key[key[layout.USAGE] == portion][layout.LATTICE].value_counts()
             per_portion[portion.lower()] = {
                 lattice: int(rows.get(lattice, 0)) for lattice in per_portion[portion.lower()]
             }
-    atomic_write_text(root / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_manifest_dict(root, manifest)
     return amendment

@@ -1,5 +1,7 @@
-"""The grading subcommands of ``xrd-bravais``: validate, score, submit, select, close,
-leaderboard, rescore and rules.
+"""The grading subcommands of ``xrd-bravais``.
+
+validate, score, submit, submissions, select, close, leaderboard, rescore,
+amend-key and rules.
 
 A thin layer over :mod:`scoring`: each command parses its options, calls the
 library and prints. Student-facing output (validate, submit, score, the public
@@ -13,18 +15,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import numpy as np
 import typer
 
+from contract.console import fail
+from contract.tasks import Track, load_task
 from scoring.metrics import Scores
-from scoring.tracks import TRACKS, Track
-
-
-class TrackName(StrEnum):
-    bravais = "bravais"
-    spacegroup = "spacegroup"
 
 
 class Format(StrEnum):
@@ -38,20 +36,32 @@ CompetitionOption = Annotated[
     Path, typer.Option("--competition", "-c", help="Folder of the built competition.")
 ]
 TrackOption = Annotated[
-    TrackName, typer.Option("--track", "-t", help="Bravais lattices or space groups.")
+    str | None,
+    typer.Option(
+        "--track", "-t",
+        help="A track of the competition: bravais (lattices) or spacegroup.",
+        show_default="the competition's first",
+    ),
 ]
 
+__all__ = ["CompetitionOption", "TrackOption", "fail", "register", "resolve_track"]
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code`` (no traceback)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+
+def resolve_track(competition: Path, track: str | None) -> Track:
+    """The track called ``track`` in the competition's task; one line if there is none."""
+    try:
+        return load_task(competition).track(track)
+    except ValueError as err:
+        fail(str(err))
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Exit 1 listing a submission's problems; exit 2 with one line for a refusal
-    (closed board, altered answer key, missing folder). Never a traceback."""
+    """Turn user errors into exit codes, never a traceback.
+
+    Exit 1 listing a submission's problems; exit 2 with one line for a refusal
+    (closed board, altered answer key, missing folder).
+    """
     from scoring.grade import AnswerKeyError
     from scoring.leaderboard import LeaderboardError
     from scoring.submission import SubmissionError
@@ -102,16 +112,17 @@ def _print_notices(notices: tuple[str, ...] | list[str]) -> None:
 def validate(
     submission: Annotated[Path, typer.Argument(help="The submission CSV.")],
     competition: CompetitionOption,
-    track: TrackOption = TrackName.bravais,
+    track: TrackOption = None,
 ) -> None:
     """Check a submission file against public/test.parquet (free, needs no labels)."""
     from scoring.submission import validate_submission
 
+    spec = resolve_track(competition, track)
     with _user_errors():
-        valid = validate_submission(submission, competition, track.value)
+        valid = validate_submission(submission, competition, spec)
     _print_notices(valid.notices)
     typer.echo(
-        f"{submission} is a valid {track.value} submission: {len(valid.frame):,} rows, "
+        f"{submission} is a valid {spec.name} submission: {len(valid.frame):,} rows, "
         f"one per test id (sha256 {valid.sha256[:12]})."
     )
 
@@ -119,7 +130,7 @@ def validate(
 def score(
     submission: Annotated[Path, typer.Argument(help="The submission CSV.")],
     competition: CompetitionOption,
-    track: TrackOption = TrackName.bravais,
+    track: TrackOption = None,
     details: Annotated[
         bool, typer.Option(help="Also print recall per class and the confusion matrix.")
     ] = False,
@@ -131,15 +142,15 @@ def score(
     from scoring.grade import grade
     from scoring.leaderboard import Leaderboard
 
+    spec = resolve_track(competition, track)
     with _user_errors():
         if private:
             with Leaderboard.open(competition) as board:
                 if not board.is_closed():
                     fail("Private scores stay hidden until the competition is closed "
                          "(xrd-bravais close)")  # fmt: skip
-        result = grade(submission, competition, track.value)
+        result = grade(submission, competition, spec)
     _print_notices(result.notices)
-    spec = TRACKS[track.value]
     typer.echo(_scores_line(result.public, "Public"))
     if details:
         typer.echo(_details(result.public, spec, "Public"))
@@ -153,7 +164,7 @@ def submit(
     submission: Annotated[Path, typer.Argument(help="The submission CSV.")],
     team: Annotated[str, typer.Option("--team", help="Team name (created on first use).")],
     competition: CompetitionOption,
-    track: TrackOption = TrackName.bravais,
+    track: TrackOption = None,
     message: Annotated[str, typer.Option("--message", "-m", help="A note for your record.")] = "",
     details: Annotated[
         bool, typer.Option(help="Print Public recall per class and confusion matrix.")
@@ -166,7 +177,8 @@ def submit(
     from scoring.leaderboard import Leaderboard
 
     with _user_errors(), Leaderboard.open(competition) as board:
-        receipt = board.submit(submission, team, track.value, message, baseline=baseline)
+        receipt = board.submit(submission, team, resolve_track(competition, track), message,
+                               baseline=baseline)  # fmt: skip
     _print_notices(receipt.notices)
     state = "valid" if receipt.valid else "NOT valid"
     typer.echo(
@@ -176,7 +188,8 @@ def submit(
     if receipt.public is not None:
         typer.echo(_scores_line(receipt.public, "Public"))
         if details:
-            typer.echo(_details(receipt.public, TRACKS[receipt.track], "Public"))
+            typer.echo(_details(receipt.public, resolve_track(competition, receipt.track),
+                                "Public"))  # fmt: skip
     if receipt.late:
         typer.echo("The competition is closed: this late submission is scored but not ranked.")
     if receipt.quota_left is not None:
@@ -194,16 +207,17 @@ def select(
     submission_ids: Annotated[list[int], typer.Argument(help="Submission ids to pick.")],
     team: Annotated[str, typer.Option("--team", help="Your team name.")],
     competition: CompetitionOption,
-    track: TrackOption = TrackName.bravais,
+    track: TrackOption = None,
 ) -> None:
     """Pick up to two submissions for the private leaderboard (default: two best Public)."""
     from scoring.leaderboard import Leaderboard
 
+    spec = resolve_track(competition, track)
     with _user_errors(), Leaderboard.open(competition) as board:
-        chosen = board.select(team, submission_ids, track.value)
+        chosen = board.select(team, submission_ids, spec)
     typer.echo(
         f"Team {team!r} selected submission(s) {', '.join(map(str, chosen))} on the "
-        f"{track.value} track for the private leaderboard."
+        f"{spec.name} track for the private leaderboard."
     )
 
 
@@ -242,7 +256,7 @@ def close(
 
 def leaderboard(
     competition: CompetitionOption,
-    track: TrackOption = TrackName.bravais,
+    track: TrackOption = None,
     private: Annotated[
         bool, typer.Option("--private", help="Final standings with the shake-up (after close).")
     ] = False,
@@ -253,30 +267,31 @@ def leaderboard(
     ] = None,
 ) -> None:
     """Print the public leaderboard, or the private one and the shake-up after close."""
-    from competition.io import atomic_write_text
+    from contract.io import atomic_write_text
     from scoring.grade import AnswerKeyError, load_answer_key, reference_guesses
     from scoring.leaderboard import Leaderboard, utc_now
     from scoring.render import display_frame, display_late, render
 
     now = utc_now()
+    spec = resolve_track(competition, track)
     with _user_errors(), Leaderboard.open(competition) as board:
         if late:
-            frame = display_late(board.late_board(track.value, now))
-            title = f"Late submissions ({track.value} track, not ranked)"
+            frame = display_late(board.late_board(spec, now))
+            title = f"Late submissions ({spec.name} track, not ranked)"
             text = render(frame, fmt.value, title, generated_at=now)
         else:
             portion = "Private" if private else "Public"
             table = (
-                board.private_board(track.value, now)
+                board.private_board(spec, now)
                 if private
-                else board.public_board(track.value)
+                else board.public_board(spec)
             )
             try:
-                refs = reference_guesses(load_answer_key(competition), track.value, portion)
+                refs = reference_guesses(load_answer_key(competition), spec, portion)
             except AnswerKeyError:
                 refs = None
             shown = display_frame(table, refs, private=private)
-            title = f"{portion} leaderboard: {competition.resolve().name} ({track.value} track)"
+            title = f"{portion} leaderboard: {competition.resolve().name} ({spec.name} track)"
             subtitle = (
                 f"Accuracy on the {portion} part of the test set; ties broken by "
                 "macro-F1, then the earlier submission (which ranks first)."
@@ -296,7 +311,7 @@ def rescore(competition: CompetitionOption) -> None:
     with _user_errors(), Leaderboard.open(competition) as board:
         changes = board.rescore()
         closed = board.is_closed()
-        n = sum(len(board.submissions(name)) for name in TRACKS)
+        n = sum(len(board.submissions(name)) for name in board.task.track_names)
     typer.echo(f"Rescored {n} submission{'s' * (n != 1)}: {len(changes)} changed.")
     hidden = 0
     for change in changes:
@@ -317,19 +332,20 @@ def rescore(competition: CompetitionOption) -> None:
 def submissions(
     team: Annotated[str, typer.Option("--team", help="Your team name.")],
     competition: CompetitionOption,
-    track: TrackOption = TrackName.bravais,
+    track: TrackOption = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
 ) -> None:
     """List a team's own submissions (ids for `select`, Public scores, picks)."""
     from scoring.leaderboard import Leaderboard
     from scoring.render import display_history, render
 
+    spec = resolve_track(competition, track)
     with _user_errors(), Leaderboard.open(competition) as board:
-        history = board.team_history(team, track.value)
+        history = board.team_history(team, spec)
         if history.empty and team not in board.team_names():
             fail(f"no team called {team!r} (names are case-sensitive)")
         quota = board.rules.max_selected
-    title = f"Submissions of team {team!r} ({track.value} track)"
+    title = f"Submissions of team {team!r} ({spec.name} track)"
     subtitle = (
         f"Public scores only. Pick up to {quota} for the final ranking with "
         "`xrd-bravais select ID ... --team NAME`; with none picked, the best Public ones count."

@@ -22,16 +22,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from competition.io import sha256_file
-from scoring.metrics import Scores, confusion_matrix, reference_scores
+from contract import layout
+from contract.io import sha256_file
+from contract.layout import PORTIONS
+from contract.manifest import read_manifest
+from contract.references import reference_scores
+from contract.tasks import Task, Track, load_task, task_from_manifest
+from scoring.metrics import Scores, confusion_matrix
 from scoring.submission import SubmissionInput, validate_submission
-from scoring.tracks import DEFAULT_TRACK, Track, get_track
 
-GRADER_VERSION: Final = "xrd-bravais-scoring/1"
-"""Changes whenever a change to validation or metrics can change a stored score."""
+GRADER_VERSION: Final = "xrd-bravais-scoring/2"
+"""Changes whenever a change to validation or metrics can change a stored score
+(2: Wilson intervals of accuracy, a row bootstrap of macro-F1)."""
 
-SOLUTION_PATH: Final = "private/solution.csv"
-PORTIONS: Final = ("Public", "Private")
+SOLUTION_PATH: Final = layout.SOLUTION
 
 
 class AnswerKeyError(RuntimeError):
@@ -45,16 +49,19 @@ class AnswerKey:
     Attributes
     ----------
     table : pyarrow.Table
-        ``id, bravais_lattice, spacegroup_number, Usage`` from ``private/solution.csv``.
+        ``id``, one column per track of the task, ``Usage``, from ``private/solution.csv``.
     sha256 : str
         Hex digest of ``solution.csv``, equal to the manifest's.
     competition : Path
         The competition folder.
+    task : Task
+        The competition's task, from its manifest: the tracks and their label sets.
     """
 
     table: pa.Table
     sha256: str
     competition: Path
+    task: Task
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -69,24 +76,30 @@ class AnswerKey:
         """The key as a DataFrame."""
         return self.table.to_pandas()
 
-    def codes(self, track: str | Track) -> npt.NDArray[np.int64]:
+    def codes(self, track: str | Track | None = None) -> npt.NDArray[np.int64]:
         """True label codes (positions in ``track.labels``) of every row."""
-        spec = get_track(track)
+        spec = self.task.track(track)
         return _label_codes(self.table.column(spec.column).combine_chunks(), spec)
 
     def portion_mask(self, portion: str) -> npt.NDArray[np.bool_]:
         """Boolean mask of the rows of ``portion`` (``"Public"`` or ``"Private"``)."""
-        usage = self.table.column("Usage").combine_chunks()
+        usage = self.table.column(layout.USAGE).combine_chunks()
         mask: npt.NDArray[np.bool_] = pc.equal(usage, portion).to_numpy(zero_copy_only=False)
         return mask
 
 
+def _is_numeric(track: Track) -> bool:
+    return all(isinstance(label, int) for label in track.labels)
+
+
 def _label_codes(values: pa.Array, track: Track) -> npt.NDArray[np.int64]:
-    if track.name == "spacegroup":
-        codes = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64) - 1
+    if _is_numeric(track):
+        labels = pa.array([int(s) for s in track.labels], pa.int64())
+        index = pc.index_in(values.cast(pa.int64()), value_set=labels)
     else:
-        index = pc.index_in(values, value_set=pa.array([str(s) for s in track.labels]))
-        codes = np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), np.int64)
+        labels = pa.array([str(s) for s in track.labels], pa.string())
+        index = pc.index_in(values.cast(pa.string()), value_set=labels)
+    codes = np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), np.int64)
     if (codes < 0).any() or (codes >= track.n_labels).any():
         raise AnswerKeyError(f"the answer key has labels outside the {track.name} track")
     return codes
@@ -101,8 +114,6 @@ def load_answer_key(competition: str | os.PathLike[str]) -> AnswerKey:
         If there is no ``private/`` answer key, no manifest, a hash mismatch, or a
         key that does not have the expected columns and portions.
     """
-    from competition.manifest import read_manifest
-
     root = Path(competition)
     path = root / SOLUTION_PATH
     if not path.is_file():
@@ -110,7 +121,9 @@ def load_answer_key(competition: str | os.PathLike[str]) -> AnswerKey:
             f"{path} not found: grading runs only where the competition's private/ folder is"
         )
     try:
-        recorded = read_manifest(root)["files"].get(SOLUTION_PATH)
+        manifest = read_manifest(root)
+        recorded = manifest["files"].get(SOLUTION_PATH)
+        task = task_from_manifest(manifest)
     except (FileNotFoundError, ValueError, KeyError) as err:
         raise AnswerKeyError(f"cannot read the manifest of {root}: {err}") from err
     digest = sha256_file(path)
@@ -121,20 +134,23 @@ def load_answer_key(competition: str | os.PathLike[str]) -> AnswerKey:
             f"{path} has sha256 {digest[:12]}... but manifest.json records {recorded[:12]}...; "
             "the answer key was changed after the build: restore it or rebuild"
         )
-    types = {"id": pa.string(), "bravais_lattice": pa.string(),
-             "spacegroup_number": pa.int64(), "Usage": pa.string()}  # fmt: skip
+    types = {
+        layout.ID: pa.string(),
+        **{t.column: pa.int64() if _is_numeric(t) else pa.string() for t in task.tracks},
+        layout.USAGE: pa.string(),
+    }
     try:
         table = pv.read_csv(path, convert_options=pv.ConvertOptions(column_types=types))
     except pa.ArrowInvalid as err:
         raise AnswerKeyError(f"{path} cannot be read: {err}") from err
-    usage = table.column("Usage") if "Usage" in table.column_names else None
+    usage = table.column(layout.USAGE) if layout.USAGE in table.column_names else None
     if (
         table.column_names != list(types)
         or usage is None
         or not pc.all(pc.is_in(usage, value_set=pa.array(PORTIONS))).as_py()
     ):
         raise AnswerKeyError(f"{path} must have columns {list(types)} and Usage Public|Private")
-    return AnswerKey(table=table, sha256=digest, competition=root)
+    return AnswerKey(table=table, sha256=digest, competition=root, task=task)
 
 
 @dataclass(frozen=True)
@@ -163,10 +179,6 @@ class GradeResult:
     answer_key_sha256: str
     grader_version: str = GRADER_VERSION
 
-    def portion(self, name: str) -> Scores:
-        """The scores of ``"public"`` or ``"private"``."""
-        return {"public": self.public, "private": self.private}[name.lower()]
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of everything."""
         return {
@@ -183,7 +195,7 @@ class GradeResult:
 def grade(
     submission: SubmissionInput,
     competition: str | os.PathLike[str] | AnswerKey,
-    track: str | Track = DEFAULT_TRACK,
+    track: str | Track | None = None,
     seed: int = 0,
 ) -> GradeResult:
     """Validate and score a submission on the Public and Private portions.
@@ -195,8 +207,9 @@ def grade(
     competition : path or AnswerKey
         A built competition with its ``private/`` folder, or an answer key
         already loaded (to grade many submissions without reading it again).
-    track : {"bravais", "spacegroup"}
-        The track scored.
+    track : str, optional
+        The track scored (a track of the competition's task, e.g. ``"bravais"``
+        or ``"spacegroup"``); default: the task's first.
     seed : int
         Seed of the bootstrap intervals.
 
@@ -211,9 +224,9 @@ def grade(
     AnswerKeyError
         If the answer key is missing or does not match the manifest.
     """
-    spec = get_track(track)
     key = competition if isinstance(competition, AnswerKey) else load_answer_key(competition)
-    valid = validate_submission(submission, key.ids, spec)
+    spec = key.task.track(track)
+    valid = validate_submission(submission, key.ids, spec, task=key.task)
     # The join on id: validation guarantees the submitted ids are unique and are
     # exactly the key's, so index_in is a one-to-one hash join; a null would mean
     # an id without a partner, which must never be scored.
@@ -229,31 +242,35 @@ def grade(
         scores[portion] = Scores.from_confusion(cm, seed=seed)
     return GradeResult(
         track=spec.name,
-        public=scores["Public"],
-        private=scores["Private"],
+        public=scores[layout.PUBLIC_PORTION],
+        private=scores[layout.PRIVATE_PORTION],
         notices=valid.notices,
         submission_sha256=valid.sha256,
         answer_key_sha256=key.sha256,
     )
 
 
-def train_counts(competition: str | os.PathLike[str], track: str | Track) -> npt.NDArray[np.int64]:
+def train_counts(
+    competition: str | os.PathLike[str], track: str | Track | None = None
+) -> npt.NDArray[np.int64]:
     """Training rows per label of the track, from ``public/train.parquet``."""
     import pyarrow.parquet as pq
 
-    spec = get_track(track)
-    path = Path(competition) / "public" / "train.parquet"
+    spec = load_task(competition).track(track)
+    path = Path(competition) / layout.TRAIN
     column = pq.read_table(path, columns=[spec.column]).column(spec.column).combine_chunks()
     return np.bincount(_label_codes(column, spec), minlength=spec.n_labels)
 
 
-def reference_guesses(key: AnswerKey, track: str | Track, portion: str) -> dict[str, float]:
+def reference_guesses(
+    key: AnswerKey, track: str | Track | None, portion: str
+) -> dict[str, float]:
     """Expected accuracy of the uniform, prior-matched and majority guesses on a portion.
 
     The guessers know the training class counts; the figures use the portion's
     real class counts, so they are exact expectations for that portion.
     """
-    spec = get_track(track)
+    spec = key.task.track(track)
     mask = key.portion_mask(portion)
     test = np.bincount(key.codes(spec)[mask], minlength=spec.n_labels)
     return reference_scores(train_counts(key.competition, spec), test)

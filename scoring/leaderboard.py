@@ -32,6 +32,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from contract import layout
+from contract.tasks import Task, Track, load_task
 from scoring.grade import GRADER_VERSION, AnswerKey, GradeResult, grade, load_answer_key
 from scoring.metrics import Scores
 from scoring.submission import (
@@ -40,9 +42,8 @@ from scoring.submission import (
     read_submission_bytes,
     size_limit,
 )
-from scoring.tracks import DEFAULT_TRACK, Track, get_track
 
-DB_PATH: Final = Path("leaderboard") / "leaderboard.sqlite"
+DB_PATH: Final = Path(layout.LEADERBOARD_DB)
 """Where the store lives, relative to the competition folder (never in ``public/``)."""
 
 MAX_TEAM_NAME: Final = 64
@@ -227,8 +228,10 @@ _CONFUSABLES: Final = str.maketrans(
 
 
 def name_skeleton(name: str) -> str:
-    """What a name looks like: compatibility-folded, case-folded, look-alike
-    letters mapped to Latin, punctuation and spaces dropped.
+    """What a name looks like, for comparing names as a reader sees them.
+
+    Compatibility-folded, case-folded, look-alike letters mapped to Latin,
+    accents, punctuation and spaces dropped.
 
     Examples
     --------
@@ -292,6 +295,7 @@ class Leaderboard:
     def __init__(self, competition: Path, connection: sqlite3.Connection) -> None:
         self.competition = competition
         self.connection = connection
+        self.task: Task = load_task(competition)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -304,7 +308,7 @@ class Leaderboard:
             If the folder is not a built competition.
         """
         root = Path(competition)
-        if not (root / "manifest.json").is_file():
+        if not layout.Layout(root).is_built():
             raise LeaderboardError(f"{root} is not a built competition (no manifest.json)")
         path = root / DB_PATH
         # Owner-only: the store holds Private scores and every team's files.
@@ -491,18 +495,12 @@ class Leaderboard:
         """Every team and baseline name."""
         return [row[0] for row in self.connection.execute("SELECT name FROM teams ORDER BY id")]
 
-    def teams(self) -> pd.DataFrame:
-        """Every team: name, baseline flag, creation time."""
-        return pd.read_sql_query(
-            "SELECT name, baseline, created_at FROM teams ORDER BY id", self.connection
-        )
-
     # ------------------------------------------------------------------ submitting
     def submit(
         self,
         submission: SubmissionInput,
         team: str,
-        track: str | Track = DEFAULT_TRACK,
+        track: str | Track | None = None,
         message: str = "",
         *,
         baseline: bool = False,
@@ -540,7 +538,7 @@ class Leaderboard:
         AnswerKeyError
             If the answer key does not match the manifest; nothing is stored.
         """
-        spec = get_track(track)
+        spec = self.task.track(track)
         name = clean_team_name(team)
         message = message.strip()[:MAX_MESSAGE]
         key = answer_key or load_answer_key(self.competition)
@@ -629,7 +627,7 @@ class Leaderboard:
 
     # ------------------------------------------------------------------ selection
     def select(
-        self, team: str, submission_ids: Sequence[int], track: str | Track = DEFAULT_TRACK,
+        self, team: str, submission_ids: Sequence[int], track: str | Track | None = None,
         now: datetime | None = None,
     ) -> list[int]:  # fmt: skip
         """Pick the submissions that count for the private leaderboard.
@@ -643,7 +641,7 @@ class Leaderboard:
             Too many picks, an id that is not the team's valid, on-time submission
             on this track, or a closed competition.
         """
-        spec = get_track(track)
+        spec = self.task.track(track)
         ids = sorted(set(int(i) for i in submission_ids))
         rules = self.rules
         if rules.is_closed(now or utc_now()):
@@ -678,9 +676,9 @@ class Leaderboard:
         return ids
 
     # ------------------------------------------------------------------ reading
-    def submissions(self, track: str | Track = DEFAULT_TRACK) -> pd.DataFrame:
+    def submissions(self, track: str | Track | None = None) -> pd.DataFrame:
         """Every stored submission of a track (grader view: includes Private columns)."""
-        spec = get_track(track)
+        spec = self.task.track(track)
         return pd.read_sql_query(
             "SELECT s.id AS submission_id, t.name AS team, t.baseline, s.track, s.sha256, "
             "s.submitted_at, s.message, s.valid, s.public_accuracy, s.public_macro_f1, "
@@ -702,7 +700,7 @@ class Leaderboard:
         content: bytes = bytes(row[0])
         return content
 
-    def team_history(self, team: str, track: str | Track = DEFAULT_TRACK) -> pd.DataFrame:
+    def team_history(self, team: str, track: str | Track | None = None) -> pd.DataFrame:
         """A team's own submissions with Public scores only (safe to show the team)."""
         frame = self.submissions(track)
         frame = frame[frame["team"] == team]
@@ -712,7 +710,7 @@ class Leaderboard:
         ]  # fmt: skip
         return frame[columns].reset_index(drop=True)
 
-    def public_board(self, track: str | Track = DEFAULT_TRACK) -> pd.DataFrame:
+    def public_board(self, track: str | Track | None = None) -> pd.DataFrame:
         """The public leaderboard: each team's best on-time Public score.
 
         Returns
@@ -728,7 +726,7 @@ class Leaderboard:
         return _board(frame, "public")
 
     def private_board(
-        self, track: str | Track = DEFAULT_TRACK, now: datetime | None = None
+        self, track: str | Track | None = None, now: datetime | None = None
     ) -> pd.DataFrame:
         """The final leaderboard, with the shake-up: only after the deadline.
 
@@ -752,7 +750,7 @@ class Leaderboard:
                 "the private leaderboard stays hidden until the competition is closed "
                 "(xrd-bravais close)"
             )
-        spec = get_track(track)
+        spec = self.task.track(track)
         frame = self.submissions(spec)
         frame = frame[(frame["late"] == 0)]
         public = _board(frame, "public")
@@ -768,7 +766,7 @@ class Leaderboard:
         return board
 
     def late_board(
-        self, track: str | Track = DEFAULT_TRACK, now: datetime | None = None
+        self, track: str | Track | None = None, now: datetime | None = None
     ) -> pd.DataFrame:
         """Submissions after the deadline: scored for information, never ranked."""
         frame = self.submissions(track)

@@ -11,12 +11,19 @@ is reported as NaN and left out of the macro averages, exactly as scikit-learn's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from contract.references import reference_scores
+
+__all__ = [
+    "Scores", "accuracy_score", "balanced_accuracy_score", "bootstrap_interval",
+    "confusion_matrix", "macro_f1_score", "per_class_recall", "reference_scores",
+    "wilson_interval",
+]  # fmt: skip
 
 N_BOOTSTRAP: Final = 1000
 """Bootstrap resamples for the macro-F1 interval: enough for two stable decimals."""
@@ -94,13 +101,13 @@ def balanced_accuracy_score(cm: npt.ArrayLike) -> float:
 def wilson_interval(
     n_correct: int, n: int, confidence: float = CONFIDENCE
 ) -> tuple[float, float]:
-    """Wilson score interval of an accuracy of ``n_correct`` out of ``n`` rows.
+    r"""Wilson score interval of an accuracy of ``n_correct`` out of ``n`` rows.
 
     The rows of a test portion are a sample of the crystals a model could meet, so
     the number it gets right is binomial, and its accuracy ``p = k / n`` has the
     interval
 
-    .. math:: \\frac{p + z^2/2n \\pm z \\sqrt{p(1-p)/n + z^2/4n^2}}{1 + z^2/n}
+    .. math:: \frac{p + z^2/2n \pm z \sqrt{p(1-p)/n + z^2/4n^2}}{1 + z^2/n}
 
     with ``z`` the normal quantile of the confidence. Unlike a percentile
     bootstrap, it keeps its nominal coverage on small portions and never collapses
@@ -282,43 +289,3 @@ class Scores:
             confusion=tuple(tuple(int(v) for v in row) for row in data["confusion"]),
         )
 
-
-def reference_scores(
-    train_counts: Sequence[int] | npt.ArrayLike,
-    test_counts: Sequence[int] | npt.ArrayLike | None = None,
-) -> dict[str, float]:
-    """Expected accuracy of the three random-guess references.
-
-    Parameters
-    ----------
-    train_counts : array of int (K,)
-        Training rows per class (what a guesser can know).
-    test_counts : array of int (K,), optional
-        Rows per class of the portion scored; default: assume it follows the
-        training distribution (the figure a data card can publish).
-
-    Returns
-    -------
-    dict
-        ``uniform`` (1/K), ``prior`` (guess class k with its training frequency:
-        ``sum_k p_k q_k``) and ``majority`` (always the commonest training class:
-        ``q_argmax p``), where ``p`` and ``q`` are the training and test shares.
-
-    Examples
-    --------
-    >>> ref = reference_scores([50, 30, 20])
-    >>> round(ref["uniform"], 4), round(ref["prior"], 2), ref["majority"]
-    (0.3333, 0.38, 0.5)
-    """
-    p = np.asarray(train_counts, dtype=np.float64)
-    if p.ndim != 1 or p.sum() <= 0:
-        raise ValueError("train_counts must be a non-empty vector with a positive total")
-    q = p if test_counts is None else np.asarray(test_counts, dtype=np.float64)
-    if q.shape != p.shape or q.sum() <= 0:
-        raise ValueError("test_counts must have one count per class and a positive total")
-    p, q = p / p.sum(), q / q.sum()
-    return {
-        "uniform": 1.0 / p.size,
-        "prior": float(p @ q),
-        "majority": float(q[int(np.argmax(p))]),
-    }

@@ -207,12 +207,12 @@ def csv_safe(value: object) -> object:
 
 
 def markdown_escape(value: object) -> str:
-    """A value as literal Markdown text: HTML and Markdown syntax shown, not run.
+    r"""A value as literal Markdown text: HTML and Markdown syntax shown, not run.
 
     Examples
     --------
     >>> markdown_escape("<img src=x onerror=alert(1)> *bold*")
-    '&lt;img src=x onerror=alert\\\\(1\\\\)&gt; \\\\*bold\\\\*'
+    '&lt;img src=x onerror=alert\\(1\\)&gt; \\*bold\\*'
     """
     text = html.escape(str(value), quote=False)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ").replace("\r", " ")

@@ -31,8 +31,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from competition.lattices import BRAVAIS_LATTICES, LEGACY_SPELLINGS, normalise_lattice_symbol
-from scoring.tracks import DEFAULT_TRACK, TRACKS, Track, get_track
+from contract import layout
+from contract.labels import (
+    BRAVAIS_LATTICES,
+    LEGACY_SPELLINGS,
+    SPACEGROUP_NUMBERS,
+    normalise_lattice_symbol,
+)
+from contract.tasks import LATTICE_TASK, Task, Track, load_task
+
+_FIRST_GROUP, _LAST_GROUP = SPACEGROUP_NUMBERS[0], SPACEGROUP_NUMBERS[-1]
+_GROUPS = f"{_FIRST_GROUP}..{_LAST_GROUP}"
 
 MAX_EXAMPLES: Final = 3
 """How many example ids or lines a message quotes."""
@@ -119,7 +128,7 @@ def read_test_ids(competition: str | os.PathLike[str]) -> pa.Array:
     """
     import pyarrow.parquet as pq
 
-    path = Path(competition) / "public" / "test.parquet"
+    path = Path(competition) / layout.TEST
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {competition} a built competition?")
     ids: pa.Array = pq.read_table(path, columns=["id"]).column("id").combine_chunks()
@@ -194,6 +203,7 @@ def _read_path(submission: str | os.PathLike[str], limit: int) -> bytes:
 
 
 def oversize_message(size: int, limit: int) -> str:
+    """The problem reported for a file of ``size`` bytes over ``limit``."""
     return (
         f"file is {size:,} bytes, over the limit of {limit:,} bytes for this test set; "
         "a submission holds only two columns (id and the prediction), "
@@ -282,7 +292,7 @@ class _Columns:
 
 
 def _check_header(
-    header: list[str], track: Track, test_ids: pa.Array
+    header: list[str], track: Track, test_ids: pa.Array, task: Task
 ) -> tuple[_Columns | None, list[str], list[str]]:
     problems: list[str] = []
     notices: list[str] = []
@@ -307,7 +317,7 @@ def _check_header(
         wanted = (("id", id_index), (track.column, label_index))
         missing = [name for name, at in wanted if at is None]
         hint = f"the first line must be {expected!r}"
-        other = next((t for t in TRACKS.values() if t != track and t.column in lowered), None)
+        other = next((t for t in task.tracks if t != track and t.column in lowered), None)
         if other is not None:
             hint = f"this is the {other.name} track's header; validate with --track {other.name}"
         problems.append(
@@ -486,7 +496,7 @@ def _check_lattices(labels: pa.Array, track: Track) -> tuple[IntArray, list[str]
             if all(v.isdigit() for v in unknown[:MAX_EXAMPLES]):
                 message += (
                     "; numbers look like space groups: use --track spacegroup, or map "
-                    "them with competition.lattices.bravais_lattice"
+                    "them with contract.labels.bravais_lattice"
                 )
             problems.append(message)
     return codes, problems, notices
@@ -500,7 +510,7 @@ def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[s
     decimal = pc.match_substring_regex(labels, r"^\+?[0-9]+\.0*$").to_numpy(zero_copy_only=False)
     parsed = integer | decimal
     digits = pc.utf8_ltrim(pc.replace_substring_regex(labels, r"^\+|\.0*$", ""), characters="0")
-    # More than 9 digits cannot be in 1..230 and would overflow a cast; mark them huge.
+    # More than 9 digits cannot be a space group and would overflow a cast; mark them huge.
     short = pc.less_equal(pc.utf8_length(digits), 9).to_numpy(zero_copy_only=False)
     numbers = np.full(len(labels), 10**9, dtype=np.int64)
     castable = parsed & short
@@ -517,7 +527,7 @@ def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[s
     if empty.any():
         problems.append(
             f"{_have(int(empty.sum()), 'row')} no space-group number; "
-            "give an integer 1..230 for every id"
+            f"give an integer {_GROUPS} for every id"
         )
     other = ~parsed & ~empty
     if other.any():
@@ -526,20 +536,20 @@ def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[s
         message = (
             f"{_have(int(other.sum()), 'row')} a space group that is not an integer: "
             f"{', '.join(repr(v) for v in found[:MAX_EXAMPLES])}{more}; write the "
-            "International Tables number 1..230 (e.g. 225 for Fm-3m)"
+            f"International Tables number {_GROUPS} (e.g. 225 for Fm-3m)"
         )
         if any(normalise_lattice_symbol(v) in BRAVAIS_LATTICES for v in found):
             message += "; these look like Bravais lattices: use --track bravais"
         problems.append(message)
-    out_of_range = parsed & ((numbers < 1) | (numbers > 230))
+    out_of_range = parsed & ((numbers < _FIRST_GROUP) | (numbers > _LAST_GROUP))
     if out_of_range.any():
         found_numbers = pc.unique(pc.filter(labels, pa.array(out_of_range))).to_pylist()
         problems.append(
             f"{_have(int(out_of_range.sum()), 'row')} a space-group number outside "
-            f"1..230{_examples(found_numbers, len(found_numbers))}; space groups are numbered "
-            "1 to 230"
+            f"{_GROUPS}{_examples(found_numbers, len(found_numbers))}; space groups are "
+            f"numbered {_FIRST_GROUP} to {_LAST_GROUP}"
         )
-    codes = np.where(parsed & ~out_of_range, numbers - 1, -1)
+    codes = np.where(parsed & ~out_of_range, numbers - _FIRST_GROUP, -1)
     return codes.astype(np.int64), problems, notices
 
 
@@ -547,9 +557,11 @@ def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[s
 def validate_submission(
     submission: SubmissionInput,
     competition: str | os.PathLike[str] | Sequence[str] | pd.Index | pa.Array,
-    track: str | Track = DEFAULT_TRACK,
+    track: str | Track | None = None,
+    *,
+    task: Task | None = None,
 ) -> ValidSubmission:
-    """Check a submission against the test ids of a competition, without labels.
+    r"""Check a submission against the test ids of a competition, without labels.
 
     Parameters
     ----------
@@ -559,8 +571,12 @@ def validate_submission(
     competition : path or sequence of str
         A built competition folder (its ``public/test.parquet`` gives the ids), or
         the test ids themselves.
-    track : {"bravais", "spacegroup"}
-        Which label column to expect.
+    track : str, optional
+        Which track's label column to expect (``"bravais"``, ``"spacegroup"``);
+        default: the task's first.
+    task : Task, optional
+        The competition's task; default: read from the competition folder (its
+        manifest, or the task ``test.parquet`` carries), else the lattice task.
 
     Returns
     -------
@@ -574,11 +590,14 @@ def validate_submission(
 
     Examples
     --------
-    >>> ok = validate_submission(b"id,bravais_lattice\\nt1,cF\\nt2,mC\\n", ["t1", "t2"])
+    >>> ok = validate_submission(b"id,bravais_lattice\nt1,cF\nt2,mC\n", ["t1", "t2"])
     >>> ok.frame["bravais_lattice"].tolist(), ok.notices[0][:12]
     (['cF', 'mS'], 'read mC as m')
     """
-    spec = get_track(track)
+    if task is None and isinstance(competition, str | os.PathLike):
+        task = load_task(competition)
+    task = task or LATTICE_TASK
+    spec = task.track(track)
     if isinstance(competition, str | os.PathLike):
         test_ids = read_test_ids(competition)
     elif isinstance(competition, pa.Array):
@@ -586,7 +605,7 @@ def validate_submission(
     else:
         test_ids = pa.array([str(i) for i in competition], type=pa.string())
     try:
-        return _validate(submission, test_ids, spec)
+        return _validate(submission, test_ids, spec, task)
     except SubmissionError:
         raise
     except Exception as err:  # untrusted input must end in SubmissionError
@@ -596,7 +615,9 @@ def validate_submission(
         ) from err  # fmt: skip
 
 
-def _validate(submission: SubmissionInput, test_ids: pa.Array, track: Track) -> ValidSubmission:
+def _validate(
+    submission: SubmissionInput, test_ids: pa.Array, track: Track, task: Task
+) -> ValidSubmission:
     data = read_submission_bytes(submission, size_limit(len(test_ids)))
     text, problems, notices = _decode(data)
     if not text.strip():
@@ -606,7 +627,7 @@ def _validate(submission: SubmissionInput, test_ids: pa.Array, track: Track) -> 
         )  # fmt: skip
     header, delimiter, found = _header(text)
     problems += found
-    columns, found, noticed = _check_header(header, track, test_ids)
+    columns, found, noticed = _check_header(header, track, test_ids, task)
     problems += found
     notices += noticed
     if columns is None:
@@ -623,7 +644,7 @@ def _validate(submission: SubmissionInput, test_ids: pa.Array, track: Track) -> 
         )
         raise SubmissionError(problems, notices)
     problems += _check_ids(ids, test_ids, track)
-    check = _check_lattices if track.name == "bravais" else _check_spacegroups
+    check = _check_lattices if track.column == layout.LATTICE else _check_spacegroups
     codes, found, noticed = check(labels, track)
     problems += found
     notices += noticed

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from scoring.cli import CompetitionOption, fail
+from contract.console import fail
+from scoring.cli import CompetitionOption
 
 
 def starter_kit(

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import zipfile
 from dataclasses import dataclass
@@ -41,14 +40,18 @@ from typing import Final
 
 import pandas as pd
 
+from competition.sources import SourceKind
+from contract import layout
+from contract.manifest import read_manifest
+
 KIT_FILES: Final = ("README.md", "starter_notebook.ipynb", "make_submission.py")
 """The starter kit's own files (package data of :mod:`starter_kit`)."""
 
 SOURCE_NAMES: Final = {
-    "amcsd": "mineral structures of the American Mineralogist Crystal Structure Database",
-    "cod-dir": "entries of the Crystallography Open Database (COD)",
-    "cod-ids": "entries of the Crystallography Open Database (COD)",
-    "generated": "random crystals generated with pyxtal",
+    SourceKind.amcsd: "mineral structures of the American Mineralogist Crystal Structure Database",
+    SourceKind.cod_dir: "entries of the Crystallography Open Database (COD)",
+    SourceKind.cod_ids: "entries of the Crystallography Open Database (COD)",
+    SourceKind.generated: "random crystals generated with pyxtal",
 }
 
 # A constant guess agrees with the true label as often as that label's share of
@@ -88,24 +91,24 @@ def readme_values(competition: str | Path) -> dict[str, str]:
     """
     import pyarrow.parquet as pq
 
-    from competition.lattices import BRAVAIS_LATTICES, LATTICE_NAMES
-    from competition.report import majority_lattice
+    from contract.labels import BRAVAIS_LATTICES, LATTICE_NAMES
+    from contract.references import majority_label
     from scoring.grade import train_counts
-    from scoring.leaderboard import DB_PATH, Leaderboard, Rules
+    from scoring.leaderboard import Leaderboard, Rules
     from scoring.metrics import reference_scores
     from scoring.render import markdown_table
 
     root = Path(competition)
-    manifest = json.loads((root / "manifest.json").read_text())
+    manifest = read_manifest(root)
     grid, config = manifest["grid"], manifest["config"]
     counts = train_counts(root, "bravais")
     references = reference_scores(counts)
-    test_ids = pq.read_table(root / "public" / "test.parquet", columns=["id"]).column("id")
+    test_ids = pq.read_table(root / layout.TEST, columns=[layout.ID]).column(layout.ID)
     rules = Rules()
-    if (root / DB_PATH).is_file():
+    if (root / layout.LEADERBOARD_DB).is_file():
         with Leaderboard.open(root) as board:
             rules = board.rules
-    majority = majority_lattice(counts)
+    majority = majority_label(counts, BRAVAIS_LATTICES)
     examples = [f"{test_ids[i].as_py()},{lab}" for i, lab in zip(range(3), ("cF", "hP", "mS"),
                                                                   strict=False)]  # fmt: skip
     return {
@@ -191,15 +194,17 @@ def render_readme(competition: str | Path) -> str:
 
 
 def collect_files(competition: str | Path, name: str) -> tuple[dict[str, bytes], list[str]]:
-    """Every file bound for the kit as ``{path in zip: bytes}``, and the problems
-    found while collecting (links out of ``public/``)."""
+    """Every file bound for the kit, and the problems found while collecting.
+
+    Files come as ``{path in zip: bytes}``; the problems are links out of ``public/``.
+    """
     root = Path(competition)
-    public = (root / "public").resolve()
+    public = (root / layout.PUBLIC).resolve()
     files = {f"{name}/README.md": render_readme(root).encode()}
     files |= {f"{name}/{f}": kit_file(f) for f in KIT_FILES if f != "README.md"}
     files[f"{name}/requirements.txt"] = requirements_text().encode()
     problems = []
-    for path in sorted((root / "public").rglob("*")):
+    for path in sorted((root / layout.PUBLIC).rglob("*")):
         relative = path.relative_to(root).as_posix()
         if path.is_symlink() and not path.resolve().is_relative_to(public):
             problems.append(f"{relative} is a link to {path.resolve()}, outside public/")
@@ -220,10 +225,10 @@ class _Secrets:
 
     @classmethod
     def read(cls, competition: Path) -> _Secrets:
-        private = competition / "private"
+        private = competition / layout.PRIVATE
         hashes = {hashlib.sha256(p.read_bytes()).hexdigest(): p.relative_to(competition).as_posix()
                   for p in sorted(private.rglob("*")) if p.is_file()}  # fmt: skip
-        solution = pd.read_csv(private / "solution.csv", dtype=str, keep_default_na=False)
+        solution = pd.read_csv(competition / layout.SOLUTION, dtype=str, keep_default_na=False)
         labels, share = {}, {}
         # Ids and values compared case-insensitively: T000123 and mS vs ms are the same key.
         ids = solution["id"].str.lower()
@@ -240,11 +245,11 @@ def _secret_tokens(competition: Path) -> frozenset[str]:
     A formula that also names a training entry is not secret; neither is a
     single element (``Si``), which any text may mention.
     """
-    meta_path = competition / "private" / "test_meta.parquet"
+    meta_path = competition / layout.TEST_META
     if not meta_path.is_file():
         return frozenset()
     meta = pd.read_parquet(meta_path, columns=["cod_id", "formula"])
-    train = pd.read_parquet(competition / "public" / "train.parquet", columns=["cod_id", "formula"])
+    train = pd.read_parquet(competition / layout.TRAIN, columns=[layout.COD_ID, layout.FORMULA])
     secrets: set[str] = set()
     for column in ("cod_id", "formula"):
         known = set(train[column].dropna().astype(str))
@@ -297,9 +302,11 @@ _MAX_UNPACKED: Final = 256 << 20  # a decompression bomb is refused, not unpacke
 
 
 def _unpacked(path: str, data: bytes) -> dict[str, bytes] | None:
-    """The content of a compressed file or archive as ``{inner path: bytes}``, or None
-    if ``data`` is not compressed. Members of archives are unpacked one level deep
-    more (a zip of a .gz), which is as deep as an accident goes."""
+    """The content of a compressed file or archive as ``{inner path: bytes}``.
+
+    None if ``data`` is not compressed. :func:`_expand` unpacks members of
+    archives one level deeper (a zip of a .gz), which is as deep as an accident goes.
+    """
     import bz2
     import gzip
     import lzma
@@ -343,9 +350,7 @@ def check_public_against_manifest(files: dict[str, bytes], competition: Path) ->
     ``public/`` was put there by hand and is refused (a reordered sample
     submission can carry the answer key as well as a copy of it can).
     """
-    import json
-
-    recorded = json.loads((competition / "manifest.json").read_text())["files"]
+    recorded = read_manifest(competition)["files"]
     problems = []
     for path, data in files.items():
         inner = path.split("/", 1)[-1]
@@ -382,7 +387,7 @@ def find_leaks(files: dict[str, bytes], competition: str | Path) -> list[str]:
             except Exception as err:  # unreadable: cannot be shown to be clean
                 problems.append(f"{path}: unreadable parquet file ({err})")
                 continue
-            if inner == "public/test.parquet":
+            if inner == layout.TEST:
                 extra = [c for c in columns if c != "id" and not (c[:1] == "y" and c[1:].isdigit())]
                 if extra:
                     problems.append(f"{path} has columns besides id and y0 .. y{{N-1}}: "
@@ -422,11 +427,10 @@ def build_kit(competition: str | Path, out: str | Path, name: str | None = None)
     KitLeakError
         Listing every finding, if the kit would carry answer-key content.
     """
-    from competition.io import atomic_write_bytes
+    from contract.io import atomic_write_bytes
 
     root = Path(competition)
-    for needed in ("manifest.json", "public/test.parquet", "public/train.parquet",
-                   "private/solution.csv"):  # fmt: skip
+    for needed in (layout.MANIFEST, layout.TEST, layout.TRAIN, layout.SOLUTION):
         if not (root / needed).is_file():
             raise FileNotFoundError(f"{root} is not a built competition (no {needed})")
     name = name or f"{root.resolve().name}-starter-kit"

@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from baselines.features import IntensityTransform, Pool
+from contract.layout import compound_key
 from scoring.submission import validate_submission
 
 
@@ -76,6 +77,7 @@ def candidates(seed: int) -> dict[str, tuple[Pipeline, dict]]:
 
 
 def main() -> None:
+    """Run the notebook's path from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("."), help="the unpacked kit")
     parser.add_argument("--sample", type=int, default=10_000, help="rows to train on (0: all)")
@@ -87,9 +89,7 @@ def main() -> None:
     train, test, columns = load(args.data)
     sample = sample_rows(train, args.sample, args.seed)
     X, y = sample[columns].to_numpy(np.float32), sample["bravais_lattice"].to_numpy()
-    groups = (
-        sample["formula"].astype(str) + "|" + sample["spacegroup_number"].astype(str)
-    ).to_numpy()
+    groups = compound_key(sample["formula"], sample["spacegroup_number"])
     folds = StratifiedGroupKFold(n_splits=args.cv, shuffle=True, random_state=args.seed)
     print(f"{len(train):,} training rows, {len(test):,} test rows; training on {len(sample):,}.")
 

@@ -49,7 +49,7 @@ def cod_build(cod_cifs: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def synthetic(tmp_path: Path) -> Path:
     """A 1,400-row competition in the built layout with balanced random labels."""
-    from scoring.synthetic import make_synthetic_competition
+    from synthetic import make_synthetic_competition
 
     return make_synthetic_competition(tmp_path / "comp", n_test=1400, n_train=700, seed=3)
 

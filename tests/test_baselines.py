@@ -21,8 +21,9 @@ from baselines.boosting import BoostedTrees  # noqa: E402
 from baselines.cnn1d import CNN1DClassifier  # noqa: E402
 from baselines.data import read_patterns, stratified_sample  # noqa: E402
 from baselines.features import IntensityTransform, PeakFeatures, Pool  # noqa: E402
-from baselines.run import apply_grid, registry, resolve_names, run_baseline  # noqa: E402
+from baselines.run import registry, resolve_names, run_baseline  # noqa: E402
 from competition.config import PRESETS  # noqa: E402
+from contract.grid import GridError  # noqa: E402
 from scoring.grade import grade  # noqa: E402
 from scoring.submission import validate_submission  # noqa: E402
 
@@ -30,6 +31,8 @@ from scoring.submission import validate_submission  # noqa: E402
 # blocks, no augmentation or hold-out (the checks fit 2-feature blobs and expect
 # a training accuracy above 0.83, which 30 epochs give).
 SMALL_CNN = dict(pool=1, channels=(8, 8), epochs=30, augment=False, validation_fraction=0.0)
+# The grid of the default preset: where the columns of the COD build lie in 2theta.
+DEFAULT_GRID = PRESETS["default"].to_grid()
 
 
 @parametrize_with_checks(
@@ -38,7 +41,7 @@ SMALL_CNN = dict(pool=1, channels=(8, 8), epochs=30, augment=False, validation_f
         IntensityTransform("log"),
         Pool(factor=3),
         Pool(factor=2, method="mean"),
-        PeakFeatures(n_peaks=3),
+        PeakFeatures(n_peaks=3, grid=DEFAULT_GRID),
         BoostedTrees(n_estimators=10, n_jobs=1),
         CNN1DClassifier(**SMALL_CNN, verbose=0),
     ]
@@ -68,7 +71,7 @@ def test_peak_ratios_index_a_cubic_f_pattern():
     hkl_sums = np.array([3, 4, 8, 11, 12])
     two_theta = np.degrees(2 * np.arcsin(wavelength * np.sqrt(hkl_sums) / (2 * a)))
     X = _gaussian_pattern(two_theta, [1.0, 0.47, 0.22, 0.24, 0.07])
-    features = PeakFeatures(n_peaks=5).fit_transform(X)[0]
+    features = PeakFeatures(n_peaks=5, grid=DEFAULT_GRID).fit_transform(X)[0]
     sin2, heights, ratios = features[:5], features[5:10], features[10:]
     np.testing.assert_allclose(ratios, hkl_sums / 3, rtol=2e-4)
     np.testing.assert_allclose(sin2, (wavelength / (2 * a)) ** 2 * hkl_sums, rtol=2e-4)
@@ -77,7 +80,7 @@ def test_peak_ratios_index_a_cubic_f_pattern():
 
 def test_peak_features_keep_the_strongest_and_pad_missing():
     X = _gaussian_pattern([20.0, 30.0, 40.0], [0.2, 1.0, 0.5])
-    features = PeakFeatures(n_peaks=4, min_height=0.3).fit_transform(X)[0]
+    features = PeakFeatures(n_peaks=4, min_height=0.3, grid=DEFAULT_GRID).fit_transform(X)[0]
     # 20 degrees is below min_height: two peaks in angle order, then zero padding.
     np.testing.assert_allclose(features[:4], np.sin(np.radians([15.0, 20.0, 0, 0])) ** 2, atol=1e-5)
     np.testing.assert_allclose(features[4:8], [1.0, 0.5, 0, 0], atol=1e-4)
@@ -95,12 +98,43 @@ def test_intensity_and_pool_golden_values():
         IntensityTransform("cube").fit(X)
 
 
-def test_apply_grid_reaches_nested_peak_features():
-    estimator = registry()["random-forest"].make(0)
-    apply_grid(estimator, {"two_theta_min": 0.5, "step": 0.5, "wavelength": "CuKa"})
-    params = estimator.get_params()
-    assert params["features__peaks__two_theta_min"] == 0.5
-    assert params["features__peaks__step"] == 0.5
+def test_the_grid_goes_into_nested_peak_features_explicitly():
+    nano = PRESETS["nano281"].to_grid()
+    for name in ("random-forest", "xgboost"):
+        params = registry()[name].make(nano, 0).get_params()
+        assert params["features__peaks__grid"] == nano
+    assert registry()["cnn1d"].make(nano, 0).grid == nano
+
+
+def test_no_silent_default_grid():
+    """Issue 18: without a grid, PeakFeatures used the default preset's angles."""
+    X = _gaussian_pattern([20.0, 30.0], [1.0, 0.5])
+    with pytest.raises(GridError, match="PeakFeatures needs the 2theta grid"):
+        PeakFeatures(n_peaks=2).fit(X)
+    with pytest.raises(GridError, match=r"CNN1DClassifier\(augment=True\) needs the 2theta grid"):
+        CNN1DClassifier(epochs=1).fit(np.repeat(X, 4, axis=0), ["a", "b", "a", "b"])
+
+
+def test_peak_positions_are_at_the_right_angles_on_a_nano281_build(cod_cifs, tmp_path):
+    """Issue 18: on a nano281 build the peak features used the default grid's angles."""
+    from competition.build import build_competition
+    from competition.config import BuildConfig
+    from competition.sources import cod_dir_source
+
+    summary = build_competition(cod_dir_source(cod_cifs).head(40), tmp_path / "nano",
+                                BuildConfig(preset="nano281"), workers=2,
+                                progress=False)  # fmt: skip
+    patterns = read_patterns(summary.out / "public" / "train.parquet")
+    assert patterns.grid == PRESETS["nano281"].to_grid()
+    estimator = registry()["random-forest"].make(patterns.grid, 0)
+    peaks = estimator.named_steps["features"].transformer_list[1][1]
+    strongest = PeakFeatures(n_peaks=1, grid=peaks.grid).fit_transform(patterns.X)[:, 0]
+    found = 2 * np.degrees(np.arcsin(np.sqrt(strongest)))
+    expected = patterns.grid.two_theta()[patterns.X.argmax(axis=1)]
+    # The parabola refines within a grid step of the highest point.
+    np.testing.assert_allclose(found, expected, atol=patterns.grid.step)
+    default = PeakFeatures(n_peaks=1, grid=DEFAULT_GRID).fit_transform(patterns.X)[:, 0]
+    assert np.abs(2 * np.degrees(np.arcsin(np.sqrt(default))) - expected).max() > 10
 
 
 def test_unknown_baseline_names_are_listed():
@@ -125,7 +159,8 @@ def patterns(cod_build):
 
 
 def _cnn(**changes):
-    params = dict(pool=8, channels=(8, 16), epochs=4, batch_size=32, verbose=0, patience=2)
+    params = dict(pool=8, channels=(8, 16), epochs=4, batch_size=32, verbose=0, patience=2,
+                  grid=DEFAULT_GRID)  # fmt: skip
     return CNN1DClassifier(**{**params, **changes})
 
 
@@ -327,7 +362,7 @@ def test_cli_baselines_on_a_base_install_say_what_to_install(tmp_path):
                 if name.split(".")[0] in {"torch", "sklearn", "xgboost", "matplotlib"}:
                     raise ImportError("blocked " + name)
         sys.meta_path.insert(0, Block())
-        from competition.cli import app
+        from xrd_bravais.cli import app
         sys.argv = ["xrd-bravais", "baselines", "list"]
         app()
     """)

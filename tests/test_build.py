@@ -19,9 +19,9 @@ import pytest
 
 from competition.build import BuildError, build_competition
 from competition.config import BuildConfig
-from competition.lattices import BRAVAIS_LATTICES
 from competition.manifest import read_manifest, verify_manifest
 from competition.sources import cod_dir_source
+from contract.labels import BRAVAIS_LATTICES
 
 LAYOUT = [
     "manifest.json",
@@ -173,7 +173,7 @@ def test_manifest_counts_match_files(cod_build):
 
 
 def test_label_agreement_on_real_files(cod_build):
-    """spglib at the default symprec=0.01 against the declared space groups (docs/labels.md)."""
+    """Spglib at the default symprec=0.01 against the declared space groups (docs/labels.md)."""
     agreement = cod_build.label_agreement
     assert agreement["n_declared"] >= 500
     assert agreement["spacegroup_agreement"] >= 0.955  # measured 0.963 on 517 parseable
@@ -239,7 +239,7 @@ def test_resume_after_a_killed_build(cod_build, cod_cifs, tmp_path):
     cache = tmp_path / "cache"
     out = tmp_path / "out"
     command = [
-        sys.executable, "-m", "competition", "build", "--source", "cod-dir",
+        sys.executable, "-m", "xrd_bravais", "build", "--source", "cod-dir",
         "--input", str(cod_cifs), "--out", str(out), "--cache-dir", str(cache),
         "--workers", "2", "--quiet",
     ]  # fmt: skip
@@ -345,7 +345,7 @@ def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(cod_cifs,
 def test_two_builds_at_once_share_the_cache(cod_cifs, tmp_path):
     """Issue 10, item 3: the second died with 'database is locked' before."""
     command = [
-        sys.executable, "-m", "competition", "build", "--source", "cod-dir",
+        sys.executable, "-m", "xrd_bravais", "build", "--source", "cod-dir",
         "--input", str(cod_cifs), "--limit", "120", "--cache-dir", str(tmp_path / "cache"),
         "--workers", "1", "--quiet",
     ]  # fmt: skip

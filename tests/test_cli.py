@@ -19,7 +19,7 @@ EXE = Path(sys.executable).with_name("xrd-bravais")
 def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "competition"]
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "xrd_bravais"]
     environment = None if env is None else {**os.environ, **env}
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
                           timeout=600, env=environment)  # fmt: skip
@@ -149,3 +149,17 @@ def test_quiet_build_prints_no_library_warnings(small_input, tmp_path):
 NEON_ARGON = NACL.replace("data_NaCl", "data_NeAr").replace("Na1 Na", "Ne1 Ne").replace(
     "Cl1 Cl", "Ar1 Ar"
 )
+
+
+def test_a_custom_grid_from_the_command_line(small_input, tmp_path):
+    """Issue 18: only presets could be chosen."""
+    from contract.grid import Grid
+
+    result = run("build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
+                 "--grid", "10:80:0.05", "--fwhm", "0.15", "--no-cache", "--quiet",
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    grid = Grid.from_parquet(tmp_path / "comp" / "public" / "test.parquet")
+    assert grid == Grid(10.0, 80.0, 0.05, 1401, "CuKa", 0.15)
+    bad = run("build", "--out", "other", "--grid", "10:8", "--quiet", cwd=tmp_path)
+    assert bad.returncode == 2 and "--grid takes MIN:MAX:STEP" in bad.stderr

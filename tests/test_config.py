@@ -56,3 +56,15 @@ def test_structure_key_ignores_split_settings_but_not_the_grid():
     assert base.structure_key() == base.with_(per_class=10, seed=3, timeout=5).structure_key()
     assert base.structure_key() != base.with_(preset="nano281").structure_key()
     assert base.structure_key() != base.with_(symprec=0.1).structure_key()
+
+
+def test_a_custom_grid_from_python():
+    from contract.grid import Grid
+
+    pattern = PatternConfig(two_theta_min=10.0, two_theta_max=80.0, step=0.05, fwhm=0.15)
+    config = BuildConfig(preset="custom", pattern=pattern)
+    assert config.pattern.to_grid() == Grid(10.0, 80.0, 0.05, 1401, "CuKa", 0.15)
+    assert config.structure_key() != BuildConfig().structure_key()
+    assert config.with_(preset="nano281").pattern == PRESETS["nano281"]
+    with pytest.raises(ValueError, match="say preset='custom'"):
+        BuildConfig(preset="default", pattern=pattern)

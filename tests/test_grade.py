@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import solution_frame
 
-from competition.lattices import BRAVAIS_LATTICES
+from contract.labels import BRAVAIS_LATTICES
 from scoring.grade import AnswerKeyError, grade, load_answer_key, reference_guesses
 from scoring.submission import SubmissionError
 

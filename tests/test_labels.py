@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from competition.labels import symmetry_labels
-from competition.lattices import BRAVAIS_LATTICES
 from competition.structures import RejectError, parse_structure
+from contract.labels import BRAVAIS_LATTICES
 
 pytest.importorskip("pymatgen")
 

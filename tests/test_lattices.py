@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from competition.lattices import (
+from contract.labels import (
     BRAVAIS_LATTICES,
     bravais_lattice,
     centring,
@@ -97,6 +97,6 @@ def test_normalise_legacy_spellings(given, expected):
 
 
 def test_every_lattice_has_a_name_in_canonical_order():
-    from competition.lattices import LATTICE_NAMES
+    from contract.labels import LATTICE_NAMES
 
     assert tuple(LATTICE_NAMES) == BRAVAIS_LATTICES

@@ -162,7 +162,7 @@ def test_closing_later_in_time_reclassifies_submissions(board, synthetic) -> Non
 
 def test_nothing_from_private_rows_reaches_a_student_before_close(tmp_path) -> None:
     """Two competitions differ only in a submission's Private part: identical student views."""
-    from scoring.synthetic import make_synthetic_competition
+    from synthetic import make_synthetic_competition
 
     views = []
     for private_right in (0.1, 0.99):
@@ -242,7 +242,7 @@ def _submit_many(args: tuple[Path, str, int]) -> tuple[int, int]:
 
 
 def test_eight_processes_lose_nothing_and_quotas_stay_exact(tmp_path) -> None:
-    from scoring.synthetic import make_synthetic_competition
+    from synthetic import make_synthetic_competition
 
     comp = make_synthetic_competition(tmp_path / "comp", n_test=280, n_train=140, seed=5)
     with Leaderboard.open(comp) as board:

@@ -123,9 +123,9 @@ def test_scoring_imports_without_pymatgen_torch_or_sklearn(comp) -> None:
                     raise ImportError("blocked " + name)
         sys.meta_path.insert(0, Block())
         import scoring.submission, scoring.metrics, scoring.grade, scoring.leaderboard
-        import scoring.render, scoring.synthetic
+        import scoring.render
         from typer.testing import CliRunner
-        from competition.cli import app
+        from xrd_bravais.cli import app
         sample = {str(comp / "public" / "sample_submission.csv")!r}
         result = CliRunner().invoke(app, ["validate", sample, "-c", {str(comp)!r}])
         assert result.exit_code == 0, result.output

@@ -1,6 +1,6 @@
 """Regenerate starter_kit/starter_notebook.ipynb (stored without outputs) from the cells below.
 
-    .venv/bin/python tools/make_notebook.py
+.venv/bin/python tools/make_notebook.py
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ From nothing to a validated `submission.csv`, the course's way:
 
 Run it from the unpacked kit (the folder with `public/`). Needs
 `pip install -r requirements.txt` (the versions the organisers tested this kit with)."""),
-    ("code", """import json
-from pathlib import Path
+    ("code", """from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from competition.config import SCHEMA_METADATA_KEY
+from contract.grid import Grid
 
 DATA = Path(".")          # the unpacked kit
 SAMPLE_SIZE = 10_000      # rows to explore with; 0 for every row
@@ -44,13 +42,12 @@ strongest point scaled to 1. The grid is stored in the parquet file itself."""),
     ("code", """train = pd.read_parquet(DATA / "public" / "train.parquet")
 test = pd.read_parquet(DATA / "public" / "test.parquet")
 columns = [c for c in test.columns if c != "id"]
-schema = pq.read_schema(DATA / "public" / "train.parquet")
-grid = json.loads(schema.metadata[SCHEMA_METADATA_KEY])  # the grid the builder stored
-two_theta = grid["two_theta_min"] + grid["step"] * np.arange(len(columns))
-print(f"{len(train):,} training and {len(test):,} test patterns of {len(columns):,} points, "
-      f"{grid['two_theta_min']}..{grid['two_theta_max']} degrees 2theta, {grid['wavelength']}")
+grid = Grid.from_parquet(DATA / "public" / "train.parquet")  # the grid the builder stored
+two_theta = grid.two_theta()
+print(f"{len(train):,} training and {len(test):,} test patterns of {grid.n_points:,} points, "
+      f"{grid.two_theta_min:g}..{grid.two_theta_max:g} degrees 2theta, {grid.wavelength}")
 train[["id", "formula", "spacegroup_number", "bravais_lattice"]].head()"""),
-    ("code", """from competition.lattices import BRAVAIS_LATTICES
+    ("code", """from contract.labels import BRAVAIS_LATTICES
 
 counts = train["bravais_lattice"].value_counts().reindex(BRAVAIS_LATTICES, fill_value=0)
 ax = counts.plot.bar(figsize=(8, 3), color="#4c72b0", title="Training patterns per lattice")
@@ -79,6 +76,8 @@ group) on one side, as the organisers' train/test split does: otherwise the
 same compound in two folds flatters the score."""),
     ("code", """from sklearn.model_selection import StratifiedGroupKFold
 
+from contract.layout import compound_key
+
 if SAMPLE_SIZE and len(train) > SAMPLE_SIZE:
     share = SAMPLE_SIZE / len(train)
     # One draw per lattice, at least one row each (a loop, not groupby().apply,
@@ -89,7 +88,7 @@ else:
     sample = train
 X = sample[columns].to_numpy(np.float32)
 y = sample["bravais_lattice"].to_numpy()
-groups = (sample["formula"].astype(str) + "|" + sample["spacegroup_number"].astype(str)).to_numpy()
+groups = compound_key(sample["formula"], sample["spacegroup_number"])  # formula|space group
 folds = StratifiedGroupKFold(n_splits=CV, shuffle=True, random_state=SEED)
 print(f"training on {len(sample):,} rows")"""),
     ("md", """## 3. Random guessing: the score to beat"""),
@@ -176,6 +175,7 @@ print(f"submission.csv is valid: {len(valid.ids):,} rows ({best_name}).")"""),
 
 
 def main() -> None:
+    """Write the notebook, validated, without outputs."""
     cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
     notebook = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},

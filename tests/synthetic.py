@@ -1,4 +1,8 @@
-"""A competition in the built layout with random labels, for tests and benchmarks.
+"""A competition in the built layout with random labels, for the tests and benchmarks.
+
+Not part of the product: it lives with the tests (``from synthetic import ...``
+in a test, ``from tests.synthetic import ...`` in a benchmark run as
+``python -m benchmarks.grading_speed``).
 
 :func:`make_synthetic_competition` writes ``public/``, ``private/solution.csv`` and
 a ``manifest.json`` with the file hashes, exactly as the builder lays them out,
@@ -8,16 +12,16 @@ without any crystal structure: the grader can then be exercised at any size
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from competition.io import atomic_write_text, sha256_file
-from competition.lattices import bravais_lattice
-from scoring.tracks import TRACKS
+from contract import layout
+from contract.labels import BRAVAIS_LATTICES, SPACEGROUP_NUMBERS, bravais_lattice
+from contract.manifest import FORMAT, hashed_files, write_manifest_dict
+from contract.tasks import LATTICE_TASK
 
 
 def make_synthetic_competition(
@@ -49,9 +53,9 @@ def make_synthetic_competition(
     """
     root = Path(out)
     rng = np.random.default_rng(seed)
-    groups = np.arange(1, 231)
+    groups = np.array(SPACEGROUP_NUMBERS)
     lattices = np.array([bravais_lattice(int(g)) for g in groups])
-    bravais = TRACKS["bravais"].labels
+    bravais = BRAVAIS_LATTICES
 
     def draw(n: int) -> np.ndarray:
         if not balanced:
@@ -64,45 +68,41 @@ def make_synthetic_competition(
             out_groups[mask] = rng.choice(groups[lattices == lattice], int(mask.sum()))
         return out_groups
 
+    def lattice_of(numbers: np.ndarray) -> np.ndarray:
+        return lattices[numbers - groups[0]]
+
     width = max(6, len(str(max(n_test, n_train))))
     test_groups, train_groups = draw(n_test), draw(n_train)
     test_ids = np.array([f"t{i:0{width}d}" for i in range(n_test)], dtype=object)
-    usage = np.where(rng.random(n_test) < public_fraction, "Public", "Private")
+    usage = np.where(rng.random(n_test) < public_fraction, *layout.PORTIONS)
     solution = pd.DataFrame({
-        "id": test_ids,
-        "bravais_lattice": lattices[test_groups - 1],
-        "spacegroup_number": test_groups,
-        "Usage": usage,
+        layout.ID: test_ids,
+        layout.LATTICE: lattice_of(test_groups),
+        layout.SPACEGROUP: test_groups,
+        layout.USAGE: usage,
     })  # fmt: skip
     noise = {f"y{k}": rng.random(n_test, dtype=np.float32) for k in range(n_points)}
-    test = pd.DataFrame({"id": test_ids, **noise})
+    test = pd.DataFrame({layout.ID: test_ids, **noise})
     train = pd.DataFrame({
-        "id": [f"r{i:0{width}d}" for i in range(n_train)],
-        "cod_id": pd.array([None] * n_train, dtype="Int64"),
-        "formula": "X",
-        "spacegroup_number": train_groups,
-        "bravais_lattice": lattices[train_groups - 1],
+        layout.ID: [f"r{i:0{width}d}" for i in range(n_train)],
+        layout.COD_ID: pd.array([None] * n_train, dtype="Int64"),
+        layout.FORMULA: "X",
+        layout.SPACEGROUP: train_groups,
+        layout.LATTICE: lattice_of(train_groups),
         **{f"y{k}": rng.random(n_train, dtype=np.float32) for k in range(n_points)},
     })  # fmt: skip
-    (root / "public").mkdir(parents=True, exist_ok=True)
-    (root / "private").mkdir(parents=True, exist_ok=True)
-    test.to_parquet(root / "public" / "test.parquet", index=False)
-    train.to_parquet(root / "public" / "train.parquet", index=False)
-    common = train["bravais_lattice"].mode()[0]
-    pd.DataFrame({"id": test_ids, "bravais_lattice": common}).to_csv(
-        root / "public" / "sample_submission.csv", index=False
-    )
-    pd.DataFrame({"id": test_ids, "spacegroup_number": 1}).to_csv(
-        root / "public" / "sample_submission_spacegroup.csv", index=False
-    )
-    solution.to_csv(root / "private" / "solution.csv", index=False, lineterminator="\n")
-    files = {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for folder in ("public", "private")
-        for p in sorted((root / folder).rglob("*"))
-        if p.is_file()
-    }
-    manifest = {"format": "xrd-bravais-competition/1", "seed": seed, "synthetic": True,
-                "files": files}  # fmt: skip
-    atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    site = layout.Layout(root)
+    site.public.mkdir(parents=True, exist_ok=True)
+    site.private.mkdir(parents=True, exist_ok=True)
+    test.to_parquet(site.test, index=False)
+    train.to_parquet(site.train, index=False)
+    common = train[layout.LATTICE].mode()[0]
+    for track, value in (("bravais", common), ("spacegroup", 1)):
+        column = LATTICE_TASK.track(track).column
+        frame = pd.DataFrame({layout.ID: test_ids, column: value})
+        frame.to_csv(site.sample_submission(track), index=False)
+    solution.to_csv(site.solution, index=False, lineterminator="\n")
+    manifest = {"format": FORMAT, "seed": seed, "synthetic": True,
+                "task": LATTICE_TASK.to_dict(), "files": hashed_files(root)}  # fmt: skip
+    write_manifest_dict(root, manifest)
     return root

@@ -64,7 +64,7 @@ def atomic_write_bytes(target: str | Path, data: bytes, mode: int | None = None)
 
 
 def atomic_write_text(target: str | Path, text: str, mode: int | None = None) -> None:
-    """Write UTF-8 ``text`` to ``target`` atomically, with ``\\n`` line endings."""
+    """Write UTF-8 ``text`` to ``target`` atomically, keeping its line endings."""
     atomic_write_bytes(target, text.encode("utf-8"), mode)
 
 

@@ -1,0 +1,162 @@
+"""The on-disk layout of a built competition: every path, file name, column and portion.
+
+``../shared/DESIGN.md`` fixes the layout; this module spells it once::
+
+    <root>/manifest.json
+    <root>/public/{train.parquet, test.parquet, sample_submission*.csv, DATA.md}
+    <root>/private/{solution.csv, train_meta.parquet, test_meta.parquet}
+    <root>/reports/{rejects.csv, overview.png}
+    <root>/leaderboard/leaderboard.sqlite      (the grader's store, added later)
+    <root>/baselines/ and submissions/         (the reference models, added later)
+
+Paths are relative to the competition folder (POSIX strings, as the manifest
+records them); :class:`Layout` joins them to a root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+MANIFEST: Final = "manifest.json"
+PUBLIC: Final = "public"
+PRIVATE: Final = "private"
+REPORTS: Final = "reports"
+BUILT_FOLDERS: Final = (PUBLIC, PRIVATE, REPORTS)
+"""The folders a build writes and the manifest covers."""
+
+TRAIN: Final = "public/train.parquet"
+TEST: Final = "public/test.parquet"
+DATA_CARD: Final = "public/DATA.md"
+SOLUTION: Final = "private/solution.csv"
+TRAIN_META: Final = "private/train_meta.parquet"
+TEST_META: Final = "private/test_meta.parquet"
+REJECTS: Final = "reports/rejects.csv"
+OVERVIEW: Final = "reports/overview.png"
+AMENDMENTS: Final = "private/amendments"
+"""Where each answer key replaced by an amendment is kept."""
+
+LEADERBOARD_DB: Final = "leaderboard/leaderboard.sqlite"
+BASELINES: Final = "baselines"
+SUBMISSIONS: Final = "submissions"
+LIVE_FOLDERS: Final = ("leaderboard", BASELINES, SUBMISSIONS)
+"""Folders that the grader and the baselines add to a built competition: a course
+in progress. They change after the build and are not in the manifest."""
+
+# Columns.
+ID: Final = "id"
+USAGE: Final = "Usage"
+FORMULA: Final = "formula"
+SPACEGROUP: Final = "spacegroup_number"
+LATTICE: Final = "bravais_lattice"
+COD_ID: Final = "cod_id"
+SOLUTION_COLUMNS: Final = (ID, LATTICE, SPACEGROUP, USAGE)
+TRAIN_LABEL_COLUMNS: Final = (ID, COD_ID, FORMULA, SPACEGROUP, LATTICE)
+"""The columns of ``train.parquet`` before the intensities ``y0 .. y{N-1}``."""
+
+# Portions of the test set (values of the ``Usage`` column, as on Kaggle) and the
+# three splits a build counts structures in (the training set and both portions).
+PUBLIC_PORTION: Final = "Public"
+PRIVATE_PORTION: Final = "Private"
+PORTIONS: Final = (PUBLIC_PORTION, PRIVATE_PORTION)
+SPLITS: Final = ("train", "public", "private")
+"""Keys of the manifest's per-split counts: the training set, then each portion."""
+
+
+def sample_submission(track: str) -> str:
+    """The sample submission of a track, relative to the competition folder.
+
+    ``public/sample_submission.csv`` for the default track,
+    ``public/sample_submission_<track>.csv`` for the others.
+    """
+    suffix = "" if track == "bravais" else f"_{track}"
+    return f"{PUBLIC}/sample_submission{suffix}.csv"
+
+
+def compound_key(formula: object, spacegroup: object) -> npt.NDArray[np.str_]:
+    """``formula|space group``: entries that share it are one compound.
+
+    The builder keeps a compound on one side of the train/test split, and
+    cross-validation groups folds by it for the same reason.
+
+    Parameters
+    ----------
+    formula, spacegroup : scalar or array-like
+        Reduced formulas and space-group numbers (same length).
+
+    Examples
+    --------
+    >>> compound_key(["NaCl", "SiO2"], [225, 154]).tolist()
+    ['NaCl|225', 'SiO2|154']
+    """
+    formulas = np.asarray(formula, dtype=object).astype(str)
+    groups = np.asarray(spacegroup, dtype=object).astype(str)
+    return np.char.add(np.char.add(formulas, "|"), groups)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths of one competition folder.
+
+    Examples
+    --------
+    >>> Layout("comp").solution.as_posix()
+    'comp/private/solution.csv'
+    """
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    def path(self, relative: str) -> Path:
+        """``root / relative`` for a path of this module."""
+        return self.root / relative
+
+    @property
+    def manifest(self) -> Path:
+        """``manifest.json``."""
+        return self.root / MANIFEST
+
+    @property
+    def public(self) -> Path:
+        """The folder students receive."""
+        return self.root / PUBLIC
+
+    @property
+    def private(self) -> Path:
+        """The organisers' folder: the answer key and the provenance of every row."""
+        return self.root / PRIVATE
+
+    @property
+    def train(self) -> Path:
+        """``public/train.parquet``."""
+        return self.root / TRAIN
+
+    @property
+    def test(self) -> Path:
+        """``public/test.parquet``."""
+        return self.root / TEST
+
+    @property
+    def solution(self) -> Path:
+        """``private/solution.csv``: the answer key."""
+        return self.root / SOLUTION
+
+    @property
+    def leaderboard_db(self) -> Path:
+        """The grader's SQLite store."""
+        return self.root / LEADERBOARD_DB
+
+    def sample_submission(self, track: str) -> Path:
+        """The sample submission of ``track``."""
+        return self.root / sample_submission(track)
+
+    def is_built(self) -> bool:
+        """Whether the folder holds a complete build (it has a manifest)."""
+        return self.manifest.is_file()

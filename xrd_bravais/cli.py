@@ -1,0 +1,54 @@
+"""The ``xrd-bravais`` application: every subcommand, registered in the order of use.
+
+Each package owns its commands (``competition.cli``, ``scoring.cli``,
+``baselines.cli``, ``starter_kit.cli``) and exposes a ``register(app)``; this
+module composes them. Every command parses its options and calls the library;
+user errors exit non-zero with one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from baselines.cli import register as register_baselines
+from competition.cli import register as register_build
+from scoring.cli import register as register_scoring
+from starter_kit.cli import register as register_starter_kit
+
+app = typer.Typer(
+    name="xrd-bravais",
+    help="Run a powder-XRD Bravais-lattice classification competition.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        typer.echo(f"xrd-bravais {metadata.version('xrd-bravais')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_print_version, is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Run a powder-XRD Bravais-lattice classification competition."""
+
+
+register_build(app)  # build
+register_scoring(app)  # validate, score, submit, submissions, select, close, leaderboard, ...
+register_baselines(app)  # baselines list | run | predict
+register_starter_kit(app)  # starter-kit
