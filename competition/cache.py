@@ -1,18 +1,20 @@
 """On-disk cache of per-structure results, so that a killed build resumes.
 
 Results are stored in one SQLite file keyed by a hash of (entry id, CIF text,
-the settings that shape a result). The build commits every few results, so a
-build killed at any point restarts with everything committed before the kill;
+the settings that shape a result). Every result is committed as it arrives, so
+a build killed at any point restarts with everything finished before the kill;
 SQLite's journal guarantees the file is never left half-written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,26 +37,23 @@ def result_key(entry_id: str, text: str, settings_key: str) -> str:
 
 
 class ResultCache:
-    """A key -> pickled-result store in SQLite, written by one process.
+    """A key -> pickled-result store in SQLite, shared safely by concurrent builds.
 
-    Use as a context manager; :meth:`put` commits at most every
-    ``commit_every`` seconds and on exit.
+    Use as a context manager. Every :meth:`put` is its own transaction that takes
+    the write lock before anything else, so a build holds the lock no longer than
+    one insert and never has to upgrade a read to a write: SQLite answers such an
+    upgrade with "database is locked" at once, without waiting, when another
+    build has written in between.
 
     Parameters
     ----------
     path : Path
         The SQLite file (created with its folder if missing).
-    commit_every : float
-        Seconds between commits while results arrive. The default, 0, commits
-        every result: an open write transaction would hold the lock that other
-        builds sharing the cache wait on, for as long as the next result takes.
     """
 
-    def __init__(self, path: str | Path, commit_every: float = 0.0) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.commit_every = commit_every
         self._con: sqlite3.Connection | None = None
-        self._last_commit = 0.0
 
     def __enter__(self) -> ResultCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,18 +61,43 @@ class ResultCache:
             # Owner-only: it holds the label of every structure, test entries included.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         # Builds running at the same time share the cache: each waits for the other's
-        # commit (at most ``commit_every`` apart) instead of failing on the lock.
-        self._con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
-        self._con.execute("PRAGMA journal_mode=WAL")
+        # insert instead of failing on the lock.
+        self._con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                self._con.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                # Switching the journal mode needs the file to itself for a moment; a
+                # build that opens the cache at that very moment tries again.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         # In WAL mode NORMAL still survives a crash of the process; only an OS
-        # crash may lose the last commits, which the build then recomputes.
+        # crash may lose the last inserts, which the build then recomputes.
         self._con.execute("PRAGMA synchronous=NORMAL")
-        self._con.execute(
-            "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, payload BLOB NOT NULL)"
-        )
-        self._con.commit()
-        self._last_commit = time.monotonic()
+        with self._write():
+            self._con.execute(
+                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, payload BLOB NOT NULL)"
+            )
         return self
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction that takes the write lock first (waiting for it).
+
+        A statement that reads and then writes in WAL mode gets "database is locked"
+        at once, without waiting, if another build wrote in between; taking the
+        lock up front (``BEGIN IMMEDIATE``) waits instead.
+        """
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     def __exit__(
         self,
@@ -82,7 +106,6 @@ class ResultCache:
         tb: TracebackType | None,
     ) -> None:
         if self._con is not None:
-            self._con.commit()
             self._con.close()
             self._con = None
 
@@ -95,16 +118,15 @@ class ResultCache:
 
     def get(self, key: str) -> Any | None:
         """The stored result for ``key``, or ``None``."""
-        row = self.con.execute("SELECT payload FROM results WHERE key = ?", (key,)).fetchone()
-        return None if row is None else pickle.loads(row[0])
+        # fetchall() finishes the statement, so no read transaction stays open.
+        rows = self.con.execute("SELECT payload FROM results WHERE key = ?", (key,)).fetchall()
+        return pickle.loads(rows[0][0]) if rows else None
 
     def put(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key`` (committed within ``commit_every`` seconds)."""
+        """Store ``value`` under ``key`` (committed at once)."""
         blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        self.con.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, blob))
-        if time.monotonic() - self._last_commit >= self.commit_every:
-            self.con.commit()
-            self._last_commit = time.monotonic()
+        with self._write():
+            self.con.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, blob))
 
     def __len__(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM results").fetchone()[0])
+        return int(self.con.execute("SELECT count(*) FROM results").fetchall()[0][0])

@@ -72,3 +72,28 @@ def test_workers_keep_library_warnings_off_the_terminal():
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
     assert done.stderr == ""
+
+
+def _hammer(args):  # runs in a separate process
+    from competition.cache import ResultCache
+
+    path, worker = args
+    with ResultCache(path) as cache:
+        for i in range(150):
+            cache.get(f"{(worker + 1) % 4}-{i}")  # read what another process writes
+            cache.put(f"{worker}-{i}", {"i": i, "blob": b"x" * 2000})
+    return worker
+
+
+def test_processes_share_a_fresh_cache_without_lock_errors(tmp_path):
+    """Issue 10, item 3: concurrent builds died with 'database is locked'."""
+    import multiprocessing
+
+    from competition.cache import ResultCache
+
+    path = tmp_path / "results.sqlite"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        assert sorted(pool.map(_hammer, [(path, k) for k in range(4)])) == [0, 1, 2, 3]
+    with ResultCache(path) as cache:
+        assert len(cache) == 600 and cache.get("3-149")["i"] == 149
+    assert path.stat().st_mode & 0o077 == 0
