@@ -123,6 +123,13 @@ def build(
     preset: Annotated[
         str, typer.Option(help=f"Pattern grid: {', '.join(PRESETS)}.")
     ] = DEFAULTS.preset,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Patterns: clean (ideal Gaussian peaks) or measured (drawn through the "
+            "realism model: K-alpha doublet, peak shapes, shifts, texture, background, noise).",
+        ),
+    ] = DEFAULTS.profile,
     grid: Annotated[
         str | None,
         typer.Option(
@@ -190,7 +197,7 @@ def build(
         config = BuildConfig(
             **_pattern_settings(preset, grid, fwhm),
             symprec=symprec, max_sites=max_sites, timeout=timeout,
-            symprec_ladder=_parse_ladder(symprec_ladder),
+            symprec_ladder=_parse_ladder(symprec_ladder), profile=profile,
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
         )  # fmt: skip

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
 
+from competition.realism import RealismRanges
 from contract.grid import FWHM_PER_SIGMA, SCHEMA_METADATA_KEY, Grid
 
 __all__ = [
@@ -83,6 +84,9 @@ class PatternConfig:
         return self.to_grid().to_dict()
 
 
+PROFILES: Final = ("clean", "measured")
+"""How patterns are made: ideal peaks, or drawn through the realism model."""
+
 CUSTOM_PRESET: Final = "custom"
 """The preset name a build records when it was given a grid of its own."""
 
@@ -132,7 +136,14 @@ class BuildConfig:
         Share of the structures in the test set, and share of the test set scored
         on the public leaderboard.
     seed : int
-        Seed of every random choice (balance, split, ids).
+        Seed of every random choice (balance, split, ids, and the measurement
+        of each pattern with the ``measured`` profile).
+    profile : {"clean", "measured"}
+        ``clean``: Gaussian peaks on a zero background. ``measured``: each pattern
+        drawn through the realism model (:mod:`competition.realism`), with a
+        generator seeded by ``seed`` and the entry id.
+    realism : RealismRanges
+        The ranges of the ``measured`` profile.
     dedup_length_rtol, dedup_angle_atol : float
         Two entries with the same reduced formula and space group are repeats when
         their conventional cell lengths agree within this relative tolerance and
@@ -152,6 +163,8 @@ class BuildConfig:
     dedup_length_rtol: float = 2e-3
     dedup_angle_atol: float = 0.2
     pattern: PatternConfig | None = None
+    profile: str = "clean"
+    realism: RealismRanges = field(default_factory=RealismRanges)
 
     def __post_init__(self) -> None:
         if self.pattern is None:
@@ -172,6 +185,9 @@ class BuildConfig:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.per_class < 1 or self.max_sites < 1:
             raise ValueError("per_class and max_sites must be at least 1")
+        if self.profile not in PROFILES:
+            choices = ", ".join(PROFILES)
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of {choices}")
         if self.symprec <= 0 or self.timeout <= 0:
             raise ValueError("symprec and timeout must be positive")
         ladder = tuple(float(t) for t in self.symprec_ladder)
@@ -211,6 +227,9 @@ class BuildConfig:
             # Only when set, so the keys of existing caches stay valid.
             **({"symprec_ladder": list(self.symprec_ladder)} if self.symprec_ladder else {}),
             "max_sites": self.max_sites,
+            # Only for measured patterns, which depend on the seed and every range.
+            **({"profile": self.profile, "seed": self.seed, "realism": asdict(self.realism)}
+               if self.profile != "clean" else {}),
         }
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -24,6 +24,7 @@ import numpy as np
 
 from competition.config import PatternConfig
 from competition.structures import RejectError
+from contract.grid import Grid
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -115,3 +116,51 @@ def xrd_pattern(structure: Structure, config: PatternConfig) -> np.ndarray:
             f"no reflection between {config.two_theta_min} and {config.two_theta_max} deg 2theta",
         )
     return (profile / peak).astype(np.float32)
+
+
+def reflections(
+    structure: Structure, grid: Grid
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """d-spacings, intensities and symmetry-equivalent normals of every reflection.
+
+    What the realism model needs (:mod:`competition.realism`): pymatgen's
+    intensities (as :func:`stick_pattern`) with each peak's d-spacing, and the
+    Cartesian reciprocal-lattice vector of its first listed ``hkl`` turned by
+    every rotation of the crystal's point group, so that texture can average
+    over a family's members. Reflections are taken over the grid's range widened
+    by 3 degrees (for the K-alpha2 line, shifts and wide peaks).
+
+    Returns
+    -------
+    d : array (n,)
+    intensity : array (n,)
+    normals : array (n, m, 3)
+
+    Raises
+    ------
+    RejectError
+        With stage ``pattern`` when pymatgen cannot compute the pattern.
+    """
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    lo, hi = max(0.0, grid.two_theta_min - 3), min(179.0, grid.two_theta_max + 3)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pattern = XRDCalculator(wavelength=grid.wavelength).get_pattern(
+                structure, scaled=False, two_theta_range=(lo, hi)
+            )
+            rotations = [op.rotation_matrix for op in
+                         SpacegroupAnalyzer(structure).get_point_group_operations(cartesian=True)]
+    except Exception as err:
+        raise RejectError("pattern", f"XRDCalculator failed: {type(err).__name__}: {err}") from None
+    if not len(pattern.x):
+        raise RejectError("pattern", f"no reflection between {lo:g} and {hi:g} deg 2theta")
+    # Hexagonal lattices are listed with four indices (h, k, i, l); i = -(h + k).
+    hkl = np.array([(h[0]["hkl"][0], h[0]["hkl"][1], h[0]["hkl"][-1]) for h in pattern.hkls],
+                   dtype=np.float64)  # fmt: skip
+    vectors = hkl @ structure.lattice.reciprocal_lattice_crystallographic.matrix
+    normals = np.einsum("mij,nj->nmi", np.array(rotations), vectors)
+    return (np.asarray(pattern.d_hkls, dtype=np.float64),
+            np.asarray(pattern.y, dtype=np.float64), normals)  # fmt: skip

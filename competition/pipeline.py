@@ -8,6 +8,7 @@ time limit per structure, a progress bar and the resumable result cache.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import multiprocessing
 import os
@@ -18,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +79,10 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         )  # fmt: skip
         seconds["symmetry"] = time.perf_counter() - start
         start = time.perf_counter()
-        pattern = xrd_pattern(parsed.structure, config.pattern)
+        if config.profile == "measured":
+            pattern = measured_entry_pattern(parsed.structure, entry.entry_id, config)
+        else:
+            pattern = xrd_pattern(parsed.structure, config.pattern)
         seconds["pattern"] = time.perf_counter() - start
     except RejectError as err:
         return Rejected(entry.entry_id, entry.source_file, err.stage, err.reason)
@@ -102,6 +107,36 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         extra_blocks=parsed.extra_blocks,
         symprec_used=labels.symprec,
     )
+
+
+def entry_rng(entry_id: str, seed: int) -> np.random.Generator:
+    """The random generator of one structure's measurement.
+
+    Seeded by the build's seed and the entry id, so a pattern does not depend on
+    which worker drew it or in which order.
+    """
+    digest = hashlib.sha256(entry_id.encode("utf-8", "surrogatepass")).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+def measured_entry_pattern(structure: Any, entry_id: str, config: BuildConfig) -> np.ndarray:
+    """The ``measured`` profile's pattern of one structure (see :mod:`competition.realism`).
+
+    Raises
+    ------
+    RejectError
+        With stage ``pattern`` when pymatgen fails or no peak falls on the grid.
+    """
+    from competition.patterns import reflections
+    from competition.realism import measured_pattern
+
+    grid = config.pattern.to_grid()  # type: ignore[union-attr]
+    d, intensity, normals = reflections(structure, grid)
+    try:
+        return measured_pattern(d, intensity, grid, entry_rng(entry_id, config.seed),
+                                config.realism, normals)  # fmt: skip
+    except ValueError as err:
+        raise RejectError("pattern", str(err)) from None
 
 
 def available_cpus() -> int:

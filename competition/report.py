@@ -46,6 +46,29 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def _profile_text(config: BuildConfig) -> str:
+    """The DATA.md lines on how measured-looking patterns were drawn."""
+    if config.profile == "clean":
+        return "- Profile: clean (ideal peaks on a zero background, no noise)."
+    r = config.realism
+    return (
+        "- Profile: measured. Each pattern was drawn through a model of a laboratory\n"
+        "  Bragg-Brentano Cu diffractometer, with its own random settings: the Cu\n"
+        "  K-alpha1/K-alpha2 doublet (ratio 2:1, in "
+        f"{100 * r.kalpha2_probability:g} % of patterns), pseudo-Voigt peaks\n"
+        f"  (Caglioti W {r.w[0]:g}..{r.w[1]:g} deg^2, crystallite size {r.size_nm[0]:g}.."
+        f"{r.size_nm[1]:g} nm,\n  microstrain up to {r.strain[1]:g}), zero offset within "
+        f"+-{r.zero[1]:g} deg, sample displacement\n  within +-{r.displacement[1]:g} mm, "
+        f"March-Dollase texture ({r.texture_ratio[0]:g}..{r.texture_ratio[1]:g}) in "
+        f"{100 * r.texture_probability:g} % of patterns,\n  a background of "
+        f"{100 * r.background[0]:g}..{100 * r.background[1]:g} % of the strongest peak "
+        f"with air scatter and sometimes an amorphous hump,\n  and Poisson noise with the "
+        f"strongest peak at {r.counts[0]:.0e}..{r.counts[1]:.0e} counts. The minimum\n"
+        "  of a pattern is its background, not 0. The ranges and sources are in\n"
+        "  `competition/realism.py` and in `manifest.json` (`config.realism`)."
+    )
+
+
 def _ladder_text(config: BuildConfig, agreement: dict[str, object]) -> str:
     """The DATA.md line on the symprec ladder, when one was used."""
     if not config.symprec_ladder:
@@ -115,6 +138,7 @@ COD, and empty otherwise. Test ids are opaque and in random order.
   `{grid.two_theta_min:g} + {grid.step:g} * K` degrees.
 - Peak shape: Gaussian, FWHM {grid.fwhm:.4g} degrees (standard deviation {grid.sigma:.4g}).
 - Scale: each pattern is divided by its maximum (so the largest value is 1); float32.
+{_profile_text(config)}
 - The grid is also stored in the parquet schema metadata (`{SCHEMA_METADATA_KEY.decode()}`).
 
 ## Labels

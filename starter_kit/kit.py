@@ -138,7 +138,7 @@ def readme_values(competition: str | Path) -> dict[str, str]:
         "two_theta_min": f"{grid['two_theta_min']:g}",
         "two_theta_max": f"{grid['two_theta_max']:g}",
         "step": f"{grid['step']:g}",
-        "fwhm": f"{grid['fwhm']:.3g}",
+        "peaks": _peaks_text(config, grid),
         "source": SOURCE_NAMES.get(manifest["source"].get("kind", ""), "see DATA.md"),
         "test_share": _percent(config["test_fraction"]),
         "public_share": _percent(config["public_fraction"]),
@@ -177,6 +177,19 @@ def requirements_text() -> str:
         except metadata.PackageNotFoundError:
             lines.append(name)
     return "\n".join(lines) + "\n"
+
+
+def _peaks_text(config: dict[str, object], grid: dict[str, object]) -> str:
+    """How the kit README describes the patterns of this competition's profile."""
+    if config.get("profile", "clean") == "measured":
+        return (
+            "measured-looking (profile `measured`): each pattern drawn through a model of a "
+            "laboratory Cu diffractometer, with the K-alpha doublet, pseudo-Voigt peaks, "
+            "peak shifts, texture, background and counting noise; the training and test "
+            "patterns are drawn alike (see DATA.md)"
+        )
+    fwhm = float(grid["fwhm"])  # type: ignore[arg-type]
+    return f"Gaussian (profile `clean`), full width at half maximum {fwhm:.3g} degrees"
 
 
 def kit_file(name: str) -> bytes:

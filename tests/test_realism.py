@@ -117,3 +117,60 @@ def test_poisson_noise_has_poisson_statistics():
         assert counts.var() == pytest.approx(level, rel=0.02)
     first, second = (poisson_counts(np.full(10, 50.0), np.random.default_rng(7)) for _ in "ab")
     np.testing.assert_array_equal(first, second)
+
+
+# -- the measured profile of a build -------------------------------------------------
+
+
+def test_reflections_carry_d_spacings_and_symmetry_equivalent_normals():
+    from pymatgen.core import Lattice, Structure
+
+    from competition.patterns import reflections
+
+    magnesium = Structure.from_spacegroup(194, Lattice.hexagonal(3.21, 5.21), ["Mg"],
+                                          [[1 / 3, 2 / 3, 0.25]])  # fmt: skip
+    d, intensity, normals = reflections(magnesium, GRID)
+    assert d.shape == intensity.shape == normals.shape[:1] and normals.shape[2] == 3
+    # |normal| = 1/d for every equivalent direction (four-index hkl handled).
+    lengths = np.linalg.norm(normals, axis=2)
+    np.testing.assert_allclose(lengths, np.broadcast_to(1 / d[:, None], lengths.shape), rtol=1e-9)
+    assert normals.shape[1] == 24  # the order of 6/mmm
+
+
+def test_a_measured_build_is_deterministic_and_looks_measured(cod_cifs, tmp_path):
+    from competition.build import build_competition
+    from competition.config import BuildConfig
+    from competition.sources import cod_dir_source
+    from contract.manifest import read_manifest
+
+    def build(name, workers, **changes):
+        return build_competition(cod_dir_source(cod_cifs).head(40), tmp_path / name,
+                                 BuildConfig(**changes), workers=workers,
+                                 cache_dir=tmp_path / "cache", progress=False).out  # fmt: skip
+
+    def patterns(out):
+        import pandas as pd
+
+        frame = pd.read_parquet(out / "public" / "train.parquet")
+        return frame.filter(regex=r"^y\d+$").to_numpy()
+
+    first = build("a", 2, profile="measured")
+    again = build("b", 1, profile="measured")  # from the cache, on one worker
+    fresh = build("c", 1, profile="measured", seed=0)
+    for name in ("train.parquet", "test.parquet"):
+        a = (first / "public" / name).read_bytes()
+        assert a == (again / "public" / name).read_bytes() == (fresh / "public" / name).read_bytes()
+    clean, other_seed = patterns(build("d", 2)), patterns(build("e", 2, profile="measured", seed=1))
+    measured = patterns(first)
+    assert measured.shape == clean.shape and not np.array_equal(measured, clean)
+    assert not np.array_equal(measured, other_seed)
+    np.testing.assert_allclose(measured.max(axis=1), 1.0)
+    # A background and counting noise: no flat zero baseline, unlike the clean patterns.
+    assert np.median(measured.min(axis=1)) > 0 and np.median(clean.min(axis=1)) == 0
+    config = read_manifest(first)["config"]
+    assert config["profile"] == "measured" and config["realism"]["counts"] == [100.0, 100000.0]
+    assert "Profile: measured" in (first / "public" / "DATA.md").read_text()
+    from starter_kit.kit import render_readme
+
+    assert "profile `measured`" in render_readme(first)
+    assert "profile `clean`" in render_readme(tmp_path / "d")
