@@ -59,3 +59,9 @@ def solution_frame(competition: Path):
     import pandas as pd
 
     return pd.read_csv(competition / "private" / "solution.csv", keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def measured_dir() -> Path:
+    """The 152 real RRUFF measurements of ../shared/data/measured, with labels.csv."""
+    return _shared("measured")
