@@ -28,8 +28,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
 from baselines.data import read_patterns
+from baselines.features import Smooth, SubtractBackground
 from baselines.run import registry
 from contract.labels import BRAVAIS_LATTICES
 from scoring.metrics import accuracy_score, confusion_matrix, macro_f1_score
@@ -78,6 +80,11 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL)
     parser.add_argument("--limit", type=int, help="build from the first N AMCSD entries only")
     parser.add_argument("--names", nargs="*", default=["random-forest"], choices=list(registry()))
+    parser.add_argument(
+        "--preprocess", action="store_true",
+        help="put Savitzky-Golay smoothing (9 points) and SNIP background subtraction "
+        "(50 points) in front of every model",
+    )
     args = parser.parse_args()
 
     from competition.measured import read_measured
@@ -98,12 +105,16 @@ def main() -> None:
         y = train.target("bravais_lattice")
         for name in args.names:
             model = registry()[name].make(train.grid, 0)
+            if args.preprocess:
+                model = Pipeline([("smooth", Smooth(9)), ("background", SubtractBackground(50)),
+                                  ("model", model)])  # fmt: skip
             start = time.perf_counter()
             model.fit(train.X, y)
             fit = time.perf_counter() - start
             for test_name, (X, truth) in tests.items():
                 accuracy, macro_f1, shares = scores(truth, model.predict(X))
-                print(f"| {trained_on} ({len(y):,}) | {name} | {test_name} | "
+                label = f"{name} + smoothing + SNIP" if args.preprocess else name
+                print(f"| {trained_on} ({len(y):,}) | {label} | {test_name} | "
                       f"{100 * accuracy:.1f} % | {macro_f1:.3f} | {shares} | {fit:.0f} |",
                       flush=True)  # fmt: skip
 

@@ -20,7 +20,13 @@ from test_cli import run  # noqa: E402
 from baselines.boosting import BoostedTrees  # noqa: E402
 from baselines.cnn1d import CNN1DClassifier  # noqa: E402
 from baselines.data import read_patterns, stratified_sample  # noqa: E402
-from baselines.features import IntensityTransform, PeakFeatures, Pool  # noqa: E402
+from baselines.features import (  # noqa: E402
+    IntensityTransform,
+    PeakFeatures,
+    Pool,
+    Smooth,
+    SubtractBackground,
+)
 from baselines.run import registry, resolve_names, run_baseline  # noqa: E402
 from competition.config import PRESETS  # noqa: E402
 from contract.grid import GridError  # noqa: E402
@@ -42,6 +48,8 @@ DEFAULT_GRID = PRESETS["default"].to_grid()
         Pool(factor=3),
         Pool(factor=2, method="mean"),
         PeakFeatures(n_peaks=3, grid=DEFAULT_GRID),
+        SubtractBackground(half_width=3),
+        Smooth(window=3, order=1),
         BoostedTrees(n_estimators=10, n_jobs=1),
         CNN1DClassifier(**SMALL_CNN, verbose=0),
     ]
@@ -85,6 +93,27 @@ def test_peak_features_keep_the_strongest_and_pad_missing():
     np.testing.assert_allclose(features[:4], np.sin(np.radians([15.0, 20.0, 0, 0])) ** 2, atol=1e-5)
     np.testing.assert_allclose(features[4:8], [1.0, 0.5, 0, 0], atol=1e-4)
     assert features[8] == pytest.approx(1.0) and features[10:].tolist() == [0.0, 0.0]
+
+
+def test_snip_removes_a_smooth_background_and_keeps_the_peaks():
+    grid = DEFAULT_GRID.two_theta()
+    peaks = _gaussian_pattern([30.0, 60.0], [1.0, 0.4])[0]
+    background = 0.3 + 0.002 * (grid - 5) + 0.2 * np.exp(-grid / 10)
+    flat = SubtractBackground(half_width=50).fit_transform((peaks + background)[None, :])[0]
+    np.testing.assert_allclose(flat, peaks, atol=0.02)
+    assert np.argmax(flat) == np.argmax(peaks)
+
+
+def test_smoothing_suppresses_noise_and_keeps_a_peak():
+    rng = np.random.default_rng(0)
+    clean = _gaussian_pattern([40.0], [1.0])[0]
+    noisy = clean + rng.normal(0, 0.02, clean.size)
+    smooth = Smooth(window=9).fit_transform(noisy[None, :])[0]
+    # A 9-point quadratic Savitzky-Golay filter passes about half of white noise.
+    assert np.std(smooth - clean) < 0.6 * np.std(noisy - clean)
+    assert abs(np.argmax(smooth) - np.argmax(clean)) <= 1
+    with pytest.raises(ValueError, match="odd integer"):
+        Smooth(window=8).fit(noisy[None, :])
 
 
 def test_intensity_and_pool_golden_values():
