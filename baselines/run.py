@@ -208,8 +208,7 @@ def _search(
 
 def submission_path(competition: Path, name: str, track: str) -> Path:
     """``submissions/<name>.csv``, with a ``_spacegroup`` suffix on that track."""
-    suffix = "" if track == "bravais" else f"_{track}"
-    return competition / layout.SUBMISSIONS / f"{name}{suffix}.csv"
+    return competition / layout.SUBMISSIONS / f"{name}{layout.track_suffix(track)}.csv"
 
 
 def write_predictions(ids: np.ndarray, labels: np.ndarray, column: str, path: Path) -> Path:

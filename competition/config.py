@@ -61,23 +61,24 @@ class PatternConfig:
             self.two_theta_min, self.two_theta_max, self.step, self.wavelength, self.fwhm
         )
 
+    # The grid's own arithmetic, in one place (contract.grid.Grid).
     @property
     def n_points(self) -> int:
         """Number of grid points, both ends included."""
-        return round((self.two_theta_max - self.two_theta_min) / self.step) + 1
+        return self.to_grid().n_points
 
     @property
     def sigma(self) -> float:
         """Standard deviation of the Gaussian peak, in degrees."""
-        return self.fwhm / FWHM_PER_SIGMA
+        return self.to_grid().sigma
 
     def grid(self) -> np.ndarray:
         """The 2theta grid in degrees, float64, ``n_points`` long."""
-        return self.two_theta_min + self.step * np.arange(self.n_points, dtype=np.float64)
+        return self.to_grid().two_theta()
 
     def column_names(self) -> list[str]:
         """Intensity column names ``y0 .. y{N-1}`` (the original course's naming)."""
-        return [f"y{i}" for i in range(self.n_points)]
+        return self.to_grid().column_names()
 
     def describe(self) -> dict[str, Any]:
         """The grid as stored in the manifest and the parquet schema metadata."""

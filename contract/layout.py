@@ -68,14 +68,30 @@ SPLITS: Final = ("train", "public", "private")
 """Keys of the manifest's per-split counts: the training set, then each portion."""
 
 
+DEFAULT_TRACK_NAME: Final = "bravais"
+"""The track whose files carry no suffix (the competition's first, historically)."""
+
+
+def track_suffix(track: str) -> str:
+    """The file-name suffix of a track: ``""`` for the default, ``"_<track>"`` otherwise.
+
+    The one rule behind the names of sample submissions and baseline submissions.
+
+    Examples
+    --------
+    >>> track_suffix("bravais"), track_suffix("spacegroup")
+    ('', '_spacegroup')
+    """
+    return "" if track == DEFAULT_TRACK_NAME else f"_{track}"
+
+
 def sample_submission(track: str) -> str:
     """The sample submission of a track, relative to the competition folder.
 
     ``public/sample_submission.csv`` for the default track,
     ``public/sample_submission_<track>.csv`` for the others.
     """
-    suffix = "" if track == "bravais" else f"_{track}"
-    return f"{PUBLIC}/sample_submission{suffix}.csv"
+    return f"{PUBLIC}/sample_submission{track_suffix(track)}.csv"
 
 
 def compound_key(formula: object, spacegroup: object) -> npt.NDArray[np.str_]:

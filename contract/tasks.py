@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, Final
 
 from contract.labels import BRAVAIS_LATTICES, SPACEGROUP_NUMBERS
@@ -129,9 +130,9 @@ class Task:
 def _lattice_task() -> Task:
     tracks = (
         Track("bravais", "bravais_lattice", tuple(BRAVAIS_LATTICES),
-              sample_submission("bravais").split("/")[-1]),
+              PurePosixPath(sample_submission("bravais")).name),
         Track("spacegroup", "spacegroup_number", tuple(SPACEGROUP_NUMBERS),
-              sample_submission("spacegroup").split("/")[-1]),
+              PurePosixPath(sample_submission("spacegroup")).name),
     )  # fmt: skip
     return Task("bravais-lattice", tracks)
 
