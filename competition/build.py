@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from competition.config import BuildConfig
+from competition.measured import MeasuredError, MeasuredPatterns, read_measured
 from competition.pipeline import StructureRecord, run_pipeline
 from competition.sources import Rejected, Source
 from competition.splits import (
@@ -49,6 +50,8 @@ from contract.references import majority_label
 from contract.tasks import LATTICE_TASK, TASK_METADATA_KEY
 
 REJECT_COLUMNS: Final = ("entry_id", "source_file", "stage", "reason", "kept_id")
+DRAW: Final = "draw"
+"""Column of ``train_meta.parquet``: which measured draw of its structure a row is."""
 
 
 class BuildError(RuntimeError):
@@ -56,7 +59,8 @@ class BuildError(RuntimeError):
 
 
 LAYOUT_FILES: Final = (
-    layout.TRAIN, layout.TEST, *(layout.sample_submission(t) for t in LATTICE_TASK.track_names),
+    layout.TRAIN, layout.TRAIN_STICKS, layout.TEST,
+    *(layout.sample_submission(t) for t in LATTICE_TASK.track_names),
     layout.DATA_CARD, layout.SOLUTION, layout.TRAIN_META, layout.TEST_META,
     layout.REJECTS, layout.OVERVIEW,
 )  # fmt: skip
@@ -242,6 +246,27 @@ def _write_parquet(
         pq.write_table(table, tmp, compression="zstd")
 
 
+def _write_sticks(train: pd.DataFrame, sticks: dict[str, np.ndarray], path: Path) -> None:
+    """``train_sticks.parquet``: the reflections of each training row, rows in id order.
+
+    Only training rows: the reflections of a test structure would give its answer.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [sticks[entry] for entry in train["entry_id"]]
+    lengths = np.array([len(t) for t in tables], dtype=np.int64)
+    values = (np.concatenate(tables) if tables else np.empty((0, len(layout.STICK_COLUMNS))))
+    ids = np.repeat(train[layout.ID].to_numpy(dtype=object), lengths)
+    columns: dict[str, pa.Array] = {layout.ID: pa.array(ids, pa.string())}
+    for k, name in enumerate(layout.STICK_COLUMNS):
+        kind = pa.int16() if name in ("h", "k", "l") else pa.float32()
+        column = np.rint(values[:, k]) if kind == pa.int16() else values[:, k]
+        columns[name] = pa.array(column.astype(kind.to_pandas_dtype()), kind)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(columns), tmp, compression="zstd")
+
+
 def _write_csv(frame: pd.DataFrame, path: Path, mode: int | None = None) -> None:
     atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"), mode=mode)
 
@@ -255,6 +280,7 @@ def build_competition(
     cache_dir: Path | None = None,
     progress: bool = True,
     force: bool = False,
+    measured_test: str | os.PathLike[str] | None = None,
 ) -> BuildSummary:
     """Build a competition from a source of structures and write it to ``out``.
 
@@ -277,6 +303,10 @@ def build_competition(
         Rebuild over a competition in use: its leaderboard, baselines,
         submissions and any file the earlier build did not write are deleted
         (only once the new build is ready to be written).
+    measured_test : path, optional
+        A folder of real measurements and their ``labels.csv`` (see
+        :mod:`competition.measured`): they join the test set as the Measured
+        portion, scored apart and hidden until the competition is closed.
 
     Returns
     -------
@@ -286,12 +316,20 @@ def build_competition(
     ------
     BuildError
         If the output folder is unsuitable, is in use by another build or a
-        running course, if the cache is locked, or if the accepted structures
-        cannot make a competition.
+        running course, if the cache is locked, if the accepted structures
+        cannot make a competition, or if ``measured_test`` holds no usable
+        measurement.
     """
     config = config or BuildConfig()
     out = Path(out)
     _check_out_dir(out, force)
+    measured = None
+    if measured_test is not None:
+        # Read first: a folder that cannot be used stops the build before hours of work.
+        try:
+            measured = read_measured(measured_test, config.pattern.to_grid())
+        except MeasuredError as err:
+            raise BuildError(f"--measured-test: {err}") from None
     with _exclusive(out):
         stale = _check_out_dir(out, force)  # again: the folder may have changed meanwhile
         start = time.perf_counter()
@@ -311,7 +349,9 @@ def build_competition(
                 "it for minutes; wait for it, or use --cache-dir elsewhere or --no-cache"
             ) from None
         structures_seconds = time.perf_counter() - start
-        summary = assemble_competition(results, source, out, config, stale=stale)
+        summary = assemble_competition(
+            results, source, out, config, stale=stale, measured=measured
+        )
     summary.n_cached = n_cached
     summary.seconds = {"structures": structures_seconds, **summary.seconds}
     return summary
@@ -324,13 +364,15 @@ def assemble_competition(
     config: BuildConfig,
     *,
     stale: list[Path] | None = None,
+    measured: MeasuredPatterns | None = None,
 ) -> BuildSummary:
     """Deduplicate, balance, split and write per-structure results to ``out``.
 
     This is the part of :func:`build_competition` after the per-structure work;
     it is deterministic given ``results`` (in entry-id order) and ``config.seed``.
 
-    ``stale`` lists what a forced rebuild deletes (see :func:`build_competition`).
+    ``stale`` lists what a forced rebuild deletes (see :func:`build_competition`);
+    ``measured`` real measurements that make the Measured portion of the test set.
 
     Raises
     ------
@@ -359,6 +401,8 @@ def assemble_competition(
 
     start = time.perf_counter()
     patterns = {r.entry_id: r.pattern for r in records}
+    sticks = {r.entry_id: r.sticks for r in records}
+    extra_draws = {r.entry_id: r.extra_draws for r in records if r.extra_draws is not None}
     meta = _meta_frame(records)
     agreement = label_agreement(meta)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)]
@@ -388,11 +432,19 @@ def assemble_competition(
     test = meta[in_test].reset_index(drop=True)
     in_public = grouped_stratified_split(test, config.public_fraction, rng_public)
     test[layout.USAGE] = np.where(in_public, *layout.PORTIONS)
+    _check_makes_a_competition(train, test, len(records))
+    if measured is not None:
+        rejected += measured.rejected
+        patterns |= dict(zip(measured.entry_ids(), measured.X, strict=True))
+        test = pd.concat([test, _measured_frame(measured)], ignore_index=True)
+    # Several measured draws of a training structure are rows of their own.
+    train = train.loc[train.index.repeat(config.draws)].reset_index(drop=True)
+    train[DRAW] = np.tile(np.arange(config.draws), len(train) // config.draws)
     train["id"] = opaque_ids(len(train), "r", rng_ids)
+    # One draw for every test row: a measured row's id is like any other's.
     test["id"] = opaque_ids(len(test), "t", rng_ids)
     train = train.sort_values("id").reset_index(drop=True)
     test = test.sort_values("id").reset_index(drop=True)
-    _check_makes_a_competition(train, test, len(records))
     seconds["split"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -405,11 +457,14 @@ def assemble_competition(
     _remove([*(stale or []), *_leftovers(out)], out)
     rejects = _rejects_frame(rejected)
     counts = {
-        "train": _counts(train),
+        "train": _counts(train[train[DRAW] == 0]),
         "public": _counts(test[test[layout.USAGE] == layout.PUBLIC_PORTION]),
         "private": _counts(test[test[layout.USAGE] == layout.PRIVATE_PORTION]),
     }
-    _write_outputs(out, config, train, test, patterns, rejects)
+    if measured is not None:
+        counts[layout.MEASURED_SPLIT] = _counts(test[test[layout.USAGE] == layout.MEASURED_PORTION])
+    _write_outputs(out, config, train, test, patterns, rejects, extra_draws)
+    _write_sticks(train, sticks, out / layout.TRAIN_STICKS)
     summary = BuildSummary(
         out=out,
         n_input=len(results),
@@ -418,6 +473,7 @@ def assemble_competition(
         rejected_by_stage=dict(sorted(Counter(rejects["stage"]).items())),
         label_agreement=agreement,
         seconds=seconds,
+        measured_test=None if measured is None else measured.description,
     )
     from competition.manifest import write_manifest
     from competition.report import write_data_card, write_overview_figure
@@ -429,6 +485,24 @@ def assemble_competition(
     write_manifest(out, config, source, summary)
     summary.seconds["write"] = time.perf_counter() - start
     return summary
+
+
+def _measured_frame(measured: MeasuredPatterns) -> pd.DataFrame:
+    """Test rows of the Measured portion, with the columns of the structures' rows."""
+    n = len(measured)
+    return pd.DataFrame({
+        "entry_id": measured.entry_ids(),
+        "cod_id": pd.array([pd.NA] * n, dtype="Int64"),
+        "source_file": measured.files,
+        "formula": [""] * n,
+        "spacegroup_number": measured.spacegroup_number,
+        "declared_spacegroup": pd.array(measured.spacegroup_number, dtype="Int64"),
+        "bravais_lattice": measured.bravais_lattice,
+        "n_sites": pd.array([pd.NA] * n, dtype="Int64"),
+        "symprec_used": np.full(n, np.nan),
+        **{column: np.full(n, np.nan) for column in CELL_COLUMNS},
+        layout.USAGE: [layout.MEASURED_PORTION] * n,
+    })  # fmt: skip
 
 
 def _check_makes_a_competition(train: pd.DataFrame, test: pd.DataFrame, n_kept: int) -> None:
@@ -460,11 +534,19 @@ def _write_outputs(
     test: pd.DataFrame,
     patterns: dict[str, np.ndarray],
     rejects: pd.DataFrame,
+    extra_draws: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write the data files of the layout (everything but DATA.md, the PNG, the manifest)."""
+    extra_draws = extra_draws or {}
+
+    def pattern(entry: str, draw: int) -> np.ndarray:
+        return patterns[entry] if draw == 0 else extra_draws[entry][draw - 1]
+
     def stack(frame: pd.DataFrame) -> np.ndarray:
         empty = np.empty((0, config.pattern.n_points), dtype=np.float32)  # type: ignore[union-attr]
-        return np.stack([patterns[e] for e in frame["entry_id"]]) if len(frame) else empty
+        draws = frame[DRAW] if DRAW in frame else np.zeros(len(frame), dtype=int)
+        rows = [pattern(e, int(d)) for e, d in zip(frame["entry_id"], draws, strict=True)]
+        return np.stack(rows) if rows else empty
 
     labelled = train[list(layout.TRAIN_LABEL_COLUMNS)]
     _write_parquet(labelled, stack(train), out / layout.TRAIN, config)
@@ -487,8 +569,10 @@ def _write_outputs(
         layout.ID, layout.COD_ID, layout.FORMULA, "source_file", "entry_id",
         "declared_spacegroup", "n_sites", "symprec_used", *CELL_COLUMNS,
     ]  # fmt: skip
-    # Provenance of every row, for organisers: where each structure came from.
-    for path, frame in [(layout.TRAIN_META, train), (layout.TEST_META, test)]:
+    # Provenance of every row, for organisers: where each structure came from
+    # (and, for training rows, which measured draw of it).
+    for path, frame, columns in [(layout.TRAIN_META, train, [*meta_columns, DRAW]),
+                                 (layout.TEST_META, test, meta_columns)]:  # fmt: skip
         with atomic_path(out / path, mode=PRIVATE_FILE_MODE) as tmp:
-            frame[meta_columns].to_parquet(tmp, index=False, compression="zstd")
+            frame[columns].to_parquet(tmp, index=False, compression="zstd")
     _write_csv(rejects, out / layout.REJECTS)

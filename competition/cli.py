@@ -130,6 +130,14 @@ def build(
             "realism model: K-alpha doublet, peak shapes, shifts, texture, background, noise).",
         ),
     ] = DEFAULTS.profile,
+    draws: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --profile measured: patterns per training structure, each drawn "
+            "with its own instrument, sample and noise (test structures are drawn once).",
+        ),
+    ] = DEFAULTS.draws,
     grid: Annotated[
         str | None,
         typer.Option(
@@ -177,6 +185,14 @@ def build(
             show_default="$XDG_CACHE_HOME/xrd-bravais",
         ),
     ] = None,
+    measured_test: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of your own measured patterns (.xy/.txt/.csv of 2theta, intensity) "
+            "with a labels.csv of file,spacegroup_number: a third test portion, Measured, "
+            "scored apart and hidden until close.",
+        ),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute everything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     force: Annotated[
@@ -197,7 +213,7 @@ def build(
         config = BuildConfig(
             **_pattern_settings(preset, grid, fwhm),
             symprec=symprec, max_sites=max_sites, timeout=timeout,
-            symprec_ladder=_parse_ladder(symprec_ladder), profile=profile,
+            symprec_ladder=_parse_ladder(symprec_ladder), profile=profile, draws=draws,
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
         )  # fmt: skip
@@ -212,6 +228,7 @@ def build(
         summary = build_competition(
             src, out, config, workers=workers,
             cache_dir=None if no_cache else cache_root, progress=not quiet, force=force,
+            measured_test=measured_test,
         )  # fmt: skip
     except (SourceError, BuildError) as err:
         fail(str(err))

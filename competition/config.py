@@ -86,6 +86,9 @@ class PatternConfig:
 
 
 PROFILES: Final = ("clean", "measured")
+RECORD_VERSION: Final = 2
+"""Changes whenever a per-structure result gains or changes a field (2: the
+reflections' table), so that a cache never returns a record of the old shape."""
 """How patterns are made: ideal peaks, or drawn through the realism model."""
 
 CUSTOM_PRESET: Final = "custom"
@@ -145,6 +148,10 @@ class BuildConfig:
         generator seeded by ``seed`` and the entry id.
     realism : RealismRanges
         The ranges of the ``measured`` profile.
+    draws : int
+        Patterns per training structure with the ``measured`` profile, each
+        drawn with its own instrument, sample and noise (test structures are
+        drawn once). Draw 0 is the pattern a one-draw build has.
     dedup_length_rtol, dedup_angle_atol : float
         Two entries with the same reduced formula and space group are repeats when
         their conventional cell lengths agree within this relative tolerance and
@@ -166,6 +173,7 @@ class BuildConfig:
     pattern: PatternConfig | None = None
     profile: str = "clean"
     realism: RealismRanges = field(default_factory=RealismRanges)
+    draws: int = 1
 
     def __post_init__(self) -> None:
         if self.pattern is None:
@@ -189,6 +197,13 @@ class BuildConfig:
         if self.profile not in PROFILES:
             choices = ", ".join(PROFILES)
             raise ValueError(f"unknown profile {self.profile!r}; choose one of {choices}")
+        if not (isinstance(self.draws, int) and self.draws >= 1):
+            raise ValueError(f"draws must be a positive integer, got {self.draws!r}")
+        if self.draws > 1 and self.profile == "clean":
+            raise ValueError(
+                f"draws={self.draws} needs profile 'measured': a clean pattern is the same "
+                "every time it is drawn"
+            )
         if self.symprec <= 0 or self.timeout <= 0:
             raise ValueError("symprec and timeout must be positive")
         ladder = tuple(float(t) for t in self.symprec_ladder)
@@ -222,6 +237,7 @@ class BuildConfig:
         whatever its time limit was.
         """
         relevant = {
+            "record": RECORD_VERSION,
             "pattern": asdict(self.pattern),
             "symprec": self.symprec,
             "angle_tolerance": self.angle_tolerance,
@@ -231,6 +247,7 @@ class BuildConfig:
             # Only for measured patterns, which depend on the seed and every range.
             **({"profile": self.profile, "seed": self.seed, "realism": asdict(self.realism)}
                if self.profile != "clean" else {}),
+            **({"draws": self.draws} if self.draws > 1 else {}),
         }
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

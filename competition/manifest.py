@@ -72,6 +72,7 @@ def write_manifest(
             "angle_tolerance": config.angle_tolerance,
             **summary.label_agreement,
         },
+        **({"measured_test": summary.measured_test} if summary.measured_test else {}),
         "files": hashed_files(out),
     }
     write_manifest_dict(out, manifest)

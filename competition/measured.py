@@ -11,6 +11,7 @@ use with the reason, as ``reports/rejects.csv`` does for CIFs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from contract.grid import Grid
 from contract.labels import SPACEGROUP_NUMBERS, bravais_lattice
 
 SUFFIXES: Final = (".xy", ".txt", ".csv")
+ENTRY_PREFIX: Final = "measured:"
 LABELS_FILE: Final = "labels.csv"
 # A measurement may stop short of the grid's ends by at most this much (degrees):
 # the missing points are set to the nearest measured value.
@@ -43,6 +45,9 @@ class MeasuredPatterns:
     bravais_lattice : ndarray of str
     rejected : list of Rejected
         Every file (or label) that could not be used, with the reason.
+    description : dict
+        Provenance for a manifest: the folder, how many files were used and
+        rejected, and one sha256 over ``labels.csv`` and every file used.
     """
 
     files: list[str]
@@ -50,6 +55,14 @@ class MeasuredPatterns:
     spacegroup_number: np.ndarray
     bravais_lattice: np.ndarray
     rejected: list[Rejected]
+    description: dict[str, object]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def entry_ids(self) -> list[str]:
+        """``measured:<file>`` for each pattern: its entry id in a build's records."""
+        return [f"{ENTRY_PREFIX}{name}" for name in self.files]
 
 
 class MeasuredError(ValueError):
@@ -72,7 +85,7 @@ def read_labels(folder: Path) -> tuple[dict[str, int], list[Rejected]]:
             except ValueError:
                 number = 0
             if number not in SPACEGROUP_NUMBERS:
-                rejected.append(Rejected(f"measured:{name}", name, "label",
+                rejected.append(Rejected(f"{ENTRY_PREFIX}{name}", name, "label",
                                          f"space group {text!r} is not an integer in 1..230"))
                 continue
             labels[name] = number
@@ -153,7 +166,7 @@ def read_measured(folder: str | os.PathLike[str], grid: Grid) -> MeasuredPattern
     files, rows, groups = [], [], []
     for path in sorted(p for p in root.iterdir() if p.suffix.lower() in SUFFIXES
                        and p.name != LABELS_FILE):  # fmt: skip
-        entry = f"measured:{path.name}"
+        entry = f"{ENTRY_PREFIX}{path.name}"
         if any(r.source_file == path.name for r in rejected):
             continue  # its label is unusable: already listed
         if path.name not in labels:
@@ -170,10 +183,22 @@ def read_measured(folder: str | os.PathLike[str], grid: Grid) -> MeasuredPattern
     if not rows:
         raise MeasuredError(f"no usable measurement in {root} ({len(rejected)} rejected)")
     number = np.asarray(groups, dtype=np.int64)
+    # One digest over the labels and every file used, in name order: a manifest
+    # then says exactly which measurements the Measured portion holds.
+    digest = hashlib.sha256()
+    for name in [LABELS_FILE, *files]:
+        digest.update(name.encode() + b"\0" + hashlib.sha256((root / name).read_bytes()).digest())
+    description: dict[str, object] = {
+        "folder": root.resolve().name,
+        "n_used": len(files),
+        "n_rejected": len(rejected),
+        "sha256": digest.hexdigest(),
+    }
     return MeasuredPatterns(
         files=files,
         X=np.stack(rows),
         spacegroup_number=number,
         bravais_lattice=np.asarray([bravais_lattice(int(g)) for g in number]),
         rejected=rejected,
+        description=description,
     )

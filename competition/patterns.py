@@ -18,13 +18,14 @@ result is scaled so that its maximum is 1 and stored as float32.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from competition.config import PatternConfig
 from competition.structures import RejectError
 from contract.grid import Grid
+from contract.layout import STICK_COLUMNS
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -34,18 +35,8 @@ if TYPE_CHECKING:
 TRUNCATE_SIGMAS: Final = 6.0
 
 
-def stick_pattern(structure: Structure, config: PatternConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Reflection positions (degrees 2theta) and intensities of ``structure``.
-
-    Sticks up to ``TRUNCATE_SIGMAS`` standard deviations outside the grid are
-    included, since their tails reach into it.
-
-    Raises
-    ------
-    RejectError
-        With stage ``pattern`` when pymatgen cannot compute the pattern (an
-        element without scattering factors, say).
-    """
+def _diffraction(structure: Structure, config: PatternConfig) -> Any:
+    """The pymatgen diffraction pattern over the grid's range (see :func:`stick_pattern`)."""
     from pymatgen.analysis.diffraction.xrd import WAVELENGTHS, XRDCalculator
 
     margin = TRUNCATE_SIGMAS * config.sigma
@@ -69,7 +60,47 @@ def stick_pattern(structure: Structure, config: PatternConfig) -> tuple[np.ndarr
             pattern = calc.get_pattern(structure, scaled=False, two_theta_range=(lo, hi))
     except Exception as err:
         raise RejectError("pattern", f"XRDCalculator failed: {type(err).__name__}: {err}") from None
+    return pattern
+
+
+def stick_pattern(structure: Structure, config: PatternConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Reflection positions (degrees 2theta) and intensities of ``structure``.
+
+    Sticks up to ``TRUNCATE_SIGMAS`` standard deviations outside the grid are
+    included, since their tails reach into it.
+
+    Raises
+    ------
+    RejectError
+        With stage ``pattern`` when pymatgen cannot compute the pattern (an
+        element without scattering factors, say).
+    """
+    pattern = _diffraction(structure, config)
     return np.asarray(pattern.x, dtype=np.float64), np.asarray(pattern.y, dtype=np.float64)
+
+
+def stick_table(pattern: Any, structure: Structure) -> np.ndarray:
+    """The reflections of a pymatgen pattern as rows of :data:`STICK_COLUMNS`, float64.
+
+    ``intensity`` is relative to the strongest reflection (1); ``h, k, l`` are the
+    first listed indices of each family, in the cell of ``structure``; ``nx, ny,
+    nz`` their reciprocal-lattice vector in Cartesian coordinates (1/Angstrom),
+    the direction texture acts along.
+    """
+    hkl = _first_hkl(pattern)
+    normals = hkl @ structure.lattice.reciprocal_lattice_crystallographic.matrix
+    intensity = np.asarray(pattern.y, dtype=np.float64)
+    top = intensity.max(initial=0.0)
+    return np.column_stack([
+        np.asarray(pattern.x, dtype=np.float64), np.asarray(pattern.d_hkls, dtype=np.float64),
+        intensity / top if top > 0 else intensity, hkl, normals,
+    ]) if len(intensity) else np.empty((0, len(STICK_COLUMNS)))  # fmt: skip
+
+
+def _first_hkl(pattern: Any) -> np.ndarray:
+    # Hexagonal lattices are listed with four indices (h, k, i, l); i = -(h + k).
+    return np.array([(h[0]["hkl"][0], h[0]["hkl"][1], h[0]["hkl"][-1]) for h in pattern.hkls],
+                    dtype=np.float64).reshape(-1, 3)  # fmt: skip
 
 
 def broaden(two_theta: np.ndarray, intensity: np.ndarray, config: PatternConfig) -> np.ndarray:
@@ -107,20 +138,39 @@ def xrd_pattern(structure: Structure, config: PatternConfig) -> np.ndarray:
     RejectError
         With stage ``pattern`` when pymatgen fails or no reflection falls in range.
     """
-    two_theta, intensity = stick_pattern(structure, config)
-    profile = broaden(two_theta, intensity, config)
+    return xrd_pattern_and_sticks(structure, config)[0]
+
+
+def xrd_pattern_and_sticks(
+    structure: Structure, config: PatternConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`xrd_pattern` and the reflections it was made from (:func:`stick_table`)."""
+    pattern = _diffraction(structure, config)
+    two_theta = np.asarray(pattern.x, dtype=np.float64)
+    profile = broaden(two_theta, np.asarray(pattern.y, dtype=np.float64), config)
     peak = profile.max(initial=0.0)
     if not np.isfinite(peak) or peak <= 0:
         raise RejectError(
             "pattern",
             f"no reflection between {config.two_theta_min} and {config.two_theta_max} deg 2theta",
         )
-    return (profile / peak).astype(np.float32)
+    return (profile / peak).astype(np.float32), stick_table(pattern, structure)
 
 
 def reflections(
     structure: Structure, grid: Grid
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """d-spacings, intensities and symmetry-equivalent normals of every reflection.
+
+    See :func:`reflections_and_sticks`, which also gives the stick table.
+    """
+    d, intensity, normals, _ = reflections_and_sticks(structure, grid)
+    return d, intensity, normals
+
+
+def reflections_and_sticks(
+    structure: Structure, grid: Grid
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """d-spacings, intensities and symmetry-equivalent normals of every reflection.
 
     What the realism model needs (:mod:`competition.realism`): pymatgen's
@@ -135,6 +185,8 @@ def reflections(
     d : array (n,)
     intensity : array (n,)
     normals : array (n, m, 3)
+    sticks : array (n, len(STICK_COLUMNS))
+        :func:`stick_table` of the same reflections.
 
     Raises
     ------
@@ -157,10 +209,8 @@ def reflections(
         raise RejectError("pattern", f"XRDCalculator failed: {type(err).__name__}: {err}") from None
     if not len(pattern.x):
         raise RejectError("pattern", f"no reflection between {lo:g} and {hi:g} deg 2theta")
-    # Hexagonal lattices are listed with four indices (h, k, i, l); i = -(h + k).
-    hkl = np.array([(h[0]["hkl"][0], h[0]["hkl"][1], h[0]["hkl"][-1]) for h in pattern.hkls],
-                   dtype=np.float64)  # fmt: skip
-    vectors = hkl @ structure.lattice.reciprocal_lattice_crystallographic.matrix
+    vectors = _first_hkl(pattern) @ structure.lattice.reciprocal_lattice_crystallographic.matrix
     normals = np.einsum("mij,nj->nmi", np.array(rotations), vectors)
     return (np.asarray(pattern.d_hkls, dtype=np.float64),
-            np.asarray(pattern.y, dtype=np.float64), normals)  # fmt: skip
+            np.asarray(pattern.y, dtype=np.float64), normals,
+            stick_table(pattern, structure))  # fmt: skip

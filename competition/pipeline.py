@@ -44,6 +44,11 @@ class StructureRecord:
     n_sites: int
     conventional_cell: tuple[float, ...]
     pattern: np.ndarray
+    sticks: np.ndarray
+    """The reflections (``contract.layout.STICK_COLUMNS``), float32; published for
+    training rows only."""
+    extra_draws: np.ndarray | None = None
+    """Draws 1 .. K-1 of a measured build with ``draws=K`` (shape (K-1, n_points))."""
     seconds: dict[str, float] = field(default_factory=dict)
     extra_blocks: tuple[str, ...] = ()
     symprec_used: float | None = None
@@ -64,7 +69,7 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
     StructureRecord or Rejected
     """
     from competition.labels import ladder_labels
-    from competition.patterns import xrd_pattern
+    from competition.patterns import xrd_pattern_and_sticks
     from competition.structures import parse_structure
 
     seconds: dict[str, float] = {}
@@ -79,10 +84,12 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         )  # fmt: skip
         seconds["symmetry"] = time.perf_counter() - start
         start = time.perf_counter()
+        extra_draws = None
         if config.profile == "measured":
-            pattern = measured_entry_pattern(parsed.structure, entry.entry_id, config)
+            drawn, sticks = measured_entry_pattern(parsed.structure, entry.entry_id, config)
+            pattern, extra_draws = drawn[0], (drawn[1:] if len(drawn) > 1 else None)
         else:
-            pattern = xrd_pattern(parsed.structure, config.pattern)
+            pattern, sticks = xrd_pattern_and_sticks(parsed.structure, config.pattern)
         seconds["pattern"] = time.perf_counter() - start
     except RejectError as err:
         return Rejected(entry.entry_id, entry.source_file, err.stage, err.reason)
@@ -103,6 +110,8 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         n_sites=len(structure),
         conventional_cell=labels.conventional_cell,
         pattern=pattern,
+        sticks=sticks.astype(np.float32),
+        extra_draws=extra_draws,
         seconds=seconds,
         extra_blocks=parsed.extra_blocks,
         symprec_used=labels.symprec,
@@ -119,22 +128,30 @@ def entry_rng(entry_id: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
-def measured_entry_pattern(structure: Any, entry_id: str, config: BuildConfig) -> np.ndarray:
-    """The ``measured`` profile's pattern of one structure (see :mod:`competition.realism`).
+def measured_entry_pattern(
+    structure: Any, entry_id: str, config: BuildConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``measured`` profile's patterns of one structure and its reflections' table.
+
+    ``config.draws`` patterns, shape (draws, n_points), drawn one after another
+    from the entry's generator (so draw 0 does not depend on ``draws``). See
+    :mod:`competition.realism` and :func:`competition.patterns.stick_table`.
 
     Raises
     ------
     RejectError
         With stage ``pattern`` when pymatgen fails or no peak falls on the grid.
     """
-    from competition.patterns import reflections
+    from competition.patterns import reflections_and_sticks
     from competition.realism import measured_pattern
 
     grid = config.pattern.to_grid()  # type: ignore[union-attr]
-    d, intensity, normals = reflections(structure, grid)
+    d, intensity, normals, sticks = reflections_and_sticks(structure, grid)
+    rng = entry_rng(entry_id, config.seed)
     try:
-        return measured_pattern(d, intensity, grid, entry_rng(entry_id, config.seed),
-                                config.realism, normals)  # fmt: skip
+        drawn = [measured_pattern(d, intensity, grid, rng, config.realism, normals)
+                 for _ in range(config.draws)]  # fmt: skip
+        return np.stack(drawn), sticks
     except ValueError as err:
         raise RejectError("pattern", str(err)) from None
 

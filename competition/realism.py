@@ -319,7 +319,11 @@ class RealismRanges:
       to a long one).
 
     ``kalpha2_probability`` is the share of instruments with the doublet (1:
-    all; 0: monochromated K-alpha1 only).
+    all; 0: monochromated K-alpha1 only). ``graininess`` is the standard
+    deviation of a log-normal factor on each reflection's intensity (too few
+    crystallites in the beam; 0: none). With probability
+    ``impurity_probability`` a second phase adds ``impurity_peaks`` weak peaks
+    (each ``impurity_height`` of the strongest) at random positions.
     """
 
     w: tuple[float, float] = (0.001, 0.006)
@@ -337,6 +341,10 @@ class RealismRanges:
     hump_height: tuple[float, float] = (0.0, 0.05)
     counts: tuple[float, float] = (1e2, 1e5)
     kalpha2_probability: float = 1.0
+    graininess: float = 0.1
+    impurity_probability: float = 0.2
+    impurity_peaks: tuple[int, int] = (1, 3)
+    impurity_height: tuple[float, float] = (0.01, 0.05)
 
 
 def draw_measurement(rng: np.random.Generator, ranges: RealismRanges) -> Measurement:
@@ -379,11 +387,60 @@ def measured_pattern(
     """
     ranges = ranges or RealismRanges()
     measurement = draw_measurement(rng, ranges)
+    intensity = np.asarray(intensity, dtype=np.float64)
+    if ranges.graininess > 0:
+        intensity = intensity * rng.lognormal(0.0, ranges.graininess, intensity.shape)
     peaks = render(d, intensity, grid, measurement, normals)
     top = peaks.max(initial=0.0)
     if not np.isfinite(top) or top <= 0:
         raise ValueError("no reflection falls on the grid")
-    peaks = peaks / top
+    return background_and_counts(peaks / top, grid, rng, ranges, measurement)
+
+
+def impurity_peaks(
+    grid: Grid, rng: np.random.Generator, ranges: RealismRanges, measurement: Measurement
+) -> FloatArray:
+    """A few weak peaks of a second phase (or none), relative to a strongest peak of 1."""
+    profile = np.zeros(grid.n_points)
+    if rng.random() >= ranges.impurity_probability:
+        return profile
+    low, high = ranges.impurity_peaks
+    n = int(rng.integers(low, high + 1))
+    positions = rng.uniform(grid.two_theta_min, grid.two_theta_max, n)
+    heights = rng.uniform(*ranges.impurity_height, n)
+    g, lo = peak_widths(positions, measurement.caglioti, measurement.size_nm,
+                        measurement.strain, CU_KALPHA1)  # fmt: skip
+    fwhm, eta = tch_mixing(g, lo)
+    x = grid.two_theta()
+    for centre, height, h, e in zip(positions, heights, fwhm, eta, strict=True):
+        shape = pseudo_voigt(x, centre, h, e)
+        profile += height * shape / shape.max()
+    return profile
+
+
+def background_and_counts(
+    peaks: npt.ArrayLike,
+    grid: Grid,
+    rng: np.random.Generator,
+    ranges: RealismRanges,
+    measurement: Measurement | None = None,
+) -> npt.NDArray[np.float32]:
+    """Add impurity peaks and a background to a profile, draw counts, scale to 1.
+
+    Parameters
+    ----------
+    peaks : array (n_points,)
+        The phase's profile, strongest peak 1.
+    measurement : Measurement, optional
+        The instrument, for the widths of impurity peaks; default ``Measurement()``.
+
+    Returns
+    -------
+    ndarray of float32
+        Poisson counts divided by their maximum.
+    """
+    profile = np.asarray(peaks, dtype=np.float64)
+    profile = profile + impurity_peaks(grid, rng, ranges, measurement or Measurement())
     n_coefficients = 4
     level = float(rng.uniform(*ranges.background))
     # A positive, gently varying background: a level plus small Chebyshev terms.
@@ -396,5 +453,70 @@ def measured_pattern(
             float(rng.uniform(*ranges.hump_height)),
         )  # fmt: skip
     counts = float(np.exp(rng.uniform(*np.log(ranges.counts))))
-    observed = poisson_counts(counts * (peaks + background), rng)
+    observed = poisson_counts(counts * (profile + background), rng)
     return (observed / max(observed.max(), 1.0)).astype(np.float32)
+
+
+def degrade(
+    patterns: npt.ArrayLike,
+    grid: Grid,
+    rng: np.random.Generator,
+    ranges: RealismRanges | None = None,
+) -> npt.NDArray[np.float32]:
+    """Measured-looking versions of finished clean patterns: an augmentation.
+
+    For models trained on the published patterns, with no reflection list at
+    hand. Each row gets its own :class:`Measurement` and background, and the
+    effects that act on a finished profile are applied exactly:
+
+    * zero offset and sample displacement move the profile (``position_shift``);
+    * the K-alpha2 line is the profile again at ``sin(theta2) = sin(theta1)
+      lambda2 / lambda1``, at :data:`KALPHA2_RATIO`;
+    * extra width is a convolution with a pseudo-Voigt of the drawn size and
+      strain broadening at the middle of the range (one width for the whole
+      row: the angle dependence is what a re-rendering from the reflections
+      adds);
+    * impurity peaks, background and Poisson counts as in :func:`measured_pattern`.
+
+    Texture and graininess need each reflection's intensity and are left out.
+
+    Parameters
+    ----------
+    patterns : array (n, grid.n_points) or (grid.n_points,)
+        Clean patterns (zero background), any positive scale.
+
+    Returns
+    -------
+    ndarray of float32, same shape
+        Each row divided by its maximum.
+    """
+    ranges = ranges or RealismRanges()
+    clean = np.asarray(patterns, dtype=np.float64)
+    rows = np.atleast_2d(clean)
+    x = grid.two_theta()
+    out = np.empty(rows.shape, dtype=np.float32)
+    sine = np.sin(np.radians(x) / 2)
+    # Where the K-alpha1 profile is read for the K-alpha2 line at each 2theta.
+    alpha2_source = 2 * np.degrees(np.arcsin(np.clip(sine * CU_KALPHA1 / CU_KALPHA2, 0, 1)))
+    middle = np.array([(grid.two_theta_min + grid.two_theta_max) / 2])
+    for i, row in enumerate(rows):
+        measurement = draw_measurement(rng, ranges)
+        source = x - position_shift(x, measurement.zero, measurement.displacement,
+                                    measurement.radius)  # fmt: skip
+        moved = np.interp(source, x, row, left=0.0, right=0.0)
+        if measurement.kalpha2:
+            moved = moved + KALPHA2_RATIO * np.interp(alpha2_source, x, moved, left=0.0, right=0.0)
+        _, lorentz = peak_widths(middle, (0.0, 0.0, 0.0), measurement.size_nm,
+                                 measurement.strain, CU_KALPHA1)  # fmt: skip
+        width = float(lorentz[0])
+        if width > grid.step:
+            half = min(int(WINDOW_FWHM * width / grid.step), grid.n_points // 2)
+            offsets = grid.step * np.arange(-half, half + 1)
+            kernel = pseudo_voigt(offsets, 0.0, width, 1.0)
+            moved = np.convolve(moved, kernel / kernel.sum(), mode="same")
+        top = moved.max(initial=0.0)
+        if not top > 0:
+            out[i] = 0.0
+            continue
+        out[i] = background_and_counts(moved / top, grid, rng, ranges, measurement)
+    return out.reshape(clean.shape)

@@ -11,6 +11,7 @@ from competition.sources import SourceKind
 from contract.grid import SCHEMA_METADATA_KEY
 from contract.io import atomic_path, atomic_write_text
 from contract.labels import BRAVAIS_LATTICES
+from contract.layout import MEASURED_SPLIT
 from contract.references import majority_label, reference_scores
 
 if TYPE_CHECKING:
@@ -62,10 +63,15 @@ def _profile_text(config: BuildConfig) -> str:
         f"March-Dollase texture ({r.texture_ratio[0]:g}..{r.texture_ratio[1]:g}) in "
         f"{100 * r.texture_probability:g} % of patterns,\n  a background of "
         f"{100 * r.background[0]:g}..{100 * r.background[1]:g} % of the strongest peak "
-        f"with air scatter and sometimes an amorphous hump,\n  and Poisson noise with the "
+        f"with air scatter and sometimes an amorphous hump,\n  a log-normal graininess of "
+        f"{100 * r.graininess:g} % on each reflection, weak peaks of an impurity in "
+        f"{100 * r.impurity_probability:g} % of patterns,\n  and Poisson noise with the "
         f"strongest peak at {r.counts[0]:.0e}..{r.counts[1]:.0e} counts. The minimum\n"
         "  of a pattern is its background, not 0. The ranges and sources are in\n"
         "  `competition/realism.py` and in `manifest.json` (`config.realism`)."
+        + (f"\n- Draws: {config.draws} patterns per training structure, each with its own "
+           "settings and\n  noise (rows with the same formula and space group are one "
+           "structure);\n  test structures are drawn once." if config.draws > 1 else "")
     )
 
 
@@ -97,6 +103,24 @@ def _reference_text(train_counts: np.ndarray) -> str:
     ])  # fmt: skip
 
 
+_STICKS = "`two_theta`, `d`, `intensity`, `h`, `k`, `l`, `nx`, `ny`, `nz` (see below)"
+
+
+def _measured_text(n_measured: int) -> str:
+    """The Measured portion in words: how many, from where; never which rows or labels."""
+    if not n_measured:
+        return ""
+    return (
+        f" {n_measured} of them are real laboratory measurements (Cu K-alpha, read\n"
+        "from two-column files and interpolated onto the grid above, scaled to a maximum\n"
+        "of 1): they make a third portion, Measured, which is scored apart from the\n"
+        "simulated ones and shown only when the competition is closed. Their labels come\n"
+        "from the organisers' identification of each sample, not from spglib, and their\n"
+        "lattice mix is the samples', not the training set's. Nothing in the `id` tells\n"
+        "them apart.\n\n"
+    )
+
+
 def write_data_card(
     path: Path, config: BuildConfig, summary: BuildSummary, source_kind: str
 ) -> None:
@@ -108,7 +132,8 @@ def write_data_card(
     last = f"`y0 .. y{grid.n_points - 1}`"
     table = summary.class_table()
     train_counts = table[["train"]]
-    n_test = int(table.loc["total", "public"] + table.loc["total", "private"])
+    n_measured = int(table.loc["total", MEASURED_SPLIT]) if MEASURED_SPLIT in table else 0
+    n_test = int(table.loc["total", "public"] + table.loc["total", "private"]) + n_measured
     reference = _reference_text(table.loc[list(BRAVAIS_LATTICES), "train"].to_numpy())
     ladder = _ladder_text(config, agreement)
     text = f"""# Data card
@@ -122,12 +147,19 @@ into one of the 230 space groups.
 | file | content |
 |---|---|
 | `train.parquet` | `id`, `cod_id`, `formula`, `spacegroup_number`, `bravais_lattice`, {last} |
+| `train_sticks.parquet` | each training row's reflections: `id`, {_STICKS} |
 | `test.parquet` | `id`, {last} (no labels) |
 | `sample_submission.csv` | `id,bravais_lattice`: a valid file, the commonest training lattice |
 | `sample_submission_spacegroup.csv` | `id,spacegroup_number`: the same for the space-group track |
 
 `cod_id` is the Crystallography Open Database id where the structure came from
 COD, and empty otherwise. Test ids are opaque and in random order.
+`train_sticks.parquet` lists the reflections each training pattern was made from
+(within 3 degrees of the grid's ends: 2theta, d-spacing in Angstrom, intensity
+relative to the strongest, the first `hkl` of each family and its reciprocal-lattice
+vector in Cartesian coordinates, 1/Angstrom), so that a training loop can render them
+again as a different instrument would measure them (`competition.realism`);
+there is no such file for the test set.
 
 ## Patterns
 
@@ -165,7 +197,8 @@ Training structures per lattice:
 
 {_markdown_table(train_counts)}
 
-Test set: {n_test} patterns. The test set was drawn per lattice with the same share
+Test set: {n_test} patterns.{_measured_text(n_measured)} The simulated test set was drawn
+per lattice with the same share
 ({100 * config.test_fraction:g} %) of every lattice, so its count per lattice is about
 {config.test_fraction / (1 - config.test_fraction):.3g} times the training count above:
 the class mix of the test set is not a secret, only which pattern is which.
@@ -217,6 +250,14 @@ def write_overview_figure(
         label="test",
         color="tab:orange",
     )
+    if MEASURED_SPLIT in table:
+        ax.bar(
+            x,
+            table[MEASURED_SPLIT],
+            bottom=table["train"] + table["public"] + table["private"],
+            label="test: real measurements",
+            color="tab:green",
+        )
     ax.set_xticks(x, BRAVAIS_LATTICES)
     ax.set_ylabel("structures")
     n_used = int(table.to_numpy()[:, :3].sum())

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from contract.labels import BRAVAIS_LATTICES
-from contract.layout import SPLITS
+from contract.layout import MEASURED_SPLIT, SPLITS
 
 
 @dataclass
@@ -28,11 +28,18 @@ class BuildSummary:
     label_agreement: dict[str, Any]
     n_cached: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    measured_test: dict[str, Any] | None = None
+    """Where the Measured portion came from (``build --measured-test``), else ``None``."""
 
     def class_table(self) -> pd.DataFrame:
-        """Structures per lattice and portion, with totals (rows in canonical order)."""
+        """Structures per lattice and portion, with totals (rows in canonical order).
+
+        A ``measured`` column (real measurements) follows the three splits where
+        the build has a Measured portion.
+        """
         table = pd.DataFrame(self.counts).reindex(BRAVAIS_LATTICES).fillna(0).astype(int)
-        table = table.reindex(columns=list(SPLITS), fill_value=0)
+        splits = [*SPLITS, *([MEASURED_SPLIT] if MEASURED_SPLIT in self.counts else [])]
+        table = table.reindex(columns=splits, fill_value=0)
         table["total"] = table.sum(axis=1)
         table.loc["total"] = table.sum(axis=0)
         return table

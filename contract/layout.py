@@ -3,7 +3,8 @@
 ``../shared/DESIGN.md`` fixes the layout; this module spells it once::
 
     <root>/manifest.json
-    <root>/public/{train.parquet, test.parquet, sample_submission*.csv, DATA.md}
+    <root>/public/{train.parquet, train_sticks.parquet, test.parquet,
+                   sample_submission*.csv, DATA.md}
     <root>/private/{solution.csv, train_meta.parquet, test_meta.parquet}
     <root>/reports/{rejects.csv, overview.png}
     <root>/leaderboard/leaderboard.sqlite      (the grader's store, added later)
@@ -31,6 +32,8 @@ BUILT_FOLDERS: Final = (PUBLIC, PRIVATE, REPORTS)
 """The folders a build writes and the manifest covers."""
 
 TRAIN: Final = "public/train.parquet"
+TRAIN_STICKS: Final = "public/train_sticks.parquet"
+"""The reflections of every training row, for augmentation that re-renders them."""
 TEST: Final = "public/test.parquet"
 DATA_CARD: Final = "public/DATA.md"
 SOLUTION: Final = "private/solution.csv"
@@ -58,14 +61,27 @@ COD_ID: Final = "cod_id"
 SOLUTION_COLUMNS: Final = (ID, LATTICE, SPACEGROUP, USAGE)
 TRAIN_LABEL_COLUMNS: Final = (ID, COD_ID, FORMULA, SPACEGROUP, LATTICE)
 """The columns of ``train.parquet`` before the intensities ``y0 .. y{N-1}``."""
+STICK_COLUMNS: Final = ("two_theta", "d", "intensity", "h", "k", "l", "nx", "ny", "nz")
+"""One reflection of ``train_sticks.parquet`` (after the row's ``id``): 2theta (degrees,
+the grid's wavelength), d-spacing (Angstrom), intensity relative to the strongest, the
+first listed ``hkl`` of its family, and its reciprocal-lattice vector (Cartesian, 1/A)."""
 
 # Portions of the test set (values of the ``Usage`` column, as on Kaggle) and the
 # three splits a build counts structures in (the training set and both portions).
 PUBLIC_PORTION: Final = "Public"
 PRIVATE_PORTION: Final = "Private"
+MEASURED_PORTION: Final = "Measured"
 PORTIONS: Final = (PUBLIC_PORTION, PRIVATE_PORTION)
+"""The portions every competition has."""
+ALL_PORTIONS: Final = (*PORTIONS, MEASURED_PORTION)
+"""Every value ``Usage`` may take: the Measured portion holds an organiser's real
+measurements (``build --measured-test``) and is optional."""
+HIDDEN_PORTIONS: Final = (PRIVATE_PORTION, MEASURED_PORTION)
+"""Portions whose scores stay hidden until the competition is closed."""
 SPLITS: Final = ("train", "public", "private")
 """Keys of the manifest's per-split counts: the training set, then each portion."""
+MEASURED_SPLIT: Final = "measured"
+"""The key of the Measured portion's counts, present only where it exists."""
 
 
 DEFAULT_TRACK_NAME: Final = "bravais"

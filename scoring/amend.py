@@ -176,7 +176,8 @@ def amend_answer_key(
     )
     if not differs.any():
         raise AnswerKeyError("the corrected key has the same labels as the current one")
-    changed = {p: int((differs & (merged[layout.USAGE] == p)).sum()) for p in layout.PORTIONS}
+    portions = [p for p in layout.ALL_PORTIONS if (merged[layout.USAGE] == p).any()]
+    changed = {p: int((differs & (merged[layout.USAGE] == p)).sum()) for p in portions}
 
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     archived = f"{AMENDMENTS_FOLDER}/{moment:%Y%m%dT%H%M%S}-solution.csv"
@@ -201,7 +202,9 @@ def amend_answer_key(
     manifest.setdefault("amendments", []).append(amendment.to_dict())
     per_portion = manifest.get("counts", {}).get("per_portion")
     if per_portion:
-        for portion in layout.PORTIONS:
+        for portion in portions:
+            if portion.lower() not in per_portion:
+                continue
             rows = key[key[layout.USAGE] == portion][layout.LATTICE].value_counts()
             per_portion[portion.lower()] = {
                 lattice: int(rows.get(lattice, 0)) for lattice in per_portion[portion.lower()]

@@ -135,7 +135,8 @@ def score(
         bool, typer.Option(help="Also print recall per class and the confusion matrix.")
     ] = False,
     private: Annotated[
-        bool, typer.Option("--private", help="Also the Private portion (after close only).")
+        bool,
+        typer.Option("--private", help="Also the Private and Measured portions (after close)."),
     ] = False,
 ) -> None:
     """Score a submission without storing it (grader side: needs private/)."""
@@ -158,6 +159,10 @@ def score(
         typer.echo(_scores_line(result.private, "Private"))
         if details:
             typer.echo(_details(result.private, spec, "Private"))
+        if result.measured is not None:
+            typer.echo(_scores_line(result.measured, "Measured"))
+            if details:
+                typer.echo(_details(result.measured, spec, "Measured"))
 
 
 def submit(
@@ -260,6 +265,13 @@ def leaderboard(
     private: Annotated[
         bool, typer.Option("--private", help="Final standings with the shake-up (after close).")
     ] = False,
+    measured: Annotated[
+        bool,
+        typer.Option(
+            "--measured",
+            help="The final submissions ranked on the real measurements (after close).",
+        ),
+    ] = False,
     late: Annotated[bool, typer.Option("--late", help="Submissions after the deadline.")] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     out: Annotated[
@@ -280,17 +292,20 @@ def leaderboard(
             title = f"Late submissions ({spec.name} track, not ranked)"
             text = render(frame, fmt.value, title, generated_at=now)
         else:
-            portion = "Private" if private else "Public"
-            table = (
-                board.private_board(spec, now)
-                if private
-                else board.public_board(spec)
-            )
+            portion = "Measured" if measured else "Private" if private else "Public"
+            if measured:
+                table = board.measured_board(spec, now)
+                if table.empty:
+                    fail(f"{competition} has no Measured portion (build --measured-test)")
+            elif private:
+                table = board.private_board(spec, now)
+            else:
+                table = board.public_board(spec)
             try:
                 refs = reference_guesses(load_answer_key(competition), spec, portion)
             except AnswerKeyError:
                 refs = None
-            shown = display_frame(table, refs, private=private)
+            shown = display_frame(table, refs, private=private and not measured)
             title = f"{portion} leaderboard: {competition.resolve().name} ({spec.name} track)"
             subtitle = (
                 f"Accuracy on the {portion} part of the test set; ties broken by "
@@ -317,7 +332,8 @@ def rescore(competition: CompetitionOption) -> None:
     for change in changes:
         fields = ["valid", "public_accuracy", "public_macro_f1"]
         if closed:
-            fields += ["private_accuracy", "private_macro_f1"]
+            fields += ["private_accuracy", "private_macro_f1", "measured_accuracy",
+                       "measured_macro_f1"]  # fmt: skip
         moved = [f"{f} {change.before[f]} -> {change.after[f]}" for f in fields
                  if change.before[f] != change.after[f]]  # fmt: skip
         if moved:
@@ -326,7 +342,7 @@ def rescore(competition: CompetitionOption) -> None:
         else:
             hidden += 1
     if hidden:
-        typer.echo(f"  {hidden} changed only on Private rows (shown after close).")
+        typer.echo(f"  {hidden} changed only on hidden rows (shown after close).")
 
 
 def submissions(

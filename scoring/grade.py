@@ -24,7 +24,7 @@ import pyarrow.csv as pv
 
 from contract import layout
 from contract.io import sha256_file
-from contract.layout import PORTIONS
+from contract.layout import ALL_PORTIONS, PORTIONS
 from contract.manifest import read_manifest
 from contract.references import reference_scores
 from contract.tasks import Task, Track, load_task, task_from_manifest
@@ -81,8 +81,13 @@ class AnswerKey:
         spec = self.task.track(track)
         return _label_codes(self.table.column(spec.column).combine_chunks(), spec)
 
+    @property
+    def has_measured(self) -> bool:
+        """Whether the test set has a Measured portion (real measurements)."""
+        return bool(self.portion_mask(layout.MEASURED_PORTION).any())
+
     def portion_mask(self, portion: str) -> npt.NDArray[np.bool_]:
-        """Boolean mask of the rows of ``portion`` (``"Public"`` or ``"Private"``)."""
+        """Boolean mask of the rows of ``portion`` (``"Public"``, ``"Private"``, ``"Measured"``)."""
         usage = self.table.column(layout.USAGE).combine_chunks()
         mask: npt.NDArray[np.bool_] = pc.equal(usage, portion).to_numpy(zero_copy_only=False)
         return mask
@@ -147,15 +152,17 @@ def load_answer_key(competition: str | os.PathLike[str]) -> AnswerKey:
     if (
         table.column_names != list(types)
         or usage is None
-        or not pc.all(pc.is_in(usage, value_set=pa.array(PORTIONS))).as_py()
+        or not pc.all(pc.is_in(usage, value_set=pa.array(ALL_PORTIONS))).as_py()
     ):
-        raise AnswerKeyError(f"{path} must have columns {list(types)} and Usage Public|Private")
+        raise AnswerKeyError(
+            f"{path} must have columns {list(types)} and Usage {'|'.join(ALL_PORTIONS)}"
+        )
     return AnswerKey(table=table, sha256=digest, competition=root, task=task)
 
 
 @dataclass(frozen=True)
 class GradeResult:
-    """Scores of one submission on both portions.
+    """Scores of one submission on each portion.
 
     Attributes
     ----------
@@ -163,6 +170,9 @@ class GradeResult:
         ``"bravais"`` or ``"spacegroup"``.
     public, private : Scores
         Every figure on each portion. Before close only ``public`` may be shown.
+    measured : Scores or None
+        The same on the real measurements, where the competition has them
+        (hidden until close, like ``private``).
     notices : tuple of str
         The validator's notices (what it normalised).
     submission_sha256, answer_key_sha256 : str
@@ -178,13 +188,15 @@ class GradeResult:
     submission_sha256: str
     answer_key_sha256: str
     grader_version: str = GRADER_VERSION
+    measured: Scores | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary of everything."""
+        """JSON-ready dictionary of everything (``measured`` only where there is one)."""
         return {
             "track": self.track,
             "public": self.public.to_dict(),
             "private": self.private.to_dict(),
+            **({"measured": self.measured.to_dict()} if self.measured else {}),
             "notices": list(self.notices),
             "submission_sha256": self.submission_sha256,
             "answer_key_sha256": self.answer_key_sha256,
@@ -198,7 +210,7 @@ def grade(
     track: str | Track | None = None,
     seed: int = 0,
 ) -> GradeResult:
-    """Validate and score a submission on the Public and Private portions.
+    """Validate and score a submission on each portion of the test set.
 
     Parameters
     ----------
@@ -236,14 +248,16 @@ def grade(
     pred = valid.codes[np.asarray(position.to_numpy(zero_copy_only=False), dtype=np.int64)]
     true = key.codes(spec)
     scores = {}
-    for portion in PORTIONS:
+    for portion in ALL_PORTIONS:
         mask = key.portion_mask(portion)
-        cm = confusion_matrix(true[mask], pred[mask], spec.n_labels)
-        scores[portion] = Scores.from_confusion(cm, seed=seed)
+        if portion in PORTIONS or mask.any():
+            cm = confusion_matrix(true[mask], pred[mask], spec.n_labels)
+            scores[portion] = Scores.from_confusion(cm, seed=seed)
     return GradeResult(
         track=spec.name,
         public=scores[layout.PUBLIC_PORTION],
         private=scores[layout.PRIVATE_PORTION],
+        measured=scores.get(layout.MEASURED_PORTION),
         notices=valid.notices,
         submission_sha256=valid.sha256,
         answer_key_sha256=key.sha256,

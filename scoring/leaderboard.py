@@ -677,9 +677,13 @@ class Leaderboard:
 
     # ------------------------------------------------------------------ reading
     def submissions(self, track: str | Track | None = None) -> pd.DataFrame:
-        """Every stored submission of a track (grader view: includes Private columns)."""
+        """Every stored submission of a track (grader view: includes hidden columns).
+
+        ``measured_accuracy`` and ``measured_macro_f1`` (from the stored scores;
+        NaN where the competition has no Measured portion) follow the Private ones.
+        """
         spec = self.task.track(track)
-        return pd.read_sql_query(
+        frame = pd.read_sql_query(
             "SELECT s.id AS submission_id, t.name AS team, t.baseline, s.track, s.sha256, "
             "s.submitted_at, s.message, s.valid, s.public_accuracy, s.public_macro_f1, "
             "s.private_accuracy, s.private_macro_f1, s.scores, s.selected, s.late, "
@@ -689,6 +693,11 @@ class Leaderboard:
             self.connection,
             params=(spec.name,),
         )
+        measured = [_measured_figures(scores) for scores in frame["scores"]]
+        at = frame.columns.get_loc("private_macro_f1") + 1
+        frame.insert(at, "measured_accuracy", [m[0] for m in measured])
+        frame.insert(at + 1, "measured_macro_f1", [m[1] for m in measured])
+        return frame
 
     def file(self, sha256: str) -> bytes:
         """The stored bytes of a submission file."""
@@ -745,14 +754,7 @@ class Leaderboard:
         LeaderboardError
             Before the deadline.
         """
-        if not self.is_closed(now):
-            raise LeaderboardError(
-                "the private leaderboard stays hidden until the competition is closed "
-                "(xrd-bravais close)"
-            )
-        spec = self.task.track(track)
-        frame = self.submissions(spec)
-        frame = frame[(frame["late"] == 0)]
+        frame = self._final_submissions(track, now, "the private leaderboard stays")
         public = _board(frame, "public")
         finalists = _final_candidates(frame, self.rules.max_selected)
         board = _board(finalists, "private")
@@ -763,7 +765,46 @@ class Leaderboard:
         board["entries"] = board["team"].map(public.set_index("team")["entries"])
         board["change"] = board["public_rank"] - board["rank"]
         board["gap"] = board["submission_id"].map(public_accuracy) - board["accuracy"]
+        # The same submission's score on the real measurements, if the test set has them.
+        measured = frame.set_index("submission_id")["measured_accuracy"]
+        board["measured_accuracy"] = board["submission_id"].map(measured).astype(float)
         return board
+
+    def _final_submissions(
+        self, track: str | Track | None, now: datetime | None, what: str
+    ) -> pd.DataFrame:
+        """On-time submissions of a track, for a board of hidden scores: after close only."""
+        if not self.is_closed(now):
+            raise LeaderboardError(
+                f"{what} hidden until the competition is closed (xrd-bravais close)"
+            )
+        frame = self.submissions(track)
+        return frame[frame["late"] == 0]
+
+    def measured_board(
+        self, track: str | Track | None = None, now: datetime | None = None
+    ) -> pd.DataFrame:
+        """The final submissions ranked on the real measurements: only after the deadline.
+
+        Each team is represented by the submissions that count for the private
+        leaderboard (its picks, or its two best Public ones), and ranked by the
+        best accuracy among them on the Measured portion.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The :meth:`public_board` columns on Measured scores (empty where the
+            competition has no Measured portion).
+
+        Raises
+        ------
+        LeaderboardError
+            Before the deadline.
+        """
+        frame = self._final_submissions(track, now, "the Measured scores stay")
+        if frame["measured_accuracy"].isna().all():
+            return _board(frame.iloc[:0], "measured")
+        return _board(_final_candidates(frame, self.rules.max_selected), "measured")
 
     def late_board(
         self, track: str | Track | None = None, now: datetime | None = None
@@ -776,6 +817,8 @@ class Leaderboard:
                    "public_macro_f1"]  # fmt: skip
         if closed:
             columns += ["private_accuracy", "private_macro_f1"]
+            if frame["measured_accuracy"].notna().any():
+                columns += ["measured_accuracy", "measured_macro_f1"]
         return frame[columns].reset_index(drop=True)
 
     # ------------------------------------------------------------------ rescoring
@@ -790,12 +833,12 @@ class Leaderboard:
         key = answer_key or load_answer_key(self.competition)
         rows = self.connection.execute(
             "SELECT s.id, s.track, s.sha256, s.valid, s.public_accuracy, s.public_macro_f1, "
-            "s.private_accuracy, s.private_macro_f1, t.name FROM submissions s "
+            "s.private_accuracy, s.private_macro_f1, s.scores, t.name FROM submissions s "
             "JOIN teams t ON t.id = s.team_id ORDER BY s.id"
         ).fetchall()
         updates, changes = [], []
         fields = ("valid", "public_accuracy", "public_macro_f1", "private_accuracy",
-                  "private_macro_f1")  # fmt: skip
+                  "private_macro_f1", "measured_accuracy", "measured_macro_f1")  # fmt: skip
         for row in rows:
             content = self.file(row["sha256"])
             try:
@@ -803,8 +846,11 @@ class Leaderboard:
                 problems = None
             except SubmissionError as err:
                 result, problems = None, json.dumps(err.problems)
-            new = dict(zip(fields, (int(result is not None), *_score_columns(result)), strict=True))
-            old = {name: row[name] for name in fields}
+            measured = _measured_figures(json.dumps(result.to_dict()) if result else None)
+            new = dict(zip(fields, (int(result is not None), *_score_columns(result), *measured),
+                           strict=True))  # fmt: skip
+            old = {name: row[name] for name in fields[:5]}
+            old |= dict(zip(fields[5:], _measured_figures(row["scores"]), strict=True))
             if not _same(old, new):
                 changes.append(Change(row["id"], row["name"], row["track"], old, new))
             updates.append((
@@ -825,12 +871,16 @@ class Leaderboard:
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
     for name, value in old.items():
         other = new[name]
-        if value is None or other is None:
-            if (value is None) != (other is None):
+        if _missing(value) or _missing(other):
+            if _missing(value) != _missing(other):
                 return False
         elif not np.isclose(value, other, rtol=0, atol=1e-12):
             return False
     return True
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def _score_columns(result: GradeResult | None) -> tuple[float | None, ...]:
@@ -841,10 +891,26 @@ def _score_columns(result: GradeResult | None) -> tuple[float | None, ...]:
     return tuple(None if np.isnan(v) else float(v) for v in values)
 
 
+def _measured_figures(scores_json: object) -> tuple[float, float]:
+    """Accuracy and macro-F1 on the Measured portion from a stored scores column."""
+    if not isinstance(scores_json, str):
+        return (float("nan"), float("nan"))
+    measured = json.loads(scores_json).get("measured")
+    if measured is None:
+        return (float("nan"), float("nan"))
+    return tuple(  # type: ignore[return-value]
+        float("nan") if measured.get(k) is None else float(measured[k])
+        for k in ("accuracy", "macro_f1")
+    )
+
+
 def _ci(scores_json: object, portion: str) -> tuple[float, float]:
     if not isinstance(scores_json, str):  # NULL: an invalid submission
         return (float("nan"), float("nan"))
-    low, high = json.loads(scores_json)[portion]["accuracy_ci"]
+    figures = json.loads(scores_json).get(portion)
+    if figures is None:  # no such portion in this competition
+        return (float("nan"), float("nan"))
+    low, high = figures["accuracy_ci"]
     return (float("nan") if low is None else low, float("nan") if high is None else high)
 
 

@@ -63,9 +63,11 @@ def display_frame(
     pandas.DataFrame
         Columns ``Rank, Team, Kind, Accuracy %, 95 % CI, Macro-F1, Entries, Submitted``
         (and ``Public rank, Change, Gap (points)`` when private: places gained from
-        the public to the private board, Public minus Private accuracy), sorted by accuracy.
+        the public to the private board, Public minus Private accuracy; and
+        ``Measured %`` where the test set has real measurements), sorted by accuracy.
     """
     rows = []
+    has_measured = "measured_accuracy" in board and bool(board["measured_accuracy"].notna().any())
     for record in board.to_dict("records"):
         kind = "baseline" if record["baseline"] else "team"
         low, high = record["accuracy_ci_low"], record["accuracy_ci_high"]
@@ -85,6 +87,8 @@ def display_frame(
             row["Public rank"] = _integer(record.get("public_rank"))
             row["Change"] = _integer(record.get("change"), signed=True)
             row["Gap (points)"] = _percent(record.get("gap"))
+            if has_measured:
+                row["Measured %"] = _percent(record.get("measured_accuracy"))
         rows.append(row)
     for name, value in (references or {}).items():
         row = dict.fromkeys(rows[0] if rows else ["Rank"], "—")
@@ -115,6 +119,9 @@ def display_late(late: pd.DataFrame) -> pd.DataFrame:
         if "private_accuracy" in record:
             row["Private %"] = _percent(record["private_accuracy"])
             row["Private F1"] = _number(record["private_macro_f1"])
+        if "measured_accuracy" in record:
+            row["Measured %"] = _percent(record["measured_accuracy"])
+            row["Measured F1"] = _number(record["measured_macro_f1"])
         rows.append(row)
     return pd.DataFrame(rows)
 

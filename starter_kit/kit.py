@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 
@@ -139,6 +139,7 @@ def readme_values(competition: str | Path) -> dict[str, str]:
         "two_theta_max": f"{grid['two_theta_max']:g}",
         "step": f"{grid['step']:g}",
         "peaks": _peaks_text(config, grid),
+        "measured": _measured_text(manifest),
         "source": SOURCE_NAMES.get(manifest["source"].get("kind", ""), "see DATA.md"),
         "test_share": _percent(config["test_fraction"]),
         "public_share": _percent(config["public_fraction"]),
@@ -190,6 +191,20 @@ def _peaks_text(config: dict[str, object], grid: dict[str, object]) -> str:
         )
     fwhm = float(grid["fwhm"])  # type: ignore[arg-type]
     return f"Gaussian (profile `clean`), full width at half maximum {fwhm:.3g} degrees"
+
+
+def _measured_text(manifest: dict[str, Any]) -> str:
+    """A README bullet on the real measurements in the test set, where there are some."""
+    measured = manifest.get("measured_test")
+    if not measured:
+        return ""
+    return (
+        f"\n- **Real measurements**: {measured['n_used']:,} of the test rows are real "
+        "laboratory\n  measurements (Cu K-alpha), not simulations. They are scored on "
+        "their own, as\n  the Measured portion, shown when the competition closes: a "
+        "model that only\n  knows clean simulated patterns will be seen for what it is. "
+        "Their lattice mix\n  is the samples', not the training set's."
+    )
 
 
 def kit_file(name: str) -> bytes:

@@ -419,3 +419,45 @@ def test_strain_augmentation_moves_peaks_as_braggs_law_says():
     shifted = _warp(torch.from_numpy(X), np.array([0.0]), np.array([3.0]),
                     (preset.two_theta_min, preset.step)).numpy()[0, 0]  # fmt: skip
     assert np.argmax(shifted) == np.argmax(X[0, 0]) + 3
+
+
+def test_realism_augmentation_draws_a_share_of_each_batch_and_is_seeded(patterns):
+    from baselines.cnn1d import _realism
+
+    X = torch.from_numpy(patterns.X[:64, None, :].copy())
+    drawn = _realism(X, np.random.default_rng(0), DEFAULT_GRID, 0.5).numpy()[:, 0]
+    changed = ~np.all(drawn == patterns.X[:64], axis=1)
+    assert 16 < changed.sum() < 48  # about half the rows
+    # A drawn row has a background (counts between the peaks) and its maximum at 1.
+    assert np.all(np.median(drawn[changed], axis=1) > 0)
+    np.testing.assert_allclose(drawn[changed].max(axis=1), 1.0)
+    again = _realism(X, np.random.default_rng(0), DEFAULT_GRID, 0.5).numpy()[:, 0]
+    np.testing.assert_array_equal(drawn, again)
+    untouched = _realism(X, np.random.default_rng(0), DEFAULT_GRID, 0.0)
+    assert untouched is X
+
+
+def test_cnn_trains_with_realism_augmentation_and_refuses_bad_settings(patterns):
+    X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
+    model = _cnn(epochs=2, augment="realism", realism_fraction=0.5).fit(X, y)
+    assert len(model.history_) == 2
+    with pytest.raises(ValueError, match="augment must be"):
+        _cnn(augment="strong").fit(X, y)
+    with pytest.raises(ValueError, match="realism_fraction"):
+        _cnn(augment="realism", realism_fraction=1.5).fit(X, y)
+
+
+def test_realism_copies_keep_labels_and_add_measured_looking_rows(patterns):
+    from baselines.augment import realism_copies
+
+    X, y = patterns.X[:30], patterns.target("bravais_lattice")[:30]
+    X_new, y_new = realism_copies(X, y, DEFAULT_GRID, draws=2, random_state=1)
+    assert X_new.shape == (90, X.shape[1]) and X_new.dtype == np.float32
+    np.testing.assert_array_equal(X_new[:30], X)
+    np.testing.assert_array_equal(y_new, np.concatenate([y, y, y]))
+    assert np.all(np.median(X_new[30:], axis=1) > 0)
+    assert not np.array_equal(X_new[30:60], X_new[60:])
+    only, _ = realism_copies(X, y, DEFAULT_GRID, draws=1, keep_clean=False)
+    assert only.shape == X.shape
+    with pytest.raises(ValueError, match="columns"):
+        realism_copies(X[:, :100], y, DEFAULT_GRID)

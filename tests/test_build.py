@@ -25,7 +25,8 @@ from contract.labels import BRAVAIS_LATTICES
 
 LAYOUT = [
     "manifest.json",
-    "public/train.parquet", "public/test.parquet", "public/sample_submission.csv",
+    "public/train.parquet", "public/train_sticks.parquet", "public/test.parquet",
+    "public/sample_submission.csv",
     "public/sample_submission_spacegroup.csv", "public/DATA.md",
     "private/solution.csv", "private/train_meta.parquet", "private/test_meta.parquet",
     "reports/rejects.csv", "reports/overview.png",
@@ -401,3 +402,27 @@ def test_data_card_and_sample_submission_name_the_same_majority_lattice(cod_buil
                             columns=["bravais_lattice"])  # fmt: skip
     counts = train["bravais_lattice"].value_counts()
     assert counts[named] == counts.max()
+
+
+def test_train_sticks_list_the_reflections_of_training_rows_only(cod_build):
+    out = cod_build.out
+    sticks = pd.read_parquet(out / "public" / "train_sticks.parquet")
+    assert sticks.columns.tolist() == ["id", "two_theta", "d", "intensity", "h", "k", "l",
+                                       "nx", "ny", "nz"]  # fmt: skip
+    train = pd.read_parquet(out / "public" / "train.parquet")
+    test_ids = set(pd.read_parquet(out / "public" / "test.parquet", columns=["id"])["id"])
+    assert set(sticks["id"]) == set(train["id"]) and not set(sticks["id"]) & test_ids
+    assert sticks["id"].is_monotonic_increasing
+    # Each row's reflections: Bragg's law, |n| = 1/d, strongest at 1.
+    np.testing.assert_allclose(
+        np.sin(np.radians(sticks["two_theta"] / 2)) * 2 * sticks["d"], 1.54184, rtol=1e-4
+    )
+    length = np.linalg.norm(sticks[["nx", "ny", "nz"]].to_numpy(np.float64), axis=1)
+    np.testing.assert_allclose(length, 1 / sticks["d"], rtol=1e-4)
+    assert np.allclose(sticks.groupby("id")["intensity"].max(), 1.0)
+    # The training pattern is those sticks broadened: its maximum sits on a strong stick.
+    grid = np.linspace(5, 90, train.shape[1] - 5)
+    for row in train.head(20).itertuples(index=False):
+        y = np.asarray(row[5:], dtype=np.float64)
+        mine = sticks[(sticks["id"] == row[0]) & (sticks["intensity"] > 0.2)]
+        assert np.min(np.abs(mine["two_theta"] - grid[np.argmax(y)])) < 0.1

@@ -122,3 +122,23 @@ def cod_build_train_sources(train: pd.DataFrame, cod_cifs) -> list[tuple[str, st
         (str(cod_cifs / f"{int(c)}.cif"), i)
         for c, i in zip(train["cod_id"], train["id"], strict=True)
     ]
+
+
+def test_stick_table_of_rock_salt():
+    from pymatgen.core import Lattice, Structure
+
+    from competition.patterns import xrd_pattern_and_sticks
+
+    a = 5.64
+    nacl = Structure.from_spacegroup(
+        225, Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    pattern, sticks = xrd_pattern_and_sticks(nacl, PRESETS["default"])
+    np.testing.assert_array_equal(pattern, xrd_pattern(nacl, PRESETS["default"]))
+    first = sticks[0]  # (111), the lowest-angle reflection
+    assert sorted(np.abs(first[3:6])) == [1, 1, 1]
+    assert first[1] == pytest.approx(a / math.sqrt(3), rel=1e-6)
+    assert first[0] == pytest.approx(_bragg(a / math.sqrt(3)), abs=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(sticks[:, 6:9], axis=1), 1 / sticks[:, 1])
+    strongest = sticks[np.argmax(sticks[:, 2])]
+    assert strongest[2] == 1.0 and sorted(np.abs(strongest[3:6])) == [0, 0, 2]

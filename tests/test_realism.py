@@ -174,3 +174,112 @@ def test_a_measured_build_is_deterministic_and_looks_measured(cod_cifs, tmp_path
 
     assert "profile `measured`" in render_readme(first)
     assert "profile `clean`" in render_readme(tmp_path / "d")
+
+
+def test_draws_give_each_training_structure_k_different_patterns(cod_cifs, tmp_path):
+    import pandas as pd
+
+    from competition.build import build_competition
+    from competition.config import BuildConfig
+    from competition.sources import cod_dir_source
+
+    def build(name, **changes):
+        config = BuildConfig(profile="measured", **changes)
+        return build_competition(cod_dir_source(cod_cifs).head(40), tmp_path / name, config,
+                                 workers=2, cache_dir=tmp_path / "cache",
+                                 progress=False).out  # fmt: skip
+
+    one, three = build("one"), build("three", draws=3)
+    meta = pd.read_parquet(three / "private" / "train_meta.parquet")
+    single = pd.read_parquet(one / "private" / "train_meta.parquet")
+    assert len(meta) == 3 * len(single) and meta["id"].is_unique
+    assert (meta.groupby("entry_id")["draw"].apply(sorted) == pd.Series([[0, 1, 2]] * len(
+        single), index=sorted(single["entry_id"]))).all()  # fmt: skip
+    train = pd.read_parquet(three / "public" / "train.parquet").set_index("id")
+    first = pd.read_parquet(one / "public" / "train.parquet").set_index("id")
+    columns = [c for c in train.columns if c.startswith("y")]
+    entry = meta["entry_id"].iloc[0]
+    rows = meta[meta["entry_id"] == entry].sort_values("draw")["id"]
+    drawn = train.loc[rows, columns].to_numpy()
+    assert not np.array_equal(drawn[0], drawn[1]) and not np.array_equal(drawn[1], drawn[2])
+    # Draw 0 is the pattern of a one-draw build; test rows are drawn once, alike.
+    first_id = single.set_index("entry_id").loc[entry, "id"]
+    np.testing.assert_array_equal(drawn[0], first.loc[first_id, columns].to_numpy())
+    assert len(pd.read_parquet(three / "public" / "test.parquet")) == len(
+        pd.read_parquet(one / "public" / "test.parquet"))  # fmt: skip
+    sticks = pd.read_parquet(three / "public" / "train_sticks.parquet")
+    assert set(sticks["id"]) == set(meta["id"])
+    assert "3 patterns per training structure" in (three / "public" / "DATA.md").read_text()
+    with pytest.raises(ValueError, match="draws"):
+        BuildConfig(draws=2)  # clean patterns do not vary: nothing to draw
+
+
+# A finished clean pattern degraded as the CNN's augmentation does, one effect at a time:
+# everything else switched off (no width, background, impurity; counts so high that
+# Poisson noise is below a part in 10^4).
+QUIET = dict(
+    u=(0.0, 0.0), v=(0.0, 0.0), w=(0.0, 0.0), size_nm=(1e9, 1e9), strain=(0.0, 0.0),
+    zero=(0.0, 0.0), displacement=(0.0, 0.0), texture_probability=0.0, background=(0.0, 0.0),
+    air=(0.0, 0.0), hump_probability=0.0, counts=(1e9, 1e9), kalpha2_probability=0.0,
+    graininess=0.0, impurity_probability=0.0,
+)  # fmt: skip
+
+
+def _clean_peak(two_theta: float) -> np.ndarray:
+    return pseudo_voigt(GRID.two_theta(), two_theta, 0.05, 0.0)
+
+
+def test_degrade_adds_the_kalpha2_line_where_braggs_law_puts_it():
+    from competition.realism import RealismRanges, degrade
+
+    d = 1.1
+    alpha1 = float(bragg_two_theta([d], CU_KALPHA1)[0])
+    ranges = RealismRanges(**{**QUIET, "kalpha2_probability": 1.0})
+    out = degrade(_clean_peak(alpha1), GRID, np.random.default_rng(0), ranges)
+    centres = _peak_centres(out)
+    expected = bragg_two_theta([d], CU_KALPHA2)[0] - alpha1
+    assert len(centres) == 2 and centres[1] - centres[0] == pytest.approx(expected, abs=0.005)
+    halves = [out[GRID.two_theta() < alpha1 + expected / 2].sum(),
+              out[GRID.two_theta() >= alpha1 + expected / 2].sum()]  # fmt: skip
+    assert halves[1] / halves[0] == pytest.approx(KALPHA2_RATIO, rel=0.02)
+
+
+def test_degrade_shifts_by_the_zero_offset_and_keeps_shape_scale_and_seed():
+    from competition.realism import RealismRanges, degrade
+
+    ranges = RealismRanges(**{**QUIET, "zero": (0.1, 0.1)})
+    clean = np.stack([_clean_peak(30.0), _clean_peak(60.0)])
+    out = degrade(clean, GRID, np.random.default_rng(1), ranges)
+    assert out.shape == clean.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out.max(axis=1), 1.0)
+    for row, centre in zip(out, (30.0, 60.0), strict=True):
+        assert _peak_centres(row)[0] == pytest.approx(centre + 0.1, abs=0.002)
+    again = degrade(clean, GRID, np.random.default_rng(1), ranges)
+    np.testing.assert_array_equal(out, again)
+
+
+def test_degrade_broadens_by_crystallite_size_and_adds_background_and_noise():
+    from competition.realism import RealismRanges, degrade
+
+    clean = _clean_peak(45.0)
+    small = RealismRanges(**{**QUIET, "size_nm": (20.0, 20.0)})
+    wide = degrade(clean, GRID, np.random.default_rng(2), small)
+    assert (wide > 0.5).sum() > 2 * (clean / clean.max() > 0.5).sum()
+    noisy = RealismRanges(**{**QUIET, "background": (0.1, 0.1), "counts": (1e3, 1e3)})
+    out = degrade(clean, GRID, np.random.default_rng(3), noisy)
+    far = out[GRID.two_theta() > 70]
+    # The background level sits near a tenth of the peak, with Poisson scatter around it.
+    assert 0.05 < far.mean() < 0.2 and far.std() > 0
+
+
+def test_impurity_peaks_appear_with_their_probability_and_height():
+    from competition.realism import RealismRanges, impurity_peaks
+
+    never = impurity_peaks(GRID, np.random.default_rng(0), RealismRanges(impurity_probability=0),
+                           SHARP)  # fmt: skip
+    assert not never.any()
+    ranges = RealismRanges(impurity_probability=1, impurity_peaks=(2, 2),
+                           impurity_height=(0.03, 0.03))  # fmt: skip
+    always = impurity_peaks(GRID, np.random.default_rng(0), ranges, SHARP)
+    assert always.max() == pytest.approx(0.03, rel=0.05)
+    assert len(_peak_centres(always)) == 2

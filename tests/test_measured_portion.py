@@ -1,0 +1,162 @@
+"""A build with real measurements as a third test portion: kept apart, hidden, scored apart."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import solution_frame
+from test_cli import run
+
+from competition.manifest import read_manifest, verify_manifest
+from contract import layout
+
+N_GOOD = 152
+
+
+@pytest.fixture(scope="session")
+def measured_with_defects(measured_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 152 real measurements (linked, not copied) plus one bad file and one bad label."""
+    folder = tmp_path_factory.mktemp("measured")
+    for path in measured_dir.iterdir():
+        if path.name != "labels.csv":
+            (folder / path.name).symlink_to(path)
+    labels = (measured_dir / "labels.csv").read_text().rstrip("\n").splitlines()
+    (folder / "truncated.xy").write_text("5.0 1\n5.02\n")
+    (folder / "unlabelled.xy").write_text("5.0 1\n90.0 2\n")
+    labels += ["truncated.xy,14", "unlabelled.xy,999"]
+    (folder / "labels.csv").write_text("\n".join(labels) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def measured_build(cod_build, cod_cifs, measured_with_defects, tmp_path_factory):
+    """The COD build again (from its cache) with the Measured portion."""
+    from competition.build import build_competition
+    from competition.config import BuildConfig
+    from competition.sources import cod_dir_source
+
+    out = tmp_path_factory.mktemp("measured_build") / "out"
+    return build_competition(
+        cod_dir_source(cod_cifs), out, BuildConfig(), workers=2,
+        cache_dir=cod_build.out.parent / "cache", progress=False,
+        measured_test=measured_with_defects,
+    )  # fmt: skip
+
+
+def test_measurements_join_the_test_set_as_a_third_portion(measured_build, cod_build):
+    out = measured_build.out
+    key = solution_frame(out)
+    assert (key[layout.USAGE] == layout.MEASURED_PORTION).sum() == N_GOOD
+    # The simulated portions are exactly those of the same build without measurements.
+    plain = solution_frame(cod_build.out)
+    for portion in layout.PORTIONS:
+        assert (key[layout.USAGE] == portion).sum() == (plain[layout.USAGE] == portion).sum()
+    test = pd.read_parquet(out / layout.TEST)
+    assert sorted(test[layout.ID]) == sorted(key[layout.ID]) == test[layout.ID].tolist()
+    # A measured row's id looks like any other: same prefix and width, no order.
+    assert {len(i) for i in test[layout.ID]} == {len(test[layout.ID].iloc[0])}
+    sample = pd.read_csv(out / layout.sample_submission("bravais"))
+    assert sample[layout.ID].tolist() == test[layout.ID].tolist()
+    assert verify_manifest(out) == []
+
+
+def test_each_measured_row_is_its_file_on_the_grid(measured_build, measured_dir):
+    from competition.config import PRESETS
+    from competition.measured import read_measured
+
+    out = measured_build.out
+    meta = pd.read_parquet(out / layout.TEST_META)
+    rows = meta[meta["entry_id"].str.startswith("measured:")].set_index("source_file")
+    assert len(rows) == N_GOOD
+    assert rows[layout.COD_ID].isna().all()
+    test = pd.read_parquet(out / layout.TEST).set_index(layout.ID)
+    expected = read_measured(measured_dir, PRESETS["default"].to_grid())
+    key = solution_frame(out).set_index(layout.ID)
+    for k in (0, 75, 151):
+        name = expected.files[k]
+        row_id = rows.loc[name, layout.ID]
+        np.testing.assert_array_equal(test.loc[row_id].to_numpy(np.float32), expected.X[k])
+        assert key.loc[row_id, layout.LATTICE] == expected.bravais_lattice[k]
+        assert key.loc[row_id, layout.USAGE] == layout.MEASURED_PORTION
+
+
+def test_bad_measurements_are_in_rejects_and_the_build_goes_on(measured_build):
+    out = measured_build.out
+    rejects = pd.read_csv(out / layout.REJECTS, keep_default_na=False).set_index("source_file")
+    assert "line 2 is not two numbers" in rejects.loc["truncated.xy", "reason"]
+    assert "not an integer in 1..230" in rejects.loc["unlabelled.xy", "reason"]
+    manifest = read_manifest(out)
+    assert manifest["measured_test"]["n_used"] == N_GOOD
+    assert manifest["measured_test"]["n_rejected"] == 2
+    assert len(manifest["measured_test"]["sha256"]) == 64
+    counts = manifest["counts"]["per_portion"]
+    assert sum(counts[layout.MEASURED_SPLIT].values()) == N_GOOD
+
+
+def test_the_data_card_says_how_many_but_not_which(measured_build):
+    out = measured_build.out
+    card = (out / layout.DATA_CARD).read_text()
+    assert f"{N_GOOD} of them are real laboratory measurements" in card
+    assert "Measured" in card and "shown only when the competition is closed" in card
+    # The kit's leak checks (ids with labels, in any public file) pass.
+    from starter_kit.kit import collect_files, find_leaks, render_readme
+
+    assert f"{N_GOOD} of the test rows are real" in render_readme(out)
+
+    files, _ = collect_files(out, "kit")
+    assert find_leaks(files, out) == []
+
+
+def test_measured_scores_are_hidden_until_close_then_shown_apart(measured_build, tmp_path):
+    comp = Path(shutil.copytree(measured_build.out, tmp_path / "comp"))
+    key = solution_frame(comp)
+    # Right on the simulated rows, wrong on every measurement.
+    guess = key[[layout.ID, layout.LATTICE]].copy()
+    real = guess[layout.ID].isin(key.loc[key[layout.USAGE] == layout.MEASURED_PORTION, layout.ID])
+    guess.loc[real, layout.LATTICE] = np.where(guess.loc[real, layout.LATTICE] == "cP", "aP", "cP")
+    guess.to_csv(tmp_path / "sim.csv", index=False)
+    key[[layout.ID, layout.LATTICE]].to_csv(tmp_path / "perfect.csv", index=False)
+
+    first = run("submit", str(tmp_path / "sim.csv"), "--team", "sim", "-c", str(comp),
+                "--details", cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "Public score: accuracy 100.00 %" in first.stdout
+    assert "Measured" not in first.stdout and "Private" not in first.stdout
+    assert run("submit", str(tmp_path / "perfect.csv"), "--team", "real", "-c", str(comp),
+               cwd=tmp_path).returncode == 0  # fmt: skip
+    board = run("leaderboard", "-c", str(comp), cwd=tmp_path)
+    assert board.returncode == 0 and "Measured" not in board.stdout
+    hidden = run("leaderboard", "-c", str(comp), "--measured", cwd=tmp_path)
+    assert hidden.returncode == 2 and "stay hidden" in hidden.stderr
+    hidden = run("score", str(tmp_path / "sim.csv"), "-c", str(comp), "--private", cwd=tmp_path)
+    assert hidden.returncode == 2 and "Measured" not in hidden.stdout
+
+    assert run("close", "-c", str(comp), cwd=tmp_path).returncode == 0
+    final = run("leaderboard", "-c", str(comp), "--private", cwd=tmp_path)
+    assert final.returncode == 0 and "Measured %" in final.stdout
+    assert "0.00" in final.stdout and "100.00" in final.stdout
+    measured = run("leaderboard", "-c", str(comp), "--measured", "-f", "csv", cwd=tmp_path)
+    assert measured.returncode == 0, measured.stderr
+    board = pd.read_csv(io.StringIO(measured.stdout), dtype=str)
+    ranked = board[board["Kind"] == "team"]
+    assert ranked["Team"].tolist() == ["real", "sim"]
+    assert ranked["Accuracy %"].tolist() == ["100.00", "0.00"]
+    scored = run("score", str(tmp_path / "sim.csv"), "-c", str(comp), "--private", cwd=tmp_path)
+    assert "Measured score: accuracy 0.00 %" in scored.stdout
+    assert "Private score: accuracy 100.00 %" in scored.stdout
+
+
+def test_a_build_without_measurements_has_no_measured_board(cod_build, tmp_path):
+    comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
+    sample = str(comp / layout.sample_submission("bravais"))
+    assert run("submit", sample, "--team", "a", "-c", str(comp), cwd=tmp_path).returncode == 0
+    assert run("close", "-c", str(comp), cwd=tmp_path).returncode == 0
+    final = run("leaderboard", "-c", str(comp), "--private", cwd=tmp_path)
+    assert final.returncode == 0 and "Measured" not in final.stdout
+    none = run("leaderboard", "-c", str(comp), "--measured", cwd=tmp_path)
+    assert none.returncode == 2 and "has no Measured portion" in none.stderr
