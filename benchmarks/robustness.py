@@ -98,8 +98,10 @@ def main() -> None:
         help="a parameter of one baseline, as in `xrd-bravais baselines run --set`",
     )
     parser.add_argument(
-        "--skip-measured-training", action="store_true",
-        help="do not train on the measured-profile build (it is still a test set)",
+        "--train", nargs="*", default=["clean", "measured", "copies"],
+        choices=["clean", "measured", "copies"],
+        help="training sets to fit on (copies: the clean rows plus --copies K realism "
+        "copies); every build is still a test set",
     )
     args = parser.parse_args()
     from baselines.cli import parse_overrides
@@ -121,17 +123,17 @@ def main() -> None:
     print("|---|---|---|---:|---:|---|---:|")
     training = {}
     for trained_on, competition in builds.items():
-        if trained_on == "measured" and args.skip_measured_training:
-            continue
         train = read_patterns(competition / "public" / "train.parquet")
         training[trained_on] = (train.X, train.target("bravais_lattice"))
-    if args.copies:
+    if args.copies and "copies" in args.train:
         from baselines.augment import realism_copies
 
         X, y = training["clean"]
         training[f"clean + {args.copies} realism copies"] = realism_copies(
             X, y, grid, draws=args.copies, random_state=0
         )
+    training = {name: data for name, data in training.items()
+                if name.split(" ")[0] in args.train or name.startswith("clean +")}  # fmt: skip
     for trained_on, (X_train, y) in training.items():
         for name in args.names:
             model = registry()[name].make(grid, 0)

@@ -324,6 +324,13 @@ class RealismRanges:
     crystallites in the beam; 0: none). With probability
     ``impurity_probability`` a second phase adds ``impurity_peaks`` weak peaks
     (each ``impurity_height`` of the strongest) at random positions.
+
+    With probability ``background_subtracted_probability`` the pattern is
+    published as processed data often are (RRUFF's, for one): the background is
+    subtracted after counting, leaving the counting noise around zero. Over the
+    152 RRUFF patterns of ``../shared/data/measured`` the median of each
+    pattern's 10th-percentile intensity is 0.2 % of its maximum, against 6 % for
+    unsubtracted patterns drawn from these ranges.
     """
 
     w: tuple[float, float] = (0.001, 0.006)
@@ -345,6 +352,7 @@ class RealismRanges:
     impurity_probability: float = 0.2
     impurity_peaks: tuple[int, int] = (1, 3)
     impurity_height: tuple[float, float] = (0.01, 0.05)
+    background_subtracted_probability: float = 0.5
 
 
 def draw_measurement(rng: np.random.Generator, ranges: RealismRanges) -> Measurement:
@@ -454,6 +462,9 @@ def background_and_counts(
         )  # fmt: skip
     counts = float(np.exp(rng.uniform(*np.log(ranges.counts))))
     observed = poisson_counts(counts * (profile + background), rng)
+    if rng.random() < ranges.background_subtracted_probability:
+        # Processed data: the fitted background removed, negative counts clipped.
+        observed = np.maximum(observed - counts * background, 0.0)
     return (observed / max(observed.max(), 1.0)).astype(np.float32)
 
 

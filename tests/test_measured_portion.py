@@ -160,3 +160,16 @@ def test_a_build_without_measurements_has_no_measured_board(cod_build, tmp_path)
     assert final.returncode == 0 and "Measured" not in final.stdout
     none = run("leaderboard", "-c", str(comp), "--measured", cwd=tmp_path)
     assert none.returncode == 2 and "has no Measured portion" in none.stderr
+
+
+def test_the_command_line_refuses_an_unusable_folder_before_any_work(cod_cifs, tmp_path):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    result = run("build", "--source", "cod-dir", "--input", str(cod_cifs), "--out", "comp",
+                 "--measured-test", str(empty), "--no-cache", "-q", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "--measured-test" in result.stderr
+    assert "labels.csv not found" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "comp" / "manifest.json").exists()
+    clean = run("build", "--source", "cod-dir", "--input", str(cod_cifs), "--out", "comp2",
+                "--draws", "2", "-q", cwd=tmp_path)  # fmt: skip
+    assert clean.returncode == 2 and "needs profile 'measured'" in clean.stderr
