@@ -99,9 +99,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--train", nargs="*", default=["clean", "measured", "copies"],
-        choices=["clean", "measured", "copies"],
+        choices=["clean", "measured", "copies", "mixed"],
         help="training sets to fit on (copies: the clean rows plus --copies K realism "
-        "copies); every build is still a test set",
+        "copies; mixed: the clean and the measured build's rows together); every build "
+        "is still a test set",
     )
     args = parser.parse_args()
     from baselines.cli import parse_overrides
@@ -132,8 +133,12 @@ def main() -> None:
         training[f"clean + {args.copies} realism copies"] = realism_copies(
             X, y, grid, draws=args.copies, random_state=0
         )
+    if "mixed" in args.train:
+        (Xc, yc), (Xm, ym) = training["clean"], training["measured"]
+        training["clean + measured"] = (np.concatenate([Xc, Xm]), np.concatenate([yc, ym]))
     training = {name: data for name, data in training.items()
-                if name.split(" ")[0] in args.train or name.startswith("clean +")}  # fmt: skip
+                if (name in args.train) or (name.startswith("clean + measured") and "mixed"
+                    in args.train) or ("realism copies" in name)}  # fmt: skip
     for trained_on, (X_train, y) in training.items():
         for name in args.names:
             model = registry()[name].make(grid, 0)
