@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("contract", "competition", "scoring", "baselines", "starter_kit", "xrd_bravais")
+PACKAGES = ("contract", "competition", "scoring", "baselines", "starter_kit", "platforms",
+            "xrd_bravais")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

@@ -1,7 +1,7 @@
 """The ``xrd-bravais`` application: every subcommand, registered in the order of use.
 
 Each package owns its commands (``competition.cli``, ``scoring.cli``,
-``baselines.cli``, ``starter_kit.cli``) and exposes a ``register(app)``; this
+``baselines.cli``, ``starter_kit.cli``, ``platforms.cli``) and exposes a ``register(app)``; this
 module composes them. Every command parses its options and calls the library;
 user errors exit non-zero with one line on stderr, no traceback.
 """
@@ -14,6 +14,7 @@ import typer
 
 from baselines.cli import register as register_baselines
 from competition.cli import register as register_build
+from platforms.cli import register as register_export
 from scoring.cli import register as register_scoring
 from starter_kit.cli import register as register_starter_kit
 
@@ -52,3 +53,4 @@ register_build(app)  # build
 register_scoring(app)  # validate, score, submit, submissions, select, close, leaderboard, ...
 register_baselines(app)  # baselines list | run | predict
 register_starter_kit(app)  # starter-kit
+register_export(app)  # export kaggle

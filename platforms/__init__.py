@@ -1,0 +1,6 @@
+"""Exports of a built competition to the platforms classes already use.
+
+* :mod:`platforms.kaggle`: the files a host uploads for a Kaggle community competition;
+* :mod:`platforms.common`: the public files every export carries and the leak checks
+  (the starter kit's) that run before anything is written.
+"""

@@ -1,0 +1,125 @@
+"""Platform exports: Kaggle's upload folder round-trips to our scores and never leaks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import solution_frame
+from test_cli import run
+
+from contract import layout
+from platforms.common import ExportError
+from platforms.kaggle import export_kaggle
+from scoring.grade import grade
+
+
+def kaggle_accuracy(solution: pd.DataFrame, submission: pd.DataFrame, column: str,
+                    usage: str) -> float:  # fmt: skip
+    """Kaggle's "Categorization Accuracy" on one Usage: rows joined on id, share equal."""
+    rows = solution[solution["Usage"] == usage].merge(submission, on="id", suffixes=("", "_sub"))
+    return float((rows[column].astype(str) == rows[f"{column}_sub"].astype(str)).mean())
+
+
+@pytest.fixture(scope="module")
+def exported(cod_build, tmp_path_factory) -> Path:
+    return export_kaggle(cod_build.out, tmp_path_factory.mktemp("kaggle") / "upload")
+
+
+def test_the_upload_folder_holds_the_public_data_pages_and_a_separate_solution(
+    exported, cod_build
+):
+    files = sorted(p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file())
+    assert files == [
+        "README.md", "data/sample_submission.csv", "data/test.parquet", "data/train.parquet",
+        "data/train_sticks.parquet", "pages/data.md", "pages/evaluation.md", "pages/overview.md",
+        "pages/rules.md", "solution/solution.csv",
+    ]  # fmt: skip
+    for name in ("train.parquet", "test.parquet", "train_sticks.parquet"):
+        assert (exported / "data" / name).read_bytes() == (cod_build.out / "public" / name
+                                                           ).read_bytes()  # fmt: skip
+    solution = pd.read_csv(exported / "solution" / "solution.csv", dtype=str)
+    key = solution_frame(cod_build.out)
+    assert solution.columns.tolist() == ["id", "bravais_lattice", "Usage"]
+    assert solution["id"].tolist() == key["id"].tolist()
+    assert set(solution["Usage"]) == {"Public", "Private"}
+    assert (exported / "solution" / "solution.csv").stat().st_mode & 0o077 == 0
+    readme = (exported / "README.md").read_text()
+    assert "Categorization Accuracy" in readme and "solution column `bravais_lattice`" in readme
+
+
+def test_kaggle_scores_equal_ours_for_the_sample_a_perfect_and_a_random_file(
+    exported, cod_build, tmp_path
+):
+    solution = pd.read_csv(exported / "solution" / "solution.csv", dtype=str)
+    key = solution_frame(cod_build.out)
+    rng = np.random.default_rng(0)
+    random = key[["id"]].assign(bravais_lattice=rng.choice(["cF", "mP", "oP", "hP"], len(key)))
+    files = {
+        "sample": pd.read_csv(exported / "data" / "sample_submission.csv", dtype=str),
+        "perfect": key[["id", "bravais_lattice"]],
+        "random": random,
+    }
+    for name, submission in files.items():
+        path = tmp_path / f"{name}.csv"
+        submission.to_csv(path, index=False)
+        ours = grade(path, cod_build.out)
+        theirs = (kaggle_accuracy(solution, submission, "bravais_lattice", "Public"),
+                  kaggle_accuracy(solution, submission, "bravais_lattice", "Private"))
+        assert theirs == pytest.approx((ours.public.accuracy, ours.private.accuracy), abs=1e-12)
+
+
+def test_the_space_group_track_gets_its_own_solution_and_sample(cod_build, tmp_path):
+    out = export_kaggle(cod_build.out, tmp_path / "sg", "spacegroup")
+    solution = pd.read_csv(out / "solution" / "solution.csv", dtype=str)
+    assert solution.columns.tolist() == ["id", "spacegroup_number", "Usage"]
+    assert (out / "data" / "sample_submission.csv").read_bytes() == (
+        cod_build.out / layout.sample_submission("spacegroup")).read_bytes()  # fmt: skip
+    sample = pd.read_csv(out / "data" / "sample_submission.csv", dtype=str)
+    ours = grade(out / "data" / "sample_submission.csv", cod_build.out, "spacegroup")
+    assert kaggle_accuracy(solution, sample, "spacegroup_number", "Private") == pytest.approx(
+        ours.private.accuracy)  # fmt: skip
+
+
+def test_measured_rows_are_ignored_on_kaggle(tmp_path):
+    from synthetic import make_synthetic_competition
+
+    comp = make_synthetic_competition(tmp_path / "comp", n_test=200, n_train=100, seed=1)
+    key = pd.read_csv(comp / layout.SOLUTION, dtype=str, keep_default_na=False)
+    from contract.tasks import load_task
+    from platforms.kaggle import kaggle_solution
+
+    key.loc[key.index[:10], layout.USAGE] = layout.MEASURED_PORTION
+    key.to_csv(comp / layout.SOLUTION, index=False)
+    solution = kaggle_solution(comp, load_task(comp).track("bravais"))
+    assert (solution["Usage"] == "Ignored").sum() == 10
+    assert set(solution["Usage"]) == {"Public", "Private", "Ignored"}
+
+
+def test_an_export_that_would_leak_is_refused_and_writes_nothing(cod_build, tmp_path):
+    comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
+    key = solution_frame(comp)
+    card = comp / layout.DATA_CARD
+    card.write_text(card.read_text() + "\n" + key[["id", "bravais_lattice"]].to_csv(index=False))
+    with pytest.raises(ExportError, match=r"pages/data\.md"):
+        export_kaggle(comp, tmp_path / "upload")
+    assert not (tmp_path / "upload").exists()
+    assert not list(tmp_path.glob(".upload*"))
+    # Through the command line: every finding, exit 1, no traceback.
+    done = run("export", "kaggle", "-c", str(comp), "--out", str(tmp_path / "upload"),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and "export refused" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "upload").exists()
+
+
+def test_the_command_line_exports_and_refuses_a_folder_in_use(cod_build, tmp_path):
+    done = run("export", "kaggle", "-c", str(cod_build.out), "--out", str(tmp_path / "k"),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "solution/solution.csv" in done.stdout and "README.md" in done.stdout
+    again = run("export", "kaggle", "-c", str(cod_build.out), "--out", str(tmp_path / "k"),
+                cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 1 and "not an empty folder" in again.stderr
