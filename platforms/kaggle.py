@@ -32,6 +32,7 @@ from contract.io import atomic_write_bytes, atomic_write_text
 from contract.manifest import read_manifest
 from contract.tasks import Track, load_task
 from platforms.common import ExportError, check_participant_files, public_data_files
+from scoring.leaderboard import Leaderboard, Rules
 
 IGNORED: Final = "Ignored"
 """Kaggle's ``Usage`` for rows that are predicted but never scored."""
@@ -50,7 +51,7 @@ def kaggle_solution(competition: Path, track: Track) -> pd.DataFrame:
 
 def _pages(competition: Path, track: Track, solution: pd.DataFrame) -> dict[str, str]:
     """The Markdown pages: overview, evaluation, data, rules."""
-    from starter_kit.kit import render_readme
+    from starter_kit.kit import SOURCE_NAMES, render_readme
 
     manifest = read_manifest(competition)
     counts = solution[layout.USAGE].value_counts()
@@ -77,15 +78,18 @@ id,{track.column}
 ```
 
 Labels: {", ".join(map(str, track.labels[:20]))}{" ..." if track.n_labels > 20 else ""}.
-Check a file before submitting with `xrd-bravais validate submission.csv
---competition .` (`pip install xrd-bravais`): it lists every problem at once.
+Check a file before submitting (`pip install xrd-bravais`; put the downloaded
+files in a folder `public/` under `DIR`): `xrd-bravais validate submission.csv
+--competition DIR` lists every problem at once, as the organisers' grader does.
 """
+    quota = _rules(competition)
     rules = f"""# Rules
 
 - One account per participant; teams as the host allows.
-- Pick up to 2 submissions for the final ranking; otherwise the best public ones count.
-- The data: {manifest["source"].get("kind", "see the data page")} structures; the
-  licence is on the data page.
+- {quota.daily_quota} submissions a day; pick up to {quota.max_selected} for the final
+  ranking, otherwise the best public ones count.
+- The data: {SOURCE_NAMES.get(manifest["source"].get("kind", ""), "see the data page")};
+  its licence is on the data page.
 - No hand-labelling of test patterns and no outside data that contains them.
 """
     return {
@@ -96,24 +100,32 @@ Check a file before submitting with `xrd-bravais validate submission.csv
     }
 
 
+def _rules(competition: Path) -> Rules:
+    """The competition's rules from its grader store, or the defaults where it has none."""
+    if (competition / layout.LEADERBOARD_DB).is_file():
+        with Leaderboard.open(competition) as board:
+            return board.rules
+    return Rules()
+
+
 def _host_readme(competition: Path, track: Track, solution: pd.DataFrame) -> str:
     counts = solution[layout.USAGE].value_counts()
-    scored = int(counts.get(layout.PUBLIC_PORTION, 0) + counts.get(layout.PRIVATE_PORTION, 0))
-    public_share = 100 * counts.get(layout.PUBLIC_PORTION, 0) / max(scored, 1)
+    public, private = (int(counts.get(p, 0)) for p in layout.PORTIONS)
+    public_share = 100 * public / max(public + private, 1)
+    rules = _rules(competition)
     return f"""# Hosting {competition.resolve().name} on Kaggle ({track.name} track)
 
 1. kaggle.com -> Create -> New Competition (community). Title and subtitle of your choice.
 2. **Data**: upload every file of `data/` (participants download these).
 3. **Evaluation**: metric **{METRIC}**; solution file `solution/solution.csv`;
-   solution column `{track.column}`, id column `id`. The `Usage` column marks each row
-   Public ({int(counts.get(layout.PUBLIC_PORTION, 0)):,}), Private
-   ({int(counts.get(layout.PRIVATE_PORTION, 0)):,}) or Ignored
-   ({int(counts.get(IGNORED, 0)):,}); Kaggle takes the public share from it
-   ({public_share:.1f} % of the scored rows), so leave the percentage it proposes as it is.
+   solution column `{track.column}`, id column `id`. Its `Usage` column marks
+   {public:,} rows Public, {private:,} Private and {int(counts.get(IGNORED, 0)):,} Ignored;
+   Kaggle takes the public share from it ({public_share:.1f} % of the scored rows).
 4. **Sample submission**: `data/sample_submission.csv`.
 5. **Pages**: paste `pages/overview.md`, `evaluation.md`, `data.md` and `rules.md`
    into the Overview tab's pages of the same names.
-6. Submission limits: 5 per day and 2 final picks, as `xrd-bravais rules` sets them.
+6. **Limits**: {rules.daily_quota} submissions a day and {rules.max_selected} final picks,
+   as this competition's rules say (`xrd-bravais rules`).
 
 Never upload `solution/` as data: it holds the answers. With these settings
 Kaggle's Public and Private scores equal `xrd-bravais score --private` on the
