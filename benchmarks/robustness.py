@@ -122,23 +122,20 @@ def main() -> None:
     }
     print("| trained on | baseline | scored on | accuracy | macro-F1 | most predicted | fit s |")
     print("|---|---|---|---:|---:|---|---:|")
-    training = {}
+    loaded = {}
     for trained_on, competition in builds.items():
         train = read_patterns(competition / "public" / "train.parquet")
-        training[trained_on] = (train.X, train.target("bravais_lattice"))
+        loaded[trained_on] = (train.X, train.target("bravais_lattice"))
+    training = {name: loaded[name] for name in ("clean", "measured") if name in args.train}
     if args.copies and "copies" in args.train:
         from baselines.augment import realism_copies
 
-        X, y = training["clean"]
         training[f"clean + {args.copies} realism copies"] = realism_copies(
-            X, y, grid, draws=args.copies, random_state=0
+            *loaded["clean"], grid, draws=args.copies, random_state=0
         )
     if "mixed" in args.train:
-        (Xc, yc), (Xm, ym) = training["clean"], training["measured"]
+        (Xc, yc), (Xm, ym) = loaded["clean"], loaded["measured"]
         training["clean + measured"] = (np.concatenate([Xc, Xm]), np.concatenate([yc, ym]))
-    training = {name: data for name, data in training.items()
-                if (name in args.train) or (name.startswith("clean + measured") and "mixed"
-                    in args.train) or ("realism copies" in name)}  # fmt: skip
     for trained_on, (X_train, y) in training.items():
         for name in args.names:
             model = registry()[name].make(grid, 0)

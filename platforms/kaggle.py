@@ -32,7 +32,8 @@ from contract.io import atomic_write_bytes, atomic_write_text
 from contract.manifest import read_manifest
 from contract.tasks import Track, load_task
 from platforms.common import ExportError, check_participant_files, public_data_files
-from scoring.leaderboard import Leaderboard, Rules
+from scoring.grade import AnswerKeyError, load_answer_key
+from scoring.leaderboard import competition_rules
 
 IGNORED: Final = "Ignored"
 """Kaggle's ``Usage`` for rows that are predicted but never scored."""
@@ -40,8 +41,20 @@ METRIC: Final = "Categorization Accuracy"
 
 
 def kaggle_solution(competition: Path, track: Track) -> pd.DataFrame:
-    """The solution file: ``id``, the track's column and ``Usage`` (Measured -> Ignored)."""
-    key = pd.read_csv(competition / layout.SOLUTION, dtype=str, keep_default_na=False)
+    """The solution file: ``id``, the track's column and ``Usage`` (Measured -> Ignored).
+
+    Read with the grader's checks (the answer key's sha256 against the manifest),
+    so Kaggle grades on exactly the key that ``xrd-bravais score`` would.
+
+    Raises
+    ------
+    ExportError
+        If the answer key is missing or was changed after the build.
+    """
+    try:
+        key = load_answer_key(competition).frame
+    except AnswerKeyError as err:
+        raise ExportError([str(err)]) from None
     solution = key[[layout.ID, track.column, layout.USAGE]].copy()
     solution[layout.USAGE] = solution[layout.USAGE].where(
         solution[layout.USAGE].isin(layout.PORTIONS), IGNORED
@@ -49,15 +62,19 @@ def kaggle_solution(competition: Path, track: Track) -> pd.DataFrame:
     return solution
 
 
+def _usage_counts(solution: pd.DataFrame) -> tuple[int, int, int, float]:
+    """Public, Private and Ignored rows of a solution file, and the Public share (%)."""
+    counts = solution[layout.USAGE].value_counts()
+    public, private, ignored = (int(counts.get(u, 0)) for u in (*layout.PORTIONS, IGNORED))
+    return public, private, ignored, 100 * public / max(public + private, 1)
+
+
 def _pages(competition: Path, track: Track, solution: pd.DataFrame) -> dict[str, str]:
     """The Markdown pages: overview, evaluation, data, rules."""
     from starter_kit.kit import SOURCE_NAMES, render_readme
 
     manifest = read_manifest(competition)
-    counts = solution[layout.USAGE].value_counts()
-    scored = int(counts.get(layout.PUBLIC_PORTION, 0) + counts.get(layout.PRIVATE_PORTION, 0))
-    public_share = 100 * counts.get(layout.PUBLIC_PORTION, 0) / max(scored, 1)
-    ignored = int(counts.get(IGNORED, 0))
+    _, _, ignored, public_share = _usage_counts(solution)
     ignored_text = (
         f" {ignored:,} test rows are real measurements that this page does not score "
         "(they are predicted like the others)." if ignored else ""
@@ -82,7 +99,7 @@ Check a file before submitting (`pip install xrd-bravais`; put the downloaded
 files in a folder `public/` under `DIR`): `xrd-bravais validate submission.csv
 --competition DIR` lists every problem at once, as the organisers' grader does.
 """
-    quota = _rules(competition)
+    quota = competition_rules(competition)
     rules = f"""# Rules
 
 - One account per participant; teams as the host allows.
@@ -100,26 +117,16 @@ files in a folder `public/` under `DIR`): `xrd-bravais validate submission.csv
     }
 
 
-def _rules(competition: Path) -> Rules:
-    """The competition's rules from its grader store, or the defaults where it has none."""
-    if (competition / layout.LEADERBOARD_DB).is_file():
-        with Leaderboard.open(competition) as board:
-            return board.rules
-    return Rules()
-
-
 def _host_readme(competition: Path, track: Track, solution: pd.DataFrame) -> str:
-    counts = solution[layout.USAGE].value_counts()
-    public, private = (int(counts.get(p, 0)) for p in layout.PORTIONS)
-    public_share = 100 * public / max(public + private, 1)
-    rules = _rules(competition)
+    public, private, ignored, public_share = _usage_counts(solution)
+    rules = competition_rules(competition)
     return f"""# Hosting {competition.resolve().name} on Kaggle ({track.name} track)
 
 1. kaggle.com -> Create -> New Competition (community). Title and subtitle of your choice.
 2. **Data**: upload every file of `data/` (participants download these).
 3. **Evaluation**: metric **{METRIC}**; solution file `solution/solution.csv`;
    solution column `{track.column}`, id column `id`. Its `Usage` column marks
-   {public:,} rows Public, {private:,} Private and {int(counts.get(IGNORED, 0)):,} Ignored;
+   {public:,} rows Public, {private:,} Private and {ignored:,} Ignored;
    Kaggle takes the public share from it ({public_share:.1f} % of the scored rows).
 4. **Sample submission**: `data/sample_submission.csv`.
 5. **Pages**: paste `pages/overview.md`, `evaluation.md`, `data.md` and `rules.md`

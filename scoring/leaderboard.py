@@ -85,6 +85,18 @@ CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (team_id, track, s
 """
 
 
+def competition_rules(competition: str | os.PathLike[str]) -> Rules:
+    """The rules of a competition: its store's, or the defaults where it has no store yet.
+
+    Reads without creating a store, so a build that no grader has opened stays as built.
+    """
+    root = Path(competition)
+    if not (root / DB_PATH).is_file():
+        return Rules()
+    with Leaderboard.open(root) as board:
+        return board.rules
+
+
 class LeaderboardError(RuntimeError):
     """A request the leaderboard refuses (unknown team, closed competition, ...)."""
 

@@ -94,7 +94,7 @@ def readme_values(competition: str | Path) -> dict[str, str]:
     from contract.labels import BRAVAIS_LATTICES, LATTICE_NAMES
     from contract.references import majority_label
     from scoring.grade import train_counts
-    from scoring.leaderboard import Leaderboard, Rules
+    from scoring.leaderboard import competition_rules
     from scoring.metrics import reference_scores
     from scoring.render import markdown_table
 
@@ -104,10 +104,7 @@ def readme_values(competition: str | Path) -> dict[str, str]:
     counts = train_counts(root, "bravais")
     references = reference_scores(counts)
     test_ids = pq.read_table(root / layout.TEST, columns=[layout.ID]).column(layout.ID)
-    rules = Rules()
-    if (root / layout.LEADERBOARD_DB).is_file():
-        with Leaderboard.open(root) as board:
-            rules = board.rules
+    rules = competition_rules(root)
     majority = majority_label(counts, BRAVAIS_LATTICES)
     examples = [f"{test_ids[i].as_py()},{lab}" for i, lab in zip(range(3), ("cF", "hP", "mS"),
                                                                   strict=False)]  # fmt: skip

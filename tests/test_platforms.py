@@ -94,6 +94,13 @@ def test_measured_rows_are_ignored_on_kaggle(tmp_path):
 
     key.loc[key.index[:10], layout.USAGE] = layout.MEASURED_PORTION
     key.to_csv(comp / layout.SOLUTION, index=False)
+    # As a build with --measured-test records it: the key's hash in the manifest.
+    from contract.io import sha256_file
+    from contract.manifest import read_manifest, write_manifest_dict
+
+    manifest = read_manifest(comp)
+    manifest["files"][layout.SOLUTION] = sha256_file(comp / layout.SOLUTION)
+    write_manifest_dict(comp, manifest)
     solution = kaggle_solution(comp, load_task(comp).track("bravais"))
     assert (solution["Usage"] == "Ignored").sum() == 10
     assert set(solution["Usage"]) == {"Public", "Private", "Ignored"}
@@ -123,3 +130,12 @@ def test_the_command_line_exports_and_refuses_a_folder_in_use(cod_build, tmp_pat
     again = run("export", "kaggle", "-c", str(cod_build.out), "--out", str(tmp_path / "k"),
                 cwd=tmp_path)  # fmt: skip
     assert again.returncode == 1 and "not an empty folder" in again.stderr
+
+
+def test_an_answer_key_changed_after_the_build_is_not_exported(cod_build, tmp_path):
+    comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
+    key = comp / layout.SOLUTION
+    key.write_text(key.read_text().replace("cF", "cP", 1))
+    with pytest.raises(ExportError, match="changed after the build"):
+        export_kaggle(comp, tmp_path / "upload")
+    assert not (tmp_path / "upload").exists()
