@@ -1,13 +1,16 @@
-"""``xrd-bravais export kaggle``: a built competition as a platform's upload."""
+"""``xrd-bravais export kaggle|codabench``: a built competition as a platform's upload."""
 
 from __future__ import annotations
 
+import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from contract.console import fail
+from platforms.codabench import IMAGE_PYARROW, IMAGE_PYTHON
 from scoring.cli import CompetitionOption, TrackOption, resolve_track
 
 export_app = typer.Typer(
@@ -39,6 +42,60 @@ def kaggle(
                "data/ or pages/. Next: read its README.md.")  # fmt: skip
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         typer.echo(f"  {path.relative_to(folder).as_posix()}")
+
+
+@export_app.command("codabench")
+def codabench(
+    competition: CompetitionOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The bundle zip to write.")],
+    track: TrackOption = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="Start of the Development phase, UTC (default: now).",
+                     formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(help="End of the Development phase, UTC (default: the competition's "
+                          "deadline, else eight weeks after the start).",
+                     formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    ] = None,
+    python_version: Annotated[
+        str, typer.Option("--python", help="Python of the scoring image (vendored pyarrow).")
+    ] = IMAGE_PYTHON,
+    wheelhouse: Annotated[
+        Path | None,
+        typer.Option(help="Folder with the pyarrow wheel for that Python (offline export)."),
+    ] = None,
+    pyarrow_version: Annotated[
+        str, typer.Option(help="The pyarrow vendored (it must import with the image's numpy).")
+    ] = IMAGE_PYARROW,
+) -> None:
+    """A Codabench competition bundle: pages, phases, leaderboard, our scoring program."""
+    import yaml
+
+    from platforms.codabench import export_codabench
+    from platforms.common import ExportError
+
+    spec = resolve_track(competition, track)
+    try:
+        bundle = export_codabench(competition, out, spec.name, start=start, end=end,
+                                  python_version=python_version, wheelhouse=wheelhouse,
+                                  pyarrow_version=pyarrow_version)
+    except ExportError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    except (FileNotFoundError, OSError) as err:
+        fail(str(err))
+    with zipfile.ZipFile(bundle) as archive:
+        phases = yaml.safe_load(archive.read("competition.yaml"))["phases"]
+    size = bundle.stat().st_size / 2**20
+    typer.echo(f"Wrote {bundle} ({size:.1f} MiB) for Codabench ({spec.name} track); no "
+               "answer-key content in pages/, public_data/ or starting_kit/.")
+    for phase in phases:
+        typer.echo(f"  phase {phase['name']}: from {phase['start']} UTC"
+                   + (f" to {phase['end']} UTC" if phase.get("end") else ""))
+    typer.echo("Next: codabench.org -> Benchmarks -> Management -> Upload, and choose this zip.")
 
 
 def register(app: typer.Typer) -> None:

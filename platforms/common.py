@@ -8,6 +8,7 @@ from pathlib import Path
 from contract import layout
 from contract.manifest import read_manifest
 from contract.tasks import Track
+from scoring.leaderboard import competition_rules
 
 
 class ExportError(RuntimeError):
@@ -72,3 +73,71 @@ def check_participant_files(competition: Path, files: dict[str, bytes]) -> None:
     problems = find_leaks(files, competition)
     if problems:
         raise ExportError(problems)
+
+
+def participant_pages(
+    competition: Path,
+    track: Track,
+    public_share: float,
+    measured: str = "",
+    how_to_submit: str = "",
+    final_pick: str | None = None,
+) -> dict[str, str]:
+    """The Markdown pages every platform shows: overview, evaluation, data, rules.
+
+    Parameters
+    ----------
+    public_share : float
+        Percentage of the scored test rows on the leaderboard during the competition.
+    measured : str
+        What the platform does with the Measured rows (empty where there are none).
+    how_to_submit : str
+        A platform's extra step (zip the CSV, ...), appended to the submission section.
+    final_pick : str, optional
+        How the final ranking picks each team's submission; default: our rule
+        (up to ``max_selected`` picks, else the best public ones).
+    """
+    from starter_kit.kit import SOURCE_NAMES, render_readme
+
+    manifest = read_manifest(competition)
+    rules = competition_rules(competition)
+    labels = ", ".join(map(str, track.labels[:20])) + (" ..." if track.n_labels > 20 else "")
+    evaluation = f"""# Evaluation
+
+Submissions are scored by **accuracy**: the share of test patterns whose
+`{track.column}` equals the true one. The leaderboard during the competition
+uses {public_share:.0f} % of the scored test rows; the final ranking uses the
+other {100 - public_share:.0f} %, revealed when the competition closes. {measured}
+
+## Submission file
+
+A header and one row per test `id`:
+
+```
+id,{track.column}
+```
+
+Labels: {labels}.
+Check a file before submitting (`pip install xrd-bravais`; put the downloaded
+files in a folder `public/` under `DIR`): `xrd-bravais validate submission.csv
+--competition DIR` lists every problem at once, as the organisers' grader does.
+{how_to_submit}
+"""
+    pick = final_pick or (
+        f"pick up to {rules.max_selected} for the final ranking, otherwise the best "
+        "public ones count"
+    )
+    source = SOURCE_NAMES.get(manifest["source"].get("kind", ""), "see the data page")
+    rules_page = f"""# Rules
+
+- One account per participant; teams as the host allows.
+- {rules.daily_quota} submissions a day; {pick}.
+- The data: {source}; its licence is on the data page.
+- No hand-labelling of test patterns and no outside data that contains them.
+"""
+    return {
+        "overview.md": render_readme(competition),
+        "evaluation.md": evaluation,
+        "data.md": (competition / layout.DATA_CARD).read_text(encoding="utf-8"),
+        "rules.md": rules_page,
+    }

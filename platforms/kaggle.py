@@ -29,9 +29,13 @@ import pandas as pd
 
 from contract import layout
 from contract.io import atomic_write_bytes, atomic_write_text
-from contract.manifest import read_manifest
 from contract.tasks import Track, load_task
-from platforms.common import ExportError, check_participant_files, public_data_files
+from platforms.common import (
+    ExportError,
+    check_participant_files,
+    participant_pages,
+    public_data_files,
+)
 from scoring.grade import AnswerKeyError, load_answer_key
 from scoring.leaderboard import competition_rules
 
@@ -71,50 +75,12 @@ def _usage_counts(solution: pd.DataFrame) -> tuple[int, int, int, float]:
 
 def _pages(competition: Path, track: Track, solution: pd.DataFrame) -> dict[str, str]:
     """The Markdown pages: overview, evaluation, data, rules."""
-    from starter_kit.kit import SOURCE_NAMES, render_readme
-
-    manifest = read_manifest(competition)
     _, _, ignored, public_share = _usage_counts(solution)
-    ignored_text = (
-        f" {ignored:,} test rows are real measurements that this page does not score "
+    measured = (
+        f"{ignored:,} test rows are real measurements that this page does not score "
         "(they are predicted like the others)." if ignored else ""
     )
-    evaluation = f"""# Evaluation
-
-Submissions are scored by **accuracy**: the share of test patterns whose
-`{track.column}` equals the true one. The leaderboard during the competition
-uses {public_share:.0f} % of the scored test rows; the final ranking uses the
-other {100 - public_share:.0f} %, revealed when the competition closes.{ignored_text}
-
-## Submission file
-
-A header and one row per test `id`:
-
-```
-id,{track.column}
-```
-
-Labels: {", ".join(map(str, track.labels[:20]))}{" ..." if track.n_labels > 20 else ""}.
-Check a file before submitting (`pip install xrd-bravais`; put the downloaded
-files in a folder `public/` under `DIR`): `xrd-bravais validate submission.csv
---competition DIR` lists every problem at once, as the organisers' grader does.
-"""
-    quota = competition_rules(competition)
-    rules = f"""# Rules
-
-- One account per participant; teams as the host allows.
-- {quota.daily_quota} submissions a day; pick up to {quota.max_selected} for the final
-  ranking, otherwise the best public ones count.
-- The data: {SOURCE_NAMES.get(manifest["source"].get("kind", ""), "see the data page")};
-  its licence is on the data page.
-- No hand-labelling of test patterns and no outside data that contains them.
-"""
-    return {
-        "overview.md": render_readme(competition),
-        "evaluation.md": evaluation,
-        "data.md": (competition / layout.DATA_CARD).read_text(encoding="utf-8"),
-        "rules.md": rules,
-    }
+    return participant_pages(competition, track, public_share, measured)
 
 
 def _host_readme(competition: Path, track: Track, solution: pd.DataFrame) -> str:

@@ -11,6 +11,7 @@ until the competition is closed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -209,6 +210,7 @@ def grade(
     competition: str | os.PathLike[str] | AnswerKey,
     track: str | Track | None = None,
     seed: int = 0,
+    test_ids: Sequence[str] | pa.Array | None = None,
 ) -> GradeResult:
     """Validate and score a submission on each portion of the test set.
 
@@ -224,6 +226,11 @@ def grade(
         or ``"spacegroup"``); default: the task's first.
     seed : int
         Seed of the bootstrap intervals.
+    test_ids : sequence of str, optional
+        The ids a submission must cover; default: the key's. A key may hold the
+        labels of some portions only (a hosting platform's phase that scores the
+        Public rows keeps no Private label): it is then given every test id here,
+        and the portions it lacks score ``n = 0`` with NaN figures.
 
     Returns
     -------
@@ -238,10 +245,11 @@ def grade(
     """
     key = competition if isinstance(competition, AnswerKey) else load_answer_key(competition)
     spec = key.task.track(track)
-    valid = validate_submission(submission, key.ids, spec, task=key.task)
-    # The join on id: validation guarantees the submitted ids are unique and are
-    # exactly the key's, so index_in is a one-to-one hash join; a null would mean
-    # an id without a partner, which must never be scored.
+    ids = key.ids if test_ids is None else test_ids
+    valid = validate_submission(submission, ids, spec, task=key.task)
+    # The join on id: validation guarantees the submitted ids are unique and cover
+    # the key's, so index_in is a one-to-one hash join; a null would mean an id
+    # without a partner, which must never be scored.
     position = pc.index_in(key.ids, value_set=valid.ids)
     if position.null_count:
         raise AssertionError("validated submission does not cover the answer key one-to-one")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import solution_frame
+from conftest import mark_measured, solution_frame
 from test_cli import run
 
 from contract import layout
@@ -87,39 +87,39 @@ def test_the_space_group_track_gets_its_own_solution_and_sample(cod_build, tmp_p
 def test_measured_rows_are_ignored_on_kaggle(tmp_path):
     from synthetic import make_synthetic_competition
 
-    comp = make_synthetic_competition(tmp_path / "comp", n_test=200, n_train=100, seed=1)
-    key = pd.read_csv(comp / layout.SOLUTION, dtype=str, keep_default_na=False)
     from contract.tasks import load_task
     from platforms.kaggle import kaggle_solution
 
-    key.loc[key.index[:10], layout.USAGE] = layout.MEASURED_PORTION
-    key.to_csv(comp / layout.SOLUTION, index=False)
-    # As a build with --measured-test records it: the key's hash in the manifest.
-    from contract.io import sha256_file
-    from contract.manifest import read_manifest, write_manifest_dict
-
-    manifest = read_manifest(comp)
-    manifest["files"][layout.SOLUTION] = sha256_file(comp / layout.SOLUTION)
-    write_manifest_dict(comp, manifest)
+    comp = make_synthetic_competition(tmp_path / "comp", n_test=200, n_train=100, seed=1)
+    mark_measured(comp, 10)
     solution = kaggle_solution(comp, load_task(comp).track("bravais"))
     assert (solution["Usage"] == "Ignored").sum() == 10
     assert set(solution["Usage"]) == {"Public", "Private", "Ignored"}
 
 
-def test_an_export_that_would_leak_is_refused_and_writes_nothing(cod_build, tmp_path):
+@pytest.mark.parametrize("platform", ["kaggle", "codabench"])
+def test_an_export_that_would_leak_is_refused_and_writes_nothing(cod_build, tmp_path, platform):
+    from test_codabench import HERE, HERE_CLI
+
+    from platforms.codabench import export_codabench
+
     comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
     key = solution_frame(comp)
     card = comp / layout.DATA_CARD
     card.write_text(card.read_text() + "\n" + key[["id", "bravais_lattice"]].to_csv(index=False))
-    with pytest.raises(ExportError, match=r"pages/data\.md"):
-        export_kaggle(comp, tmp_path / "upload")
-    assert not (tmp_path / "upload").exists()
-    assert not list(tmp_path.glob(".upload*"))
+    out = tmp_path / ("upload" if platform == "kaggle" else "bundle.zip")
+    export, options = {
+        "kaggle": (export_kaggle, ()),
+        "codabench": (lambda c, o: export_codabench(c, o, **HERE), HERE_CLI),
+    }[platform]
+    with pytest.raises(ExportError, match=rf"{platform}/pages/data\.md"):
+        export(comp, out)
+    assert not out.exists()
+    assert not list(tmp_path.glob(f".{out.name}*"))
     # Through the command line: every finding, exit 1, no traceback.
-    done = run("export", "kaggle", "-c", str(comp), "--out", str(tmp_path / "upload"),
-               cwd=tmp_path)  # fmt: skip
+    done = run("export", platform, "-c", str(comp), "--out", str(out), *options, cwd=tmp_path)
     assert done.returncode == 1 and "export refused" in done.stderr
-    assert "Traceback" not in done.stderr and not (tmp_path / "upload").exists()
+    assert "Traceback" not in done.stderr and not out.exists()
 
 
 def test_the_command_line_exports_and_refuses_a_folder_in_use(cod_build, tmp_path):

@@ -1,0 +1,555 @@
+"""A Codabench competition bundle from a built competition.
+
+Codabench creates a competition from a zip whose ``competition.yaml`` (schema
+version 2) names its pages, tasks, phases and leaderboard. The export writes::
+
+    competition.yaml
+    logo.png                       the mean training pattern, drawn
+    pages/                         overview, evaluation, data, rules, terms (the licence)
+    public_data/                   train.parquet, train_sticks.parquet, test.parquet,
+                                   sample_submission.csv (participants download these)
+    starting_kit/                  the starter kit (README, notebook, make_submission.py)
+    scoring_program/               metadata.yaml, score.py and vendor/: our scoring and
+                                   contract packages and pyarrow for the image's Python
+    reference_data/development/    the Public labels only, and every test id
+    reference_data/final/          every label
+
+Public and Private become two **phases**: *Development* scores the Public rows
+(its reference data holds no other label, so nothing else can be printed), and
+*Final*, which starts when Development ends, re-runs each participant's
+leaderboard submission on the Private rows (``auto_migrate_to_this_phase``).
+The leaderboard keeps each participant's best submission (``Force_Best``), as
+our grader does when a team picks none. Measured rows (``build --measured-test``)
+are predicted in both phases and scored in the Final phase's detailed results,
+never ranked.
+
+The scoring program runs in Codabench's standard image
+(:data:`DOCKER_IMAGE`: Python 3.12 with numpy, pandas and PyYAML, no pyarrow and
+no network), so it carries pyarrow (:data:`IMAGE_PYARROW`) built for that Python:
+from the running interpreter where it is that version for that Python, else a
+wheel from ``wheelhouse``, the cache, or ``pip download``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from contract import layout
+from contract.io import atomic_path
+from contract.tasks import Track, load_task
+from platforms.common import (
+    ExportError,
+    check_participant_files,
+    participant_pages,
+    public_data_files,
+)
+from scoring.grade import AnswerKeyError, load_answer_key
+from scoring.leaderboard import competition_rules
+
+DOCKER_IMAGE: Final = "codalab/codalab-legacy:py312"
+"""Codabench's standard CPU image with Python 3.12 (numpy, scipy, scikit-learn,
+pandas, PyYAML; no pyarrow)."""
+IMAGE_PYTHON: Final = "3.12"
+IMAGE_PYARROW: Final = "25.0.0"
+"""The pyarrow vendored for the image: the newest that imports with its numpy 1.26.4
+(pyarrow 26 needs NumPy 2). ``tools/check_codabench_image.py`` checks the pair."""
+IMAGE_PLATFORM: Final = "manylinux_2_28_x86_64"
+"""The wheel platform pip downloads pyarrow for (the image is Debian bookworm, x86-64)."""
+EXECUTION_TIME_LIMIT: Final = 600
+"""Seconds a scoring run may take (grading takes about a second)."""
+DEFAULT_LENGTH: Final = timedelta(weeks=8)
+SUBMISSION_RULE: Final = "Force_Best"
+
+PHASES: Final = (
+    # name, the portion it ranks, the portions its detailed results show
+    ("Development", layout.PUBLIC_PORTION, (layout.PUBLIC_PORTION,)),
+    ("Final", layout.PRIVATE_PORTION,
+     (layout.PRIVATE_PORTION, layout.PUBLIC_PORTION, layout.MEASURED_PORTION)),
+)  # fmt: skip
+COLUMNS: Final = (
+    # key, title (Codabench: 36 characters at most)
+    ("accuracy", "Accuracy"),
+    ("macro_f1", "Macro-F1"),
+    ("balanced_accuracy", "Balanced accuracy"),
+    ("accuracy_ci_low", "Accuracy 95% CI low"),
+    ("accuracy_ci_high", "Accuracy 95% CI high"),
+    ("public_accuracy", "Public accuracy"),
+)
+"""The leaderboard's columns, in order; accuracy (of the phase's portion) is primary.
+:func:`platforms.codabench_score.leaderboard_scores` writes exactly these keys."""
+
+_VENDORED_PACKAGES: Final = ("contract", "scoring")
+_PYARROW_SKIPPED: Final = ("tests/", "include/", "src/", "__pycache__/")
+_PYARROW_SKIPPED_NAMES: Final = ("flight", "_pyarrow_cpp_tests", ".pxd", ".pyx", ".pxi", ".h")
+_ZIP_TIME: Final = (2020, 1, 1, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- pyarrow
+def _python_tag(version: str) -> str:
+    major, minor = version.split(".")[:2]
+    return f"cp{major}{minor}"
+
+
+def _keep_pyarrow_file(relative: str) -> bool:
+    """Whether a file of the pyarrow distribution is needed to run (tests, headers are not)."""
+    inner = relative.split("/", 1)[-1] if relative.startswith("pyarrow/") else relative
+    if relative.startswith("pyarrow/") and inner.startswith(_PYARROW_SKIPPED):
+        return False
+    name = PurePosixPath(relative).name
+    return not any(part in name for part in _PYARROW_SKIPPED_NAMES) and not relative.endswith(
+        ".pyc"
+    )
+
+
+def _installed_pyarrow() -> dict[str, bytes]:
+    """The running interpreter's pyarrow, file by file (relative to site-packages)."""
+    dist = metadata.distribution("pyarrow")
+    files = {}
+    for entry in dist.files or ():
+        relative = entry.as_posix()
+        if relative.startswith(("pyarrow/", "pyarrow-")) and _keep_pyarrow_file(relative):
+            path = Path(str(dist.locate_file(entry)))
+            if path.is_file():
+                files[relative] = path.read_bytes()
+    return files
+
+
+def _wheel_files(wheel: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(wheel) as archive:
+        return {
+            name: archive.read(name)
+            for name in archive.namelist()
+            if not name.endswith("/") and _keep_pyarrow_file(name)
+        }
+
+
+def default_wheel_cache() -> Path:
+    """Where downloaded wheels are kept: ``$XDG_CACHE_HOME/xrd-bravais/wheels``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "xrd-bravais" / "wheels"
+
+
+def _find_wheel(folder: Path, version: str, tag: str) -> Path | None:
+    pattern = f"pyarrow-{version}-{tag}-{tag}-*x86_64.whl"
+    found = sorted(p for p in folder.glob(pattern) if "linux" in p.name)
+    return found[-1] if found else None
+
+
+def pyarrow_for_image(
+    python_version: str = IMAGE_PYTHON,
+    wheelhouse: str | os.PathLike[str] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    version: str = IMAGE_PYARROW,
+) -> tuple[dict[str, bytes], str]:
+    """The pyarrow files the scoring program needs on ``python_version`` (Linux, x86-64).
+
+    The running interpreter's own pyarrow where it is that version for that
+    Python; else a wheel from ``wheelhouse``, else from ``cache``, else one that
+    ``pip download`` puts in the cache.
+
+    Returns
+    -------
+    files : dict
+        ``{path under vendor/: bytes}``, licence files included, tests and headers not.
+    origin : str
+        Where they came from.
+
+    Raises
+    ------
+    ExportError
+        If there is no such wheel and ``pip download`` fails (no network): the
+        message says how to fetch it elsewhere.
+    """
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    native = sys.platform == "linux" and platform.machine() == "x86_64"
+    if (wheelhouse is None and python_version == running and native
+            and metadata.version("pyarrow") == version):  # fmt: skip
+        return _installed_pyarrow(), f"pyarrow {version} installed here (Python {running})"
+    tag = _python_tag(python_version)
+    fetch = (
+        f"pip download pyarrow=={version} --only-binary=:all: --no-deps "
+        f"--python-version {python_version} --platform {IMAGE_PLATFORM} -d WHEELS"
+    )
+    if wheelhouse is not None:
+        wheel = _find_wheel(Path(wheelhouse), version, tag) if Path(wheelhouse).is_dir() else None
+        if wheel is None:
+            raise ExportError([f"no pyarrow-{version}-{tag}-*x86_64.whl in --wheelhouse "
+                               f"{wheelhouse}; get it with: {fetch}"])  # fmt: skip
+        return _wheel_files(wheel), wheel.name
+    cache_dir = Path(cache) if cache is not None else default_wheel_cache()
+    wheel = _find_wheel(cache_dir, version, tag) if cache_dir.is_dir() else None
+    if wheel is None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", f"pyarrow=={version}", "--no-deps",
+                   "--only-binary=:all:", "--python-version", python_version,
+                   "--platform", IMAGE_PLATFORM, "--dest", str(cache_dir), "--quiet"]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wheel = _find_wheel(cache_dir, version, tag)
+        if done.returncode != 0 or wheel is None:
+            lines = [ln for ln in (done.stderr or done.stdout).splitlines()
+                     if ln.strip() and not ln.startswith("WARNING")]  # fmt: skip
+            raise ExportError([f"could not download pyarrow {version} for Python "
+                               f"{python_version} ({lines[-1] if lines else 'no output'}); "
+                               f"on a machine with network run: {fetch}, and pass "
+                               "--wheelhouse WHEELS"])  # fmt: skip
+    return _wheel_files(wheel), wheel.name
+
+
+# --------------------------------------------------------------------------- program
+def _package_sources(package: str) -> dict[str, bytes]:
+    root = Path(__import__(package).__file__).parent  # type: ignore[arg-type]
+    return {f"{package}/{p.relative_to(root).as_posix()}": p.read_bytes()
+            for p in sorted(root.rglob("*.py"))}  # fmt: skip
+
+
+def scoring_program(pyarrow_files: dict[str, bytes]) -> dict[str, bytes]:
+    """``metadata.yaml``, ``score.py`` and ``vendor/`` (our packages and pyarrow)."""
+    from platforms import codabench_score
+
+    files = {
+        "metadata.yaml": b"command: python3 /app/program/score.py /app/input /app/output\n",
+        "score.py": Path(codabench_score.__file__).read_bytes(),
+    }
+    for package in _VENDORED_PACKAGES:
+        files |= {f"vendor/{k}": v for k, v in _package_sources(package).items()}
+    files |= {f"vendor/{k}": v for k, v in pyarrow_files.items()}
+    return files
+
+
+# --------------------------------------------------------------------------- reference
+def _reference_data(
+    competition: Path, track: Track, key: pd.DataFrame, scored: str, shown: tuple[str, ...]
+) -> dict[str, bytes]:
+    """One phase's reference data: its labels, every test id, a manifest to check them.
+
+    The Development phase keeps only the Public rows' labels: its scoring program
+    cannot print anything about another portion.
+    """
+    labelled = key[key[layout.USAGE].isin(shown)] if scored == layout.PUBLIC_PORTION else key
+    solution = labelled.to_csv(index=False, lineterminator="\n").encode()
+    manifest = json.loads((competition / layout.MANIFEST).read_text(encoding="utf-8"))
+    reduced = {
+        "task": manifest.get("task"),
+        "files": {layout.SOLUTION: hashlib.sha256(solution).hexdigest()},
+        "built_from": {"manifest_sha256": hashlib.sha256(
+            (competition / layout.MANIFEST).read_bytes()).hexdigest()},
+    }  # fmt: skip
+    ids = key[[layout.ID]].to_csv(index=False, lineterminator="\n").encode()
+    present = set(labelled[layout.USAGE])
+    phase = {"track": track.name, "scored": scored, "shown": [p for p in shown if p in present]}
+    return {
+        layout.MANIFEST: json.dumps(reduced, indent=1).encode(),
+        layout.SOLUTION: solution,
+        "test_ids.csv": ids,
+        "phase.json": json.dumps(phase, indent=1).encode(),
+    }
+
+
+# --------------------------------------------------------------------------- logo
+def _png(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """An RGB image (``H x W x 3``) as PNG bytes."""
+    height, width, _ = pixels.shape
+    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))  # fmt: skip
+
+
+def logo(competition: Path, size: int = 256) -> bytes:
+    """The competition's logo: its mean training pattern, drawn in blue on white."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(competition / layout.TRAIN)
+    columns = [c for c in table.column_names if c[:1] == "y" and c[1:].isdigit()]
+    patterns = np.column_stack([table.column(c).to_numpy()[:500] for c in columns])
+    mean = patterns.mean(axis=0)
+    mean = (mean - mean.min()) / max(float(np.ptp(mean)), 1e-12)
+    x = np.linspace(0, len(mean) - 1, size)
+    heights = np.interp(x, np.arange(len(mean)), mean) ** 0.6 * (size - 24)
+    image = np.full((size, size, 3), 255, np.uint8)
+    rows = np.arange(size)[:, None]
+    filled = rows >= (size - 12 - heights[None, :])
+    filled &= rows < size - 12
+    image[filled] = (31, 119, 180)
+    image[size - 12 : size - 10] = (60, 60, 60)
+    return _png(image)
+
+
+# --------------------------------------------------------------------------- yaml
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def competition_yaml(
+    competition: Path, track: Track, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The ``competition.yaml`` content (Codabench schema version 2)."""
+    rules = competition_rules(competition)
+    name = competition.resolve().name
+    phase_text = {
+        "Development": "Scored on the Public rows; the leaderboard keeps each participant's best.",
+        "Final": ("Each participant's leaderboard submission is scored again on the Private "
+                  "rows: the final ranking. Submissions made now are scored on them too."),
+    }  # fmt: skip
+    return {
+        "version": 2,
+        "title": f"{name}: {track.name} track"[:100],
+        "description": (f"Classify powder X-ray diffraction patterns by their "
+                        f"{track.column.replace('_', ' ')}."),
+        "image": "logo.png",
+        "docker_image": DOCKER_IMAGE,
+        "competition_type": "competition",
+        "registration_auto_approve": True,
+        "enable_detailed_results": True,
+        "make_programs_available": False,
+        "make_input_data_available": False,
+        "terms": "pages/terms.md",
+        "pages": [
+            {"title": "Overview", "file": "pages/overview.md"},
+            {"title": "Evaluation", "file": "pages/evaluation.md"},
+            {"title": "Data", "file": "pages/data.md"},
+            {"title": "Rules", "file": "pages/rules.md"},
+        ],
+        "tasks": [
+            {
+                "index": index,
+                "name": f"{phase} ({scored} rows)",
+                "description": f"Accuracy on the {scored} rows of the {track.name} track.",
+                "scoring_program": "scoring_program",
+                "reference_data": f"reference_data/{phase.lower()}",
+            }
+            for index, (phase, scored, _) in enumerate(PHASES)
+        ],
+        "phases": [
+            {
+                "index": 0,
+                "name": "Development",
+                "description": phase_text["Development"],
+                "start": _when(start),
+                "end": _when(end),
+                "max_submissions_per_day": rules.daily_quota,
+                "execution_time_limit": EXECUTION_TIME_LIMIT,
+                "tasks": [0],
+                "public_data": "public_data",
+                "starting_kit": "starting_kit",
+            },
+            {
+                "index": 1,
+                "name": "Final",
+                "description": phase_text["Final"],
+                "start": _when(end + timedelta(minutes=1)),
+                "max_submissions_per_day": rules.daily_quota,
+                "execution_time_limit": EXECUTION_TIME_LIMIT,
+                "auto_migrate_to_this_phase": True,
+                "tasks": [1],
+                "public_data": "public_data",
+                "starting_kit": "starting_kit",
+            },
+        ],
+        "leaderboards": [
+            {
+                "title": "Results",
+                "key": "main",
+                "submission_rule": SUBMISSION_RULE,
+                "primary_index": 0,
+                "columns": [
+                    {"title": title, "key": key, "index": index, "sorting": "desc",
+                     "precision": 4}
+                    for index, (key, title) in enumerate(COLUMNS)
+                ],
+            }
+        ],
+    }
+
+
+def _licence(competition: Path) -> str:
+    """The "Licence" section of the data card."""
+    text = (competition / layout.DATA_CARD).read_text(encoding="utf-8")
+    _, _, after = text.partition("## Licence")
+    return after.split("\n## ", 1)[0].strip() or "See the data page."
+
+
+def _pages(competition: Path, track: Track, key: pd.DataFrame) -> dict[str, str]:
+    counts = key[layout.USAGE].value_counts()
+    public, private = (int(counts.get(p, 0)) for p in layout.PORTIONS)
+    n_measured = int(counts.get(layout.MEASURED_PORTION, 0))
+    measured = (
+        f"{n_measured:,} test rows are real measurements: predict them like the others; "
+        "the Final phase's detailed results show their accuracy, which is not ranked."
+        if n_measured else ""
+    )
+    how = ("On Codabench, zip the CSV alone (`zip submission.zip submission.csv`) and "
+           "upload the zip under *My Submissions*.")  # fmt: skip
+    pages = participant_pages(
+        competition, track, 100 * public / max(public + private, 1), measured, how,
+        final_pick="the leaderboard keeps your best Public submission, and that one is "
+                   "scored on the Private rows for the final ranking",
+    )  # fmt: skip
+    pages["overview.md"] = pages["overview.md"].replace(
+        "\n", "\n\n> On Codabench: download *Public Data* and *Starting Kit* (Participate tab) "
+        "and unzip the data into the kit's `public/` folder.\n\n", 1
+    )
+    pages["terms.md"] = (
+        "# Terms\n\nBy taking part you accept the rules (Rules page) and the data licence:\n\n"
+        f"{_licence(competition)}\n"
+    )
+    return pages
+
+
+# --------------------------------------------------------------------------- export
+def _starting_kit(competition: Path) -> dict[str, bytes]:
+    """The starter kit's own files (its data is ``public_data``, downloaded apart)."""
+    from starter_kit.kit import collect_files
+
+    files, problems = collect_files(competition, "starting_kit")
+    if problems:
+        raise ExportError(problems)
+    return {k: v for k, v in files.items() if not k.startswith("starting_kit/public/")}
+
+
+def _write_zip(path: Path, files: dict[str, bytes]) -> None:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[name], compresslevel=6)
+
+
+def _dates(competition: Path, start: datetime | None, end: datetime | None
+           ) -> tuple[datetime, datetime]:  # fmt: skip
+    start = (start or datetime.now(UTC)).replace(second=0, microsecond=0)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    end = end or competition_rules(competition).deadline or start + DEFAULT_LENGTH
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    if end <= start:
+        raise ExportError([f"the Development phase ends ({_when(end)} UTC) before it starts "
+                           f"({_when(start)} UTC): pass a later --end"])  # fmt: skip
+    return start, end
+
+
+def _bundle_files(
+    root: Path, spec: Track, start: datetime, end: datetime,
+    pyarrow_files: Callable[[], dict[str, bytes]],
+) -> dict[str, bytes]:
+    """Every file of the bundle, by its path in the zip (see :func:`export_codabench`).
+
+    ``pyarrow_files`` is called after the leak checks: a refused export downloads nothing.
+    """
+    import yaml
+
+    try:
+        key = load_answer_key(root).frame.astype({layout.ID: str})
+    except AnswerKeyError as err:
+        raise ExportError([str(err)]) from None
+    data = public_data_files(root, spec)
+    pages = {f"pages/{k}": v.encode() for k, v in _pages(root, spec, key).items()}
+    kit = _starting_kit(root)
+    image = logo(root)
+    check_participant_files(
+        root,
+        {f"codabench/public/{k}": v for k, v in data.items()}
+        | {f"codabench/{k}": v for k, v in (pages | kit | {"logo.png": image}).items()},
+    )
+    files: dict[str, bytes] = {"logo.png": image, **pages, **kit}
+    files |= {f"public_data/{k}": v for k, v in data.items()}
+    for phase, scored, shown in PHASES:
+        reference = _reference_data(root, spec, key, scored, shown)
+        files |= {f"reference_data/{phase.lower()}/{k}": v for k, v in reference.items()}
+    files |= {f"scoring_program/{k}": v for k, v in scoring_program(pyarrow_files()).items()}
+    spec_yaml = competition_yaml(root, spec, start, end)
+    files["competition.yaml"] = yaml.safe_dump(spec_yaml, sort_keys=False).encode()
+    return files
+
+
+def export_codabench(
+    competition: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    track: str | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    python_version: str = IMAGE_PYTHON,
+    wheelhouse: str | os.PathLike[str] | None = None,
+    pyarrow_version: str = IMAGE_PYARROW,
+) -> Path:
+    """Write the Codabench bundle (a zip) for one track of a built competition.
+
+    Parameters
+    ----------
+    competition : path
+        A built competition with its ``private/`` folder.
+    out : path
+        The zip to write (atomically: a refused export leaves nothing).
+    track : str, optional
+        The track (default: the competition's first); one Codabench competition per track.
+    start, end : datetime, optional
+        The Development phase (UTC); default: from now until the competition's
+        deadline (``xrd-bravais close --at``), or for eight weeks. The Final phase
+        starts a minute after ``end``.
+    python_version : str
+        The Python of the scoring image, for which pyarrow is vendored.
+    wheelhouse : path, optional
+        A folder with the pyarrow wheel for that Python (offline exports).
+    pyarrow_version : str
+        The pyarrow vendored; change it only with ``docker_image`` (another numpy).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    ExportError
+        Listing every finding: answer-key content bound for participants, an
+        incomplete or altered build, phase dates out of order, no pyarrow wheel.
+    """
+    root = Path(competition)
+    spec = load_task(root).track(track)
+    start, end = _dates(root, start, end)
+
+    def pyarrow_files() -> dict[str, bytes]:
+        return pyarrow_for_image(python_version, wheelhouse, version=pyarrow_version)[0]
+
+    _write_zip(Path(out), _bundle_files(root, spec, start, end, pyarrow_files))
+    return Path(out)
+
+
+def bundle_paths(spec: dict[str, Any]) -> Iterator[str]:
+    """Every file or folder a ``competition.yaml`` names, as bundle paths."""
+    yield spec["image"]
+    yield spec["terms"]
+    yield from (page["file"] for page in spec["pages"])
+    for task in spec["tasks"]:
+        for kind in ("scoring_program", "reference_data", "ingestion_program", "input_data"):
+            if kind in task:
+                yield task[kind]
+    for phase in spec["phases"]:
+        for kind in ("public_data", "starting_kit"):
+            if kind in phase:
+                yield phase[kind]
