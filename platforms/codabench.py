@@ -308,6 +308,11 @@ def competition_yaml(
     """The ``competition.yaml`` content (Codabench schema version 2)."""
     rules = competition_rules(competition)
     name = competition.resolve().name
+    # Codabench also caps the total per participant (100 when unset); our rules have
+    # only the daily quota, so the total allows it on every day of the phase.
+    days = -(-(end - start) // timedelta(days=1))
+    limits = {"max_submissions_per_day": rules.daily_quota,
+              "max_submissions": rules.daily_quota * max(days, 1)}  # fmt: skip
     phase_text = {
         "Development": "Scored on the Public rows; the leaderboard keeps each participant's best.",
         "Final": ("Each participant's leaderboard submission is scored again on the Private "
@@ -349,7 +354,7 @@ def competition_yaml(
                 "description": phase_text["Development"],
                 "start": _when(start),
                 "end": _when(end),
-                "max_submissions_per_day": rules.daily_quota,
+                **limits,
                 "execution_time_limit": EXECUTION_TIME_LIMIT,
                 "tasks": [0],
                 "public_data": "public_data",
@@ -360,7 +365,7 @@ def competition_yaml(
                 "name": "Final",
                 "description": phase_text["Final"],
                 "start": _when(end + timedelta(minutes=1)),
-                "max_submissions_per_day": rules.daily_quota,
+                **limits,
                 "execution_time_limit": EXECUTION_TIME_LIMIT,
                 "auto_migrate_to_this_phase": True,
                 "tasks": [1],

@@ -139,7 +139,11 @@ def test_the_yaml_has_every_key_codabench_requires(bundle, cod_build):
     phases = sorted(spec["phases"], key=lambda p: p["index"])
     for phase in phases:
         assert phase["tasks"] and set(phase["tasks"]) <= set(tasks)
-        assert phase["max_submissions_per_day"] == competition_rules(cod_build.out).daily_quota
+        quota = competition_rules(cod_build.out).daily_quota
+        assert phase["max_submissions_per_day"] == quota
+    # The total cap (Codabench's default is 100) never binds before the daily quota does.
+    length = datetime.fromisoformat(phases[0]["end"]) - datetime.fromisoformat(phases[0]["start"])
+    assert phases[0]["max_submissions"] >= quota * length.days
     # Sequential phases: every phase but the last ends, strictly before the next starts.
     for first, second in itertools.pairwise(phases):
         assert datetime.fromisoformat(first["end"]) < datetime.fromisoformat(second["start"])
