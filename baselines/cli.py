@@ -88,6 +88,11 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Search, fit and predict baselines; write submissions/, models and a report."""
+    from contract.tasks import AGGREGATES_TASK_NAME, load_task
+
+    if load_task(competition).name == AGGREGATES_TASK_NAME:
+        _run_aggregates(competition, names, seed, record, set_, quiet)
+        return
     from baselines.data import read_patterns
     from baselines.report import write_report
     from baselines.run import resolve_names, run_baseline
@@ -120,6 +125,28 @@ def run(
         typer.echo(_result_line(result))
     report = write_report(competition, spec.name)
     typer.echo(f"Report: {report}")
+
+
+def _run_aggregates(competition: Path, names: list[str] | None, seed: int, record: bool,
+                    set_: list[str] | None, quiet: bool) -> None:  # fmt: skip
+    """``baselines run`` on an aggregates competition: random, forest, cnn2d."""
+    from baselines.aggregates import NAMES, run_aggregate_baselines
+
+    chosen = list(NAMES) if not names or names == ["all"] else names
+    unknown = [n for n in chosen if n not in NAMES]
+    if unknown:
+        fail(f"unknown baseline(s) {', '.join(unknown)}; the aggregates task has "
+             f"{', '.join(NAMES)}")  # fmt: skip
+    try:
+        overrides = parse_overrides(set_ or [], chosen)
+        table = run_aggregate_baselines(competition, chosen, random_state=seed, record=record,
+                                        verbose=not quiet, params=overrides)  # fmt: skip
+    except ValueError as err:
+        fail(str(err))
+    for row in table.itertuples():
+        public = (f"Public accuracy {100 * row.accuracy:.1f} %, macro-F1 {row.macro_f1:.3f}, "
+                  if record else "")  # fmt: skip
+        typer.echo(f"{row.name}: {public}fit {row.fit_seconds:.1f} s -> {row.submission}")
 
 
 def parse_overrides(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:

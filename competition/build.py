@@ -71,8 +71,12 @@ PRIVATE_DIR_MODE: Final = 0o700
 PRIVATE_FILE_MODE: Final = 0o600
 
 
-def _check_out_dir(out: Path, force: bool = False) -> list[Path]:
+def _check_out_dir(
+    out: Path, force: bool = False, files: tuple[str, ...] = LAYOUT_FILES
+) -> list[Path]:
     """Refuse an unsuitable output folder; return what a forced rebuild must remove.
+
+    ``files`` are those the build writes (the lattice task's by default).
 
     Raises
     ------
@@ -92,7 +96,7 @@ def _check_out_dir(out: Path, force: bool = False) -> list[Path]:
             f"--out {out} is not empty and holds no earlier build (no manifest.json); "
             "choose an empty or new folder so nothing of yours is overwritten"
         )
-    stale = _foreign_entries(out)
+    stale = _foreign_entries(out, files)
     if stale and not force:
         shown = ", ".join(p.relative_to(out).as_posix() for p in stale[:5])
         more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
@@ -105,10 +109,10 @@ def _check_out_dir(out: Path, force: bool = False) -> list[Path]:
     return stale
 
 
-def _foreign_entries(out: Path) -> list[Path]:
+def _foreign_entries(out: Path, files: tuple[str, ...] = LAYOUT_FILES) -> list[Path]:
     """What a rebuild at ``out`` would not write: live folders, added or amended files."""
     found = [out / name for name in LIVE_FOLDERS if (out / name).exists()]
-    expected = {MANIFEST, *LAYOUT_FILES}
+    expected = {MANIFEST, *files}
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out).as_posix()
         if any(path.is_relative_to(f) for f in found):

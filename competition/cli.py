@@ -17,6 +17,8 @@ from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED, SourceKind
 from contract.console import fail
 from contract.labels import SPACEGROUP_NUMBERS
 
+_AGG = "--task aggregates"
+
 if TYPE_CHECKING:
     from competition.sources import Source
     from competition.summary import BuildSummary
@@ -203,11 +205,54 @@ def build(
             "submissions and added files.",
         ),
     ] = False,
+    task: Annotated[
+        str,
+        typer.Option(help="lattice (classify XRD patterns) or aggregates (count particles "
+                          "from scattering images)."),
+    ] = "lattice",
+    size: Annotated[int, typer.Option(help="Image side in pixels.", rich_help_panel=_AGG)] = 64,
+    radius: Annotated[
+        str, typer.Option(help="Particle radius in pixels, or MIN:MAX.", rich_help_panel=_AGG)
+    ] = "4",
+    counts: Annotated[
+        str, typer.Option(help="Particle counts, e.g. 1..5 or 1,2,4.", rich_help_panel=_AGG)
+    ] = "1..5",
+    overlap: Annotated[
+        str, typer.Option(help="touching or overlapping.", rich_help_panel=_AGG)
+    ] = "touching",
+    view: Annotated[
+        str, typer.Option(help="What students get: scattering, image or both.",
+                          rich_help_panel=_AGG),
+    ] = "scattering",
+    beamstop: Annotated[
+        float, typer.Option(help="Beamstop radius in frequency pixels (0: none).",
+                            rich_help_panel=_AGG, min=0.0),
+    ] = 0.0,
+    photons: Annotated[
+        float | None, typer.Option(help="Expected photons per pattern: Poisson noise.",
+                                   rich_help_panel=_AGG),
+    ] = None,
+    per_count: Annotated[
+        int, typer.Option(help="Aggregates per count.", rich_help_panel=_AGG, min=4)
+    ] = 400,
 ) -> None:
-    """Build a competition from crystal structures (default: the embedded AMCSD minerals)."""
+    """Build a competition: XRD patterns of crystal structures, or particle aggregates.
+
+    The lattice task (default) uses the embedded AMCSD minerals unless told otherwise;
+    --task aggregates draws scattering images of aggregates of 1..5 particles.
+    """
     from competition.build import BuildError, build_competition
     from competition.cache import DEFAULT_CACHE_DIR
     from competition.sources import SourceError
+
+    if task == "aggregates":
+        _build_aggregates(
+            out, size, radius, counts, overlap, view, beamstop, photons,
+            per_count, test_fraction, public_fraction, seed, quiet, force,
+        )  # fmt: skip
+        return
+    if task != "lattice":
+        fail(f"--task must be lattice or aggregates, got {task!r}")
 
     try:
         config = BuildConfig(
@@ -235,6 +280,67 @@ def build(
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume from the cache", code=130)
     _print_summary(summary, config)
+
+
+def _parse_counts(text: str) -> tuple[int, ...]:
+    try:
+        if ".." in text:
+            low, high = (int(v) for v in text.split(".."))
+            return tuple(range(low, high + 1))
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        fail(f"--counts must look like 1..5 or 1,2,4, got {text!r}")
+
+
+def _parse_radius(text: str) -> tuple[float, float]:
+    try:
+        values = [float(v) for v in text.split(":")]
+    except ValueError:
+        fail(f"--radius must be a number or MIN:MAX, got {text!r}")
+    if len(values) not in (1, 2):
+        fail(f"--radius must be a number or MIN:MAX, got {text!r}")
+    return (values[0], values[-1])
+
+
+def _build_aggregates(out: Path, size: int, radius: str, counts: str, overlap: str, view: str,
+                      beamstop: float, photons: float | None, per_count: int,
+                      test_fraction: float, public_fraction: float, seed: int, quiet: bool,
+                      force: bool) -> None:  # fmt: skip
+    """``build --task aggregates``: draw, split, write, print the rows per count."""
+    from competition.aggregates import AggregateConfig
+    from competition.build import BuildError
+    from competition.build_aggregates import build_aggregates
+
+    try:
+        config = AggregateConfig(
+            size=size, radius=_parse_radius(radius), counts=_parse_counts(counts),
+            overlap=overlap, view=view,  # type: ignore[arg-type]
+            beamstop=beamstop, photons=photons,
+            per_count=per_count, test_fraction=test_fraction, public_fraction=public_fraction,
+            seed=seed,
+        )  # fmt: skip
+    except ValueError as err:
+        fail(str(err))
+    try:
+        summary = build_aggregates(out, config, progress=not quiet, force=force)
+    except BuildError as err:
+        fail(str(err))
+    typer.echo(f"\nBuilt {summary.out}: {summary.n_rows:,} aggregates "
+               f"({config.size} x {config.size} pixels, {config.view}).")  # fmt: skip
+    typer.echo("\nAggregates per particle count:")
+    typer.echo(pd_table(summary.counts).to_string())
+    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
+    typer.echo(f"Time: {seconds} ({summary.n_rows / max(summary.seconds['draw'], 1e-9):,.0f} "
+               "aggregates/s drawn).")  # fmt: skip
+
+
+def pd_table(counts: dict[str, dict[str, int]]) -> object:
+    """Rows per count (index) and split (columns), with totals."""
+    import pandas as pd
+
+    table = pd.DataFrame(counts)
+    table.loc["total"] = table.sum()
+    return table
 
 
 def _print_summary(summary: BuildSummary, config: BuildConfig) -> None:

@@ -38,8 +38,9 @@ _LICENCES = {
 }
 
 
-def _markdown_table(table: pd.DataFrame) -> str:
-    header = "| lattice | " + " | ".join(table.columns) + " |"
+def markdown_table(table: pd.DataFrame, index_name: str = "lattice") -> str:
+    """A Markdown table: the index first (a left-aligned column), numbers right-aligned."""
+    header = f"| {index_name} | " + " | ".join(table.columns) + " |"
     rule = "|---|" + "---:|" * len(table.columns)
     rows = [
         f"| {index} | " + " | ".join(str(v) for v in row) + " |" for index, row in table.iterrows()
@@ -197,7 +198,7 @@ there is no such file for the test set.
 
 Training structures per lattice:
 
-{_markdown_table(train_counts)}
+{markdown_table(train_counts)}
 
 Test set: {n_test} patterns.{_measured_text(n_measured)} The simulated test set was drawn
 per lattice with the same share

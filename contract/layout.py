@@ -61,6 +61,9 @@ COD_ID: Final = "cod_id"
 SOLUTION_COLUMNS: Final = (ID, LATTICE, SPACEGROUP, USAGE)
 TRAIN_LABEL_COLUMNS: Final = (ID, COD_ID, FORMULA, SPACEGROUP, LATTICE)
 """The columns of ``train.parquet`` before the intensities ``y0 .. y{N-1}``."""
+IMAGE_METADATA_KEY: Final = b"xrd_bravais.images"
+"""Parquet schema-metadata key of an aggregates build's ``train``/``test.parquet``:
+``{"size": N, "channels": [...]}``, so a row ``y0 ..`` reshapes to ``(channels, N, N)``."""
 STICK_COLUMNS: Final = ("two_theta", "d", "intensity", "h", "k", "l", "nx", "ny", "nz")
 """One reflection of ``train_sticks.parquet`` (after the row's ``id``): 2theta (degrees,
 the grid's wavelength), d-spacing (Angstrom), intensity relative to the strongest, the

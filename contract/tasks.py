@@ -140,6 +140,30 @@ def _lattice_task() -> Task:
 LATTICE_TASK: Final = _lattice_task()
 """The lattice task: the Bravais-lattice track (default) and the space-group track."""
 
+AGGREGATES_TASK_NAME: Final = "aggregates"
+COUNT_TRACK_NAME: Final = "count"
+COUNT_COLUMN: Final = "n_particles"
+
+
+def aggregates_task(counts: tuple[int, ...] = (1, 2, 3, 4, 5)) -> Task:
+    """The aggregates task: one track, the number of particles in an aggregate.
+
+    Parameters
+    ----------
+    counts : tuple of int
+        The particle counts a build draws, in increasing order: the label set.
+
+    Examples
+    --------
+    >>> aggregates_task((1, 2, 3)).default.labels
+    (1, 2, 3)
+    """
+    if not counts or list(counts) != sorted(set(counts)) or counts[0] < 1:
+        raise ValueError(f"counts must be distinct positive integers in order, got {counts}")
+    sample = PurePosixPath(sample_submission(COUNT_TRACK_NAME)).name
+    return Task(AGGREGATES_TASK_NAME, (Track(COUNT_TRACK_NAME, COUNT_COLUMN, counts, sample),))
+
+
 TRACKS: Final[dict[str, Track]] = {t.name: t for t in LATTICE_TASK.tracks}
 """The lattice task's tracks by name."""
 

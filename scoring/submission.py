@@ -19,7 +19,7 @@ import difflib
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, TypeAlias
@@ -502,15 +502,15 @@ def _check_lattices(labels: pa.Array, track: Track) -> tuple[IntArray, list[str]
     return codes, problems, notices
 
 
-def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[str], list[str]]:
-    """Label codes (number - 1; -1 where invalid), problems, notices."""
-    problems: list[str] = []
-    notices: list[str] = []
+def _parse_integers(labels: pa.Array) -> tuple[IntArray, npt.NDArray[np.bool_], int, int]:
+    """Integers written in a label column: the numbers, which parsed, how many as '14.0', empty.
+
+    Unparsed rows get 10**9, as does anything over 9 digits (it would overflow a cast).
+    """
     integer = pc.match_substring_regex(labels, r"^\+?[0-9]+$").to_numpy(zero_copy_only=False)
     decimal = pc.match_substring_regex(labels, r"^\+?[0-9]+\.0*$").to_numpy(zero_copy_only=False)
     parsed = integer | decimal
     digits = pc.utf8_ltrim(pc.replace_substring_regex(labels, r"^\+|\.0*$", ""), characters="0")
-    # More than 9 digits cannot be a space group and would overflow a cast; mark them huge.
     short = pc.less_equal(pc.utf8_length(digits), 9).to_numpy(zero_copy_only=False)
     numbers = np.full(len(labels), 10**9, dtype=np.int64)
     castable = parsed & short
@@ -518,15 +518,26 @@ def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[s
         as_text = pc.filter(digits, pa.array(castable))
         as_text = pc.if_else(pc.equal(as_text, ""), "0", as_text)
         numbers[castable] = pc.cast(as_text, pa.int64()).to_numpy()
-    if decimal.any():
-        notices.append(
-            f"read {_plural(int(decimal.sum()), 'number')} written like '14.0' as integers; "
-            "write them as integers (DataFrame column .astype(int))"
-        )
+    n_empty = int(pc.sum(pc.equal(labels, "")).as_py() or 0)
+    return numbers, parsed, int(decimal.sum()), n_empty
+
+
+def _decimal_notice(n: int) -> str:
+    return (f"read {_plural(n, 'number')} written like '14.0' as integers; "
+            "write them as integers (DataFrame column .astype(int))")  # fmt: skip
+
+
+def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[str], list[str]]:
+    """Label codes (number - 1; -1 where invalid), problems, notices."""
+    problems: list[str] = []
+    notices: list[str] = []
+    numbers, parsed, n_decimal, n_empty = _parse_integers(labels)
+    if n_decimal:
+        notices.append(_decimal_notice(n_decimal))
     empty = pc.equal(labels, "").to_numpy(zero_copy_only=False)
-    if empty.any():
+    if n_empty:
         problems.append(
-            f"{_have(int(empty.sum()), 'row')} no space-group number; "
+            f"{_have(n_empty, 'row')} no space-group number; "
             f"give an integer {_GROUPS} for every id"
         )
     other = ~parsed & ~empty
@@ -551,6 +562,79 @@ def _check_spacegroups(labels: pa.Array, track: Track) -> tuple[IntArray, list[s
         )
     codes = np.where(parsed & ~out_of_range, numbers - _FIRST_GROUP, -1)
     return codes.astype(np.int64), problems, notices
+
+
+def _label_list(track: Track) -> str:
+    shown = ", ".join(map(str, track.labels[:20]))
+    return shown + (f" ... ({track.n_labels} labels)" if track.n_labels > 20 else "")
+
+
+def _check_integer_labels(
+    labels: pa.Array, track: Track
+) -> tuple[IntArray, list[str], list[str]]:
+    """Any track whose labels are integers (the particle counts of the aggregates task)."""
+    problems: list[str] = []
+    notices: list[str] = []
+    numbers, parsed, n_decimal, n_empty = _parse_integers(labels)
+    if n_decimal:
+        notices.append(_decimal_notice(n_decimal))
+    expected = f"one of {_label_list(track)}"
+    if n_empty:
+        problems.append(
+            f"{_have(n_empty, 'row')} no {track.column} value; give {expected} for every id"
+        )
+    empty = pc.equal(labels, "").to_numpy(zero_copy_only=False)
+    valid = np.array([int(label) for label in track.labels], dtype=np.int64)
+    known = parsed & np.isin(numbers, valid)
+    bad = ~known & ~empty
+    if bad.any():
+        found = pc.unique(pc.filter(labels, pa.array(bad))).to_pylist()
+        more = f" and {len(found) - MAX_EXAMPLES} more" if len(found) > MAX_EXAMPLES else ""
+        problems.append(
+            f"{_have(int(bad.sum()), 'row')} a {track.column} value that is not {expected}: "
+            f"{', '.join(repr(v) for v in found[:MAX_EXAMPLES])}{more}; write the integer "
+            "itself"
+        )
+    # Position of each number in the (sorted) label set; -1 where it is not a label.
+    order = np.argsort(valid)
+    found_at = np.clip(np.searchsorted(valid, numbers, sorter=order), 0, len(valid) - 1)
+    codes = np.where(known, order[found_at], -1)
+    return codes.astype(np.int64), problems, notices
+
+
+def _check_text_labels(labels: pa.Array, track: Track) -> tuple[IntArray, list[str], list[str]]:
+    """Any track whose labels are text, matched exactly (a hint for near misses)."""
+    symbols = [str(s) for s in track.labels]
+    index = pc.index_in(labels, value_set=pa.array(symbols))
+    codes = np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), np.int64)
+    problems: list[str] = []
+    bad = codes < 0
+    if bad.any():
+        found = [v for v in pc.unique(pc.filter(labels, pa.array(bad))).to_pylist() if v]
+        n_empty = _count(pc.equal(labels, ""))
+        if n_empty:
+            problems.append(
+                f"{_have(n_empty, 'row')} no {track.column} value; give one for every id"
+            )
+        if found:
+            hints = [_closest(v, symbols) for v in found[:MAX_EXAMPLES]]
+            problems.append(_unknown_message(int(bad.sum()) - n_empty, found,
+                                             f"one of {_label_list(track)}", hints))  # fmt: skip
+    return codes, problems, []
+
+
+LabelCheck: TypeAlias = Callable[[pa.Array, Track], tuple[IntArray, list[str], list[str]]]
+
+
+def _label_check(track: Track) -> LabelCheck:
+    """The checks of a track's labels: the lattice and space-group tracks have their own."""
+    if track.column == layout.LATTICE:
+        return _check_lattices
+    if track.column == layout.SPACEGROUP:
+        return _check_spacegroups
+    if all(isinstance(label, int) for label in track.labels):
+        return _check_integer_labels
+    return _check_text_labels
 
 
 # --------------------------------------------------------------------------- entry
@@ -644,8 +728,7 @@ def _validate(
         )
         raise SubmissionError(problems, notices)
     problems += _check_ids(ids, test_ids, track)
-    check = _check_lattices if track.column == layout.LATTICE else _check_spacegroups
-    codes, found, noticed = check(labels, track)
+    codes, found, noticed = _label_check(track)(labels, track)
     problems += found
     notices += noticed
     if problems:

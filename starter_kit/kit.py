@@ -46,6 +46,9 @@ from contract.manifest import read_manifest
 
 KIT_FILES: Final = ("README.md", "starter_notebook.ipynb", "make_submission.py")
 """The starter kit's own files (package data of :mod:`starter_kit`)."""
+AGGREGATES_KIT_FILES: Final = {"README.md": "README_aggregates.md",
+                               "make_submission.py": "make_submission_aggregates.py"}  # fmt: skip
+"""The aggregates task's kit: its name in the kit -> the package file."""
 
 SOURCE_NAMES: Final = {
     SourceKind.amcsd: "mineral structures of the American Mineralogist Crystal Structure Database",
@@ -209,10 +212,66 @@ def kit_file(name: str) -> bytes:
     return resources.files("starter_kit").joinpath(name).read_bytes()
 
 
+def _is_aggregates(competition: str | Path) -> bool:
+    from contract.tasks import AGGREGATES_TASK_NAME, load_task
+
+    return load_task(competition).name == AGGREGATES_TASK_NAME
+
+
 def render_readme(competition: str | Path) -> str:
     """The kit README filled in with the competition's figures."""
+    if _is_aggregates(competition):
+        template = Template(kit_file(AGGREGATES_KIT_FILES["README.md"]).decode())
+        return template.substitute(aggregates_readme_values(competition))
     template = Template(kit_file("README.md").decode())
     return template.substitute(readme_values(competition))
+
+
+def aggregates_readme_values(competition: str | Path) -> dict[str, str]:
+    """The figures the aggregates kit README quotes, from ``manifest.json`` and ``public/``."""
+    import pyarrow.parquet as pq
+
+    from contract.references import majority_label
+    from contract.tasks import load_task
+    from scoring.grade import train_counts
+    from scoring.leaderboard import competition_rules
+    from scoring.metrics import reference_scores
+
+    root = Path(competition)
+    config = read_manifest(root)["config"]
+    track = load_task(root).default
+    counts = train_counts(root, track)
+    references = reference_scores(counts)
+    test_ids = pq.read_table(root / layout.TEST, columns=[layout.ID]).column(layout.ID)
+    channels = ["image", "scattering"] if config["view"] == "both" else [config["view"]]
+    views = {"image": "its projected image", "scattering": "its X-ray scattering pattern",
+             "both": "its projected image and its X-ray scattering pattern"}  # fmt: skip
+    size = int(config["size"])
+    rules = competition_rules(root)
+    labels = [str(n) for n in track.labels]
+    return {
+        "title": root.resolve().name,
+        "count_range": f"{labels[0]} to {labels[-1]}",
+        "count_list": ", ".join(labels),
+        "view_text": views[config["view"]],
+        "channel_text": " and ".join(f"`{c}`" for c in channels),
+        "n_channels": str(len(channels)),
+        "size": str(size),
+        "last_column": str(len(channels) * size * size - 1),
+        "n_train": f"{int(counts.sum()):,}",
+        "n_test": f"{len(test_ids):,}",
+        "public_share": _percent(config["public_fraction"]),
+        "private_share": _percent(1 - config["public_fraction"]),
+        "uniform": _percent(references["uniform"]),
+        "majority": _percent(references["majority"]),
+        "majority_label": str(majority_label(counts, list(track.labels))),
+        "example_rows": "\n".join(
+            f"{test_ids[i].as_py()},{labels[i % len(labels)]}" for i in range(min(3, len(test_ids)))
+        ),
+        "daily_quota": str(rules.daily_quota),
+        "invalid_quota": str(rules.invalid_daily_quota),
+        "max_selected": str(rules.max_selected),
+    }
 
 
 # -- collecting and checking ---------------------------------------------------------
@@ -226,7 +285,14 @@ def collect_files(competition: str | Path, name: str) -> tuple[dict[str, bytes],
     root = Path(competition)
     public = (root / layout.PUBLIC).resolve()
     files = {f"{name}/README.md": render_readme(root).encode()}
-    files |= {f"{name}/{f}": kit_file(f) for f in KIT_FILES if f != "README.md"}
+    if _is_aggregates(root):
+        files |= {
+            f"{name}/{kit}": kit_file(package)
+            for kit, package in AGGREGATES_KIT_FILES.items()
+            if kit != "README.md"
+        }
+    else:
+        files |= {f"{name}/{f}": kit_file(f) for f in KIT_FILES if f != "README.md"}
     files[f"{name}/requirements.txt"] = requirements_text().encode()
     problems = []
     for path in sorted((root / layout.PUBLIC).rglob("*")):
@@ -257,7 +323,10 @@ class _Secrets:
         labels, share = {}, {}
         # Ids and values compared case-insensitively: T000123 and mS vs ms are the same key.
         ids = solution["id"].str.lower()
-        for column in ("bravais_lattice", "spacegroup_number", "Usage"):
+        from contract.tasks import load_task
+
+        columns = [t.column for t in load_task(competition).tracks] + [layout.USAGE]
+        for column in columns:
             values = solution[column]
             labels[column] = dict(zip(ids, values.str.lower(), strict=True))
             share[column] = float(values.value_counts(normalize=True).iloc[0])
@@ -299,7 +368,7 @@ def _parquet_text(data: bytes) -> tuple[str, list[str]]:
 
 def _pairs_leak(text: str, secrets: _Secrets) -> list[str]:
     """Label columns whose values sit beside test ids more often than a constant guess."""
-    ids = secrets.labels["bravais_lattice"]
+    ids = secrets.labels[layout.USAGE]  # every test id
     findings = []
     lines = [line for line in text.splitlines() if line]
     tokenised = [(tokens[0], set(tokens))
