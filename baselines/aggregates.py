@@ -80,9 +80,10 @@ def radial_features(X: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
 
     ``X`` is ``(n, channels, size, size)``; the result ``(n, channels * (size // 2 + 1))``.
     """
+    from competition.aggregates import ring_index
+
     n, channels, size, _ = X.shape
-    k = np.arange(size) - size // 2
-    ring = np.floor(np.hypot(k[:, None], k[None, :])).astype(np.int64).ravel()
+    ring = ring_index(size)
     n_bins = size // 2
     keep = ring < n_bins
     # One matrix product for all rows: the ring-average operator.

@@ -294,15 +294,21 @@ def features(aggregate: Aggregate, config: AggregateConfig,
     return np.concatenate(parts)
 
 
+def ring_index(size: int) -> npt.NDArray[np.int64]:
+    """The ring of each pixel of a centred ``size x size`` pattern, flattened row by row.
+
+    Ring ``k`` holds the pixels at a distance in ``[k, k + 1)`` from the centre
+    (pixel ``size // 2``, where ``fftshift`` puts the zero frequency).
+    """
+    k = np.arange(size) - size // 2
+    return np.floor(np.hypot(k[:, None], k[None, :])).astype(np.int64).ravel()
+
+
 def radial_profile(pattern: npt.NDArray[np.floating], n_bins: int | None = None
                    ) -> npt.NDArray[np.float64]:  # fmt: skip
-    """Azimuthal mean of a centred pattern, in rings one pixel wide.
-
-    Ring ``k`` holds the pixels at a distance in ``[k, k + 1)`` from the centre.
-    """
+    """Azimuthal mean of a centred pattern in the rings of :func:`ring_index`."""
     size = pattern.shape[-1]
-    k = np.arange(size) - size // 2
-    ring = np.floor(np.hypot(k[:, None], k[None, :])).astype(np.int64).ravel()
+    ring = ring_index(size)
     n_bins = n_bins or size // 2
     keep = ring < n_bins
     sums = np.bincount(ring[keep], weights=pattern.reshape(-1)[keep], minlength=n_bins)

@@ -290,3 +290,28 @@ def test_the_command_line_builds_and_refuses_bad_settings(tmp_path):
     assert not (tmp_path / "b").exists()
     other = run("build", "--task", "molecules", "--out", str(tmp_path / "c"), cwd=tmp_path)
     assert other.returncode == 2 and "lattice or aggregates" in other.stderr
+
+
+@pytest.mark.parametrize("platform", ["kaggle", "codabench"])
+def test_the_platform_exports_carry_this_task(built, tmp_path, platform):
+    from test_codabench import HERE, run_program
+
+    from platforms.codabench import export_codabench
+    from platforms.kaggle import export_kaggle
+
+    key = pd.read_csv(built / layout.SOLUTION)
+    if platform == "kaggle":
+        out = export_kaggle(built, tmp_path / "k")
+        solution = pd.read_csv(out / "solution" / "solution.csv")
+        assert list(solution.columns) == ["id", "n_particles", "Usage"]
+        assert (out / "data" / "sample_submission.csv").read_bytes() == (
+            built / layout.sample_submission("count")).read_bytes()  # fmt: skip
+        return
+    bundle = export_codabench(built, tmp_path / "b.zip", **HERE)
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(tmp_path / "b")
+    submission = tmp_path / "perfect.csv"
+    key[["id", "n_particles"]].to_csv(submission, index=False)
+    done, out = run_program(tmp_path / "b", "final", submission, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "scores.json").read_text())["accuracy"] == 1.0
