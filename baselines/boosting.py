@@ -39,6 +39,13 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
     random_state : int, default=0
     n_jobs : int, optional
         Threads (default: all cores).
+    early_stopping_rounds : int, optional
+        Stop when the held-out log-loss has not improved for this many rounds
+        (``n_estimators`` is then the most); None: every round.
+    validation_fraction : float, default=0.1
+        With early stopping, the share of each label's rows held out to watch it.
+        Labels with too few rows to spare one stay whole in the training part
+        (the space-group track has many with one or two).
 
     Attributes
     ----------
@@ -46,6 +53,8 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
         The labels, sorted.
     booster_ : xgboost.XGBClassifier
         The fitted model, on labels ``0 .. len(classes_) - 1``.
+    n_rounds_ : int
+        The rounds the model keeps (``best_iteration + 1`` with early stopping).
     """
 
     def __init__(
@@ -57,6 +66,8 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
         colsample_bytree: float = 0.8,
         random_state: int = 0,
         n_jobs: int | None = None,
+        early_stopping_rounds: int | None = None,
+        validation_fraction: float = 0.1,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -65,6 +76,19 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
         self.colsample_bytree = colsample_bytree
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+
+    def _held_out(self, codes: np.ndarray) -> np.ndarray:
+        """A mask of validation rows: ``validation_fraction`` of each label, rounded down."""
+        rng = np.random.default_rng(self.random_state)
+        mask = np.zeros(len(codes), dtype=bool)
+        for code in np.unique(codes):
+            rows = np.flatnonzero(codes == code)
+            take = int(self.validation_fraction * len(rows))
+            if take and take < len(rows):
+                mask[rng.choice(rows, take, replace=False)] = True
+        return mask
 
     def fit(self, X: Any, y: Any) -> BoostedTrees:
         """Encode the labels and fit the booster; returns ``self``."""
@@ -84,8 +108,24 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             tree_method="hist",
+            early_stopping_rounds=self.early_stopping_rounds,
+            eval_metric="mlogloss",
         )
-        self.booster_.fit(X, codes)
+        if self.early_stopping_rounds is None:
+            self.booster_.fit(X, codes)
+            self.n_rounds_ = self.n_estimators
+            return self
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+        held = self._held_out(codes)
+        if not held.any():
+            raise ValueError("early stopping needs held-out rows: no label has enough rows "
+                             f"for validation_fraction={self.validation_fraction}")  # fmt: skip
+        self.booster_.fit(X[~held], codes[~held], eval_set=[(X[held], codes[held])],
+                          verbose=False)  # fmt: skip
+        self.n_rounds_ = int(self.booster_.best_iteration) + 1
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

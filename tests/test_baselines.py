@@ -461,3 +461,20 @@ def test_realism_copies_keep_labels_and_add_measured_looking_rows(patterns):
     assert only.shape == X.shape
     with pytest.raises(ValueError, match="columns"):
         realism_copies(X[:, :100], y, DEFAULT_GRID)
+
+
+def test_boosting_stops_early_on_held_out_rows_and_keeps_rare_labels_whole():
+    rng = np.random.default_rng(0)
+    # Three easy classes and one with a single row (as the space-group track has).
+    X = np.vstack([rng.normal(c * 3, 1, (60, 5)) for c in range(3)] + [rng.normal(9, 1, (1, 5))])
+    y = np.array([0] * 60 + [1] * 60 + [2] * 60 + [7])
+    model = BoostedTrees(n_estimators=400, early_stopping_rounds=5, n_jobs=1).fit(X, y)
+    assert model.n_rounds_ < 400  # stopped: the held-out loss stops improving early
+    held = model._held_out(np.unique(y, return_inverse=True)[1])
+    assert held.sum() == 18 and not held[-1]  # 10 % of each big class; the single row trains
+    assert list(model.classes_) == [0, 1, 2, 7]
+    assert (model.predict(X) == y).mean() > 0.95
+    full = BoostedTrees(n_estimators=40, n_jobs=1).fit(X, y)
+    assert full.n_rounds_ == 40
+    with pytest.raises(ValueError, match="held-out rows"):
+        BoostedTrees(early_stopping_rounds=5, n_jobs=1).fit(X[:4], np.array([0, 1, 2, 3]))
