@@ -442,6 +442,9 @@ def _save_artifacts(out: Path, result: BaselineResult, estimator: Any,
         result.extras["best_epoch"] = int(model.best_epoch_)
         result.extras["epochs_run"] = len(history)
         result.extras["device"] = model.device_
+    rounds = getattr(model, "n_rounds_", None)
+    if rounds is not None:  # boosting rounds kept (fewer than asked with early stopping)
+        result.extras["n_rounds"] = int(rounds)
     importances = _pattern_importances(estimator, grid)
     if importances is not None:
         atomic_write_text(out / "importances.csv",
