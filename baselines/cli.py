@@ -189,6 +189,47 @@ def _result_line(result) -> str:  # type: ignore[no-untyped-def]
 
 
 @app.command()
+def methods(
+    competition: CompetitionOption = Path("."),
+    track: TrackOption = None,
+    sample: Annotated[
+        int, typer.Option(help="Use a stratified sample of this many training rows (0: all).",
+                          min=0),
+    ] = 3000,
+    cv: Annotated[int, typer.Option(help="Folds, grouped by compound.", min=2)] = 3,
+    seed: Annotated[int, typer.Option(help="Seeds the sample, the folds and the models.")] = 0,
+) -> None:
+    """Learning and validation curves, PCA and k-means: the course's methods on this data."""
+    from baselines.methods import run_methods
+    from baselines.report import write_report
+
+    spec = resolve_track(competition, track)
+    try:
+        summary = run_methods(competition, spec.name, sample=sample or None, cv=cv,
+                              random_state=seed)  # fmt: skip
+    except (OSError, ValueError) as err:
+        fail(str(err))
+    learning = summary["learning_curve"]
+    validation = summary["validation_curve"]
+    typer.echo(f"On {summary['rows']:,} training rows ({cv}-fold CV grouped by compound):")
+    typer.echo("  learning curve (random forest): " + ", ".join(
+        f"{n:,} rows {100 * v:.1f} %" for n, v in zip(learning["train_rows"],
+                                                       learning["validation_accuracy"],
+                                                       strict=True)))  # fmt: skip
+    typer.echo("  validation curve (RBF-SVM): " + ", ".join(
+        f"C={c:g} train {100 * t:.1f} % / validation {100 * v:.1f} %"
+        for c, t, v in zip(validation["C"], validation["train_accuracy"],
+                           validation["validation_accuracy"], strict=True)))  # fmt: skip
+    typer.echo(f"  PCA: 2 components hold {100 * summary['explained_variance']:.1f} % of the "
+               f"variance; k-means ARI {summary['ari']:.3f} (shuffled labels "
+               f"{summary['ari_shuffled']:.3f})")  # fmt: skip
+    try:
+        typer.echo(f"Report: {write_report(competition, spec.name)}")
+    except FileNotFoundError:
+        typer.echo("Figures in baselines/<track>/methods/; run `baselines run` for the report.")
+
+
+@app.command()
 def predict(
     model: Annotated[Path, typer.Option("--model", "-m", help="A model.pkl from `baselines run`.")],
     input: Annotated[

@@ -211,9 +211,46 @@ def write_report(competition: str | Path, track: str = "bravais") -> Path:
         lines.append("")
     for r in results:
         lines += _model_section(r, folder, spec.labels)
+    lines += _methods_section(folder)
     path = folder / "report.md"
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path
+
+
+def _methods_section(folder: Path) -> list[str]:
+    """The course's methods (``baselines methods``), where they have been run."""
+    path = folder / "methods" / "methods.json"
+    if not path.is_file():
+        return []
+    m = json.loads(path.read_text())
+    learning = pd.DataFrame(m["learning_curve"])
+    validation = pd.DataFrame(m["validation_curve"])
+    first, last = learning.iloc[0], learning.iloc[-1]
+    best = validation.loc[validation["validation_accuracy"].idxmax()]
+    return [
+        "## Methods the course teaches", "",
+        f"On {m['rows']:,} training rows, {m['cv']}-fold cross-validation grouped by compound "
+        "(`xrd-bravais baselines methods`).", "",
+        "![Learning curve](methods/learning_curve.png)", "",
+        "- Learning curve (random forest): validation accuracy "
+        f"{_pct(first['validation_accuracy'])} on {int(first['train_rows']):,} rows, "
+        f"{_pct(last['validation_accuracy'])} on "
+        f"{int(last['train_rows']):,}, training accuracy {_pct(last['train_accuracy'])}: "
+        + ("the gap is over-fitting, and the rising validation curve says more data helps."
+           if last["train_accuracy"] - last["validation_accuracy"] > 0.1
+           else "the curves meet: more capacity, not more data, would help."), "",
+        "![Validation curve](methods/validation_curve.png)", "",
+        "- Validation curve (RBF-SVM): best validation accuracy "
+        f"{_pct(best['validation_accuracy'])} at C = {best['C']:g}; small C under-fits "
+        "(both scores low), large C over-fits "
+        "(training accuracy near 100 %).", "",
+        "![PCA](methods/pca.png)", "",
+        f"- PCA: the first two components hold {_pct(m['explained_variance'])} of the variance. "
+        f"k-means with {m['n_clusters']} clusters agrees with the labels at an adjusted Rand "
+        f"index of {m['ari']:.3f} (the same clusters against shuffled labels: "
+        f"{m['ari_shuffled']:.3f}): the classes are not clusters of whole patterns, which is "
+        "why the models learn from peak positions.", "",
+    ]  # fmt: skip
 
 
 def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]) -> list[str]:
