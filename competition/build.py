@@ -32,6 +32,7 @@ import pandas as pd
 
 from competition.config import BuildConfig
 from competition.measured import MeasuredError, MeasuredPatterns, read_measured
+from competition.outliers import OUTLIERS, OUTLIERS_PLOT
 from competition.pipeline import StructureRecord, run_pipeline
 from competition.sources import Rejected, Source
 from competition.splits import (
@@ -62,7 +63,7 @@ LAYOUT_FILES: Final = (
     layout.TRAIN, layout.TRAIN_STICKS, layout.TEST,
     *(layout.sample_submission(t) for t in LATTICE_TASK.track_names),
     layout.DATA_CARD, layout.SOLUTION, layout.TRAIN_META, layout.TEST_META,
-    layout.REJECTS, layout.OVERVIEW,
+    layout.REJECTS, layout.OVERVIEW, OUTLIERS, OUTLIERS_PLOT,
 )  # fmt: skip
 """Every file a build writes besides ``manifest.json``. Rebuilding under the live
 folders of :data:`contract.layout.LIVE_FOLDERS` would mix scores graded on two keys."""
@@ -486,9 +487,22 @@ def assemble_competition(
     write_overview_figure(
         out / layout.OVERVIEW, summary, train, patterns, config.pattern.grid()
     )
+    _screen_outliers(out, train, test, patterns, config)
     write_manifest(out, config, source, summary)
     summary.seconds["write"] = time.perf_counter() - start
     return summary
+
+
+def _screen_outliers(out: Path, train: pd.DataFrame, test: pd.DataFrame,
+                     patterns: dict[str, np.ndarray], config: BuildConfig) -> None:  # fmt: skip
+    """``reports/outliers.csv`` and its plot: each structure once (training: its first draw)."""
+    from competition.outliers import write_outlier_report
+
+    columns = [layout.ID, "split", "entry_id", layout.FORMULA, layout.SPACEGROUP, layout.LATTICE]
+    first = train[train[DRAW] == 0].assign(split="train")
+    rows = pd.concat([first, test.assign(split=test[layout.USAGE])], ignore_index=True)[columns]
+    X = np.stack([patterns[entry] for entry in rows["entry_id"]])
+    write_outlier_report(out, rows, X, config.pattern.grid(), config.seed)
 
 
 def _measured_frame(measured: MeasuredPatterns) -> pd.DataFrame:

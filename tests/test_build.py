@@ -29,7 +29,8 @@ LAYOUT = [
     "public/sample_submission.csv",
     "public/sample_submission_spacegroup.csv", "public/DATA.md",
     "private/solution.csv", "private/train_meta.parquet", "private/test_meta.parquet",
-    "reports/rejects.csv", "reports/overview.png",
+    "reports/rejects.csv", "reports/overview.png", "reports/outliers.csv",
+    "reports/outliers.png",
 ]  # fmt: skip
 
 
