@@ -94,7 +94,9 @@ def test_notebook_runs_top_to_bottom_and_its_submission_validates(kit):
     assert len(valid.ids) == pq.read_metadata(kit / "public" / "test.parquet").num_rows
     images = [out for cell in notebook.cells for out in cell.get("outputs", [])
               if "image/png" in out.get("data", {})]  # fmt: skip
-    assert len(images) >= 4  # counts, patterns per lattice, comparison, confusion matrix
+    # counts, patterns per lattice, comparison, confusion matrix, the curves, the PCA
+    assert len(images) >= 6
+    assert "k-means ARI" in outputs
 
 
 def test_make_submission_script_writes_a_valid_file(kit, tmp_path):

@@ -160,6 +160,52 @@ submission["bravais_lattice"].value_counts().head()"""),
 
 valid = validate_submission("submission.csv", DATA)   # raises SubmissionError listing every problem
 print(f"submission.csv is valid: {len(valid.ids):,} rows ({best_name}).")"""),
+    ("md", """## 7. Over-fitting, under-fitting, and structure in the data
+
+Three views the course asks about, on the same sample and the same grouped folds
+(`baselines.methods` has them; `xrd-bravais baselines methods` puts them in the
+organisers' report):
+
+- a **learning curve**: the forest's training and validation accuracy as the
+  training set grows. A gap that stays open is over-fitting; a validation curve
+  still rising says more data would help;
+- a **validation curve**: the SVM against its regularisation parameter `C`:
+  too small under-fits (both scores low), too large over-fits;
+- **PCA and k-means**: do the lattices form clusters of whole patterns? The
+  adjusted Rand index says how well 14 k-means clusters match the 14 lattices
+  (0: chance, 1: perfect)."""),
+    ("code", """from baselines.methods import (learning_curve_frame, pca_kmeans,
+                              validation_curve_frame)
+
+learning = learning_curve_frame(forest_search.best_estimator_, X, y, groups, cv=CV,
+                                random_state=SEED)
+validation = validation_curve_frame(svm_search.best_estimator_, X, y, groups, "model__C",
+                                    (0.01, 0.1, 1.0, 10.0, 100.0), cv=CV, random_state=SEED)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+for ax, frame, log in ((axes[0], learning, False), (axes[1], validation, True)):
+    x = frame.iloc[:, 0]
+    for split in ("train", "validation"):
+        ax.plot(x, 100 * frame[f"{split}_accuracy"], "o-", label=split)
+    ax.set_xscale("log" if log else "linear")
+    ax.set_xlabel(frame.columns[0])
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+axes[0].set_title("learning curve: random forest")
+axes[1].set_title("validation curve: SVM")
+plt.show()"""),
+    ("code", """embedding, clusters, figures = pca_kmeans(X, y, random_state=SEED)
+fig, ax = plt.subplots(figsize=(7, 5))
+for lattice in BRAVAIS_LATTICES:
+    rows = y == lattice
+    if rows.any():
+        ax.scatter(embedding[rows, 0], embedding[rows, 1], s=5, label=lattice)
+ax.set_xlabel("PC 1")
+ax.set_ylabel("PC 2")
+ax.legend(ncols=2, fontsize=7, markerscale=3)
+plt.show()
+print(f"2 components hold {100 * figures['explained_variance']:.1f} % of the variance; "
+      f"k-means ARI {figures['ari']:.3f} "
+      f"(against shuffled labels: {figures['ari_shuffled']:.3f})")"""),
     ("md", """## Where next
 
 - Submit: `xrd-bravais submit submission.csv --team YOUR_TEAM --competition COMPETITION`
