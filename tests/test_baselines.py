@@ -478,3 +478,18 @@ def test_boosting_stops_early_on_held_out_rows_and_keeps_rare_labels_whole():
     assert full.n_rounds_ == 40
     with pytest.raises(ValueError, match="held-out rows"):
         BoostedTrees(early_stopping_rounds=5, n_jobs=1).fit(X[:4], np.array([0, 1, 2, 3]))
+
+
+def test_the_cnn_is_unweighted_on_the_space_group_track_unless_told(competition):
+    from baselines.run import load_model
+
+    quick = {"epochs": 1, "augment": False}
+    result = run_baseline(competition, "cnn1d", track="spacegroup", cv=0, record=False,
+                          verbose=False, params=quick)  # fmt: skip
+    model = load_model(competition / result.model)["estimator"]
+    assert model.class_weight is None
+    result = run_baseline(competition, "cnn1d", track="spacegroup", cv=0, record=False,
+                          verbose=False, params={**quick, "class_weight": "balanced"})  # fmt: skip
+    assert load_model(competition / result.model)["estimator"].class_weight == "balanced"
+    result = run_baseline(competition, "cnn1d", cv=0, record=False, verbose=False, params=quick)
+    assert load_model(competition / result.model)["estimator"].class_weight == "balanced"

@@ -174,8 +174,8 @@ organisers' report):
 - **PCA and k-means**: do the lattices form clusters of whole patterns? The
   adjusted Rand index says how well 14 k-means clusters match the 14 lattices
   (0: chance, 1: perfect)."""),
-    ("code", """from baselines.methods import (learning_curve_frame, pca_kmeans,
-                              validation_curve_frame)
+    ("code", """# Over- and under-fitting: the forest against its training size, the SVM against C.
+from baselines.methods import learning_curve_frame, pca_kmeans, validation_curve_frame
 
 learning = learning_curve_frame(forest_search.best_estimator_, X, y, groups, cv=CV,
                                 random_state=SEED)
