@@ -5,14 +5,16 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.baselines     # builds AMCSD (all, default cap) first
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --names random-forest xgboost
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --track spacegroup --cv 0
+    .venv/bin/python -m benchmarks.baselines --competition /tmp/full --track bravais spacegroup
 
-For each baseline it runs ``baselines.run.run_baseline`` (search, refit, predict,
-write, validate, record) and then grades the submission on both portions with
-the private answer key (this is an organiser's tool). Prints a table with the
-training rows, search / fit / predict seconds, Public and Private accuracy and
-macro-F1, and the peak resident memory of the process. Issue 4's figures: random
-forest about 58 %, XGBoost about 60 %, majority 19 %; the 1D-CNN aims at 85 %
-accuracy and macro-F1 0.75.
+For each track and baseline it runs ``baselines.run.run_baseline`` (search,
+refit, predict, write, validate, record) and then grades the submission on both
+portions with the private answer key (this is an organiser's tool). Prints a
+table with the training rows, search / fit / predict seconds, Public and Private
+accuracy (95 % Wilson interval) and macro-F1 (95 % row-bootstrap interval), the
+device the model ran on, and the peak resident memory of the process so far.
+Issue 4's figures: random forest about 58 %, XGBoost about 60 %, majority 19 %;
+the 1D-CNN aims at 85 % accuracy and macro-F1 0.75.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import platform
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -54,7 +57,8 @@ def main() -> None:
         help="where to build the AMCSD competition when none is given",
     )
     parser.add_argument("--names", nargs="*", default=["all"], choices=[*registry(), "all"])
-    parser.add_argument("--track", default="bravais", choices=["bravais", "spacegroup"])
+    parser.add_argument("--track", nargs="+", default=["bravais"],
+                        choices=["bravais", "spacegroup"], help="one or both tracks")  # fmt: skip
     parser.add_argument("--cv", type=int, default=3, help="folds of the search (0: defaults)")
     parser.add_argument(
         "--cnn-cv", type=int, default=0, help="folds of the CNN's search (default 0: one fit)"
@@ -72,51 +76,59 @@ def main() -> None:
         f"{competition}: {len(train.ids):,} training and {len(test.ids):,} test patterns of "
         f"{train.X.shape[1]:,} points; {os.cpu_count()} CPUs ({cpu})"
     )
+    for track in args.track:
+        run_track(competition, track, args, train, test, key)
+
+
+def _interval(value: float, ci: tuple[float, float], scale: float = 100.0) -> str:
+    low, high = ci
+    digits = 1 if scale == 100 else 3
+    return f"{scale * value:.{digits}f} [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_track(competition: Path, track: str, args: argparse.Namespace, train: Any, test: Any,
+              key: Any) -> None:  # fmt: skip
+    """Run the chosen baselines on one track and print their table."""
     rows = []
     for baseline in resolve_names(args.names):
         cv = args.cnn_cv if baseline.name == "cnn1d" else args.cv
         start = time.perf_counter()
         result = run_baseline(
-            competition,
-            baseline,
-            track=args.track,
-            sample=args.sample,
-            cv=cv,
-            random_state=args.seed,
-            train=train,
-            test=test,
-            verbose=False,
-        )
+            competition, baseline, track=track, sample=args.sample, cv=cv,
+            random_state=args.seed, train=train, test=test, verbose=False,
+        )  # fmt: skip
         total = time.perf_counter() - start
-        scores = grade(competition / result.submission, key, args.track)
-        rows.append(
-            {
-                "baseline": baseline.name,
-                "n_train": result.n_train,
-                "cv": result.cv,
-                "cv_acc": result.cv_accuracy,
-                "search_s": result.search_seconds,
-                "fit_s": result.fit_seconds,
-                "predict_s": result.predict_seconds,
-                "total_s": round(total, 1),
-                "public_acc": scores.public.accuracy,
-                "public_f1": scores.public.macro_f1,
-                "private_acc": scores.private.accuracy,
-                "private_f1": scores.private.macro_f1,
-                "best_params": result.best_params,
-            }
-        )
-        print(
-            pd.DataFrame(rows[-1:]).drop(columns="best_params").to_string(index=False), flush=True
-        )
+        scores = grade(competition / result.submission, key, track)
+        public, private = scores.public, scores.private
+        rows.append({
+            "baseline": baseline.name,
+            "n_train": result.n_train,
+            "cv_acc": None if result.cv_accuracy is None else round(100 * result.cv_accuracy, 1),
+            "search_s": round(result.search_seconds, 1),
+            "fit_s": round(result.fit_seconds, 1),
+            "predict_s": round(result.predict_seconds, 2),
+            "total_s": round(total, 1),
+            "public_acc %": _interval(public.accuracy, public.accuracy_ci),
+            "public_f1": _interval(public.macro_f1, public.macro_f1_ci, 1.0),
+            "private_acc %": _interval(private.accuracy, private.accuracy_ci),
+            "private_f1": _interval(private.macro_f1, private.macro_f1_ci, 1.0),
+            "device": result.extras.get("device", "cpu"),
+            "peak_MiB": round(_peak_mib()),
+            "best_params": result.best_params,
+        })  # fmt: skip
+        print(pd.DataFrame(rows[-1:]).drop(columns="best_params").to_string(index=False),
+              flush=True)  # fmt: skip
     table = pd.DataFrame(rows)
-    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
-        print(f"\n{args.track} track, seed {args.seed}:")
-        print(table.drop(columns="best_params").round(4).to_string(index=False))
+    with pd.option_context("display.width", 250, "display.max_colwidth", 80):
+        print(f"\n{track} track, seed {args.seed}:")
+        print(table.drop(columns="best_params").to_string(index=False))
         print(table[["baseline", "best_params"]].to_string(index=False))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory: {peak:,.0f} MiB")
-    print(f"report: {write_report(competition, args.track)}")
+    print(f"peak resident memory: {_peak_mib():,.0f} MiB")
+    print(f"report: {write_report(competition, track)}")
 
 
 if __name__ == "__main__":
