@@ -301,10 +301,10 @@ class CNN2DClassifier(ClassifierMixin, BaseEstimator):
 # --------------------------------------------------------------------------- run
 def make_baseline(name: str, random_state: int = 0, verbose: bool = False, **params: Any) -> Any:
     """One of :data:`NAMES`, seeded; ``params`` override the defaults (CNN and forest)."""
-    from sklearn.dummy import DummyClassifier
+    from baselines.random_guess import make_random_guess
 
     if name == "random":
-        return DummyClassifier(strategy="uniform", random_state=random_state)
+        return make_random_guess("uniform", random_state)
     if name == "forest":
         return make_forest(random_state).set_params(
             **{f"randomforestclassifier__{k}": v for k, v in params.items()})  # fmt: skip

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from baselines.run import grouped_folds
 from contract import layout
 
 TRAIN_SIZES: Final = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
@@ -36,12 +37,6 @@ TRAIN_SIZES: Final = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 C_VALUES: Final = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 """The SVM's regularisation parameter in the validation curve."""
 METHODS_FOLDER: Final = "methods"
-
-
-def _splitter(cv: int, random_state: int) -> Any:
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    return StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=random_state)
 
 
 def _frame(x_name: str, x: npt.ArrayLike, train: np.ndarray, valid: np.ndarray) -> pd.DataFrame:
@@ -62,7 +57,7 @@ def learning_curve_frame(estimator: Any, X: np.ndarray, y: np.ndarray, groups: n
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         n, train, valid = learning_curve(
             estimator, X, y, groups=groups, train_sizes=np.array(sizes),
-            cv=_splitter(cv, random_state), scoring="accuracy", shuffle=True,
+            cv=grouped_folds(cv, random_state), scoring="accuracy", shuffle=True,
             random_state=random_state, error_score="raise",
         )  # fmt: skip
     return _frame("train_rows", n, train, valid)
@@ -78,7 +73,7 @@ def validation_curve_frame(estimator: Any, X: np.ndarray, y: np.ndarray, groups:
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         train, valid = validation_curve(
             estimator, X, y, param_name=param, param_range=list(values), groups=groups,
-            cv=_splitter(cv, random_state), scoring="accuracy", error_score="raise",
+            cv=grouped_folds(cv, random_state), scoring="accuracy", error_score="raise",
         )  # fmt: skip
     return _frame(param.split("__")[-1], values, train, valid)
 

@@ -179,7 +179,8 @@ class BaselineResult:
         return asdict(self)
 
 
-def _splitter(cv: int, random_state: int) -> Any:
+def grouped_folds(cv: int, random_state: int) -> Any:
+    """Stratified folds that keep each compound on one side, as the builder's split does."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     return StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=random_state)
@@ -198,7 +199,7 @@ def _search(
 
     start = time.perf_counter()
     search = GridSearchCV(
-        estimator, baseline.param_grid, scoring="accuracy", cv=_splitter(cv, random_state),
+        estimator, baseline.param_grid, scoring="accuracy", cv=grouped_folds(cv, random_state),
         refit=True, error_score="raise", verbose=1 if verbose else 0,
     )  # fmt: skip
     with warnings.catch_warnings():

@@ -28,6 +28,8 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from contract.tasks import aggregates_task
+
 Overlap = Literal["touching", "overlapping"]
 View = Literal["scattering", "image", "both"]
 
@@ -96,10 +98,10 @@ class AggregateConfig:
         elif high * 2 * max(self.counts or (1,)) > self.size * 2:
             problems.append(f"{max(self.counts)} particles of radius {high} do not fit in "
                             f"{self.size} x {self.size} pixels")  # fmt: skip
-        if not self.counts or list(self.counts) != sorted(set(self.counts)) or self.counts[0] < 1:
-            problems.append(
-                f"counts must be distinct positive integers in order, got {self.counts}"
-            )
+        try:
+            aggregates_task(self.counts)  # the label set: one rule for what counts may be
+        except ValueError as err:
+            problems.append(str(err))
         if self.overlap not in OVERLAPS:
             problems.append(f"overlap must be one of {', '.join(OVERLAPS)}, got {self.overlap!r}")
         if self.view not in VIEWS:

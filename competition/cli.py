@@ -328,13 +328,13 @@ def _build_aggregates(out: Path, size: int, radius: str, counts: str, overlap: s
     typer.echo(f"\nBuilt {summary.out}: {summary.n_rows:,} aggregates "
                f"({config.size} x {config.size} pixels, {config.view}).")  # fmt: skip
     typer.echo("\nAggregates per particle count:")
-    typer.echo(pd_table(summary.counts).to_string())
+    typer.echo(_count_table(summary.counts).to_string())
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
     typer.echo(f"Time: {seconds} ({summary.n_rows / max(summary.seconds['draw'], 1e-9):,.0f} "
                "aggregates/s drawn).")  # fmt: skip
 
 
-def pd_table(counts: dict[str, dict[str, int]]) -> object:
+def _count_table(counts: dict[str, dict[str, int]]) -> object:
     """Rows per count (index) and split (columns), with totals."""
     import pandas as pd
 

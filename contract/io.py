@@ -68,6 +68,25 @@ def atomic_write_text(target: str | Path, text: str, mode: int | None = None) ->
     atomic_write_bytes(target, text.encode("utf-8"), mode)
 
 
+ZIP_TIME = (2020, 1, 1, 0, 0, 0)
+"""The time stamp of every zip member: the same files give the same zip bytes."""
+
+
+def atomic_write_zip(target: str | Path, files: dict[str, bytes], mode: int | None = None) -> None:
+    """Write ``{path in zip: bytes}`` as a deflated zip, atomically and reproducibly.
+
+    Members are sorted, stamped :data:`ZIP_TIME` and readable by all (0644).
+    """
+    import zipfile
+
+    with atomic_path(target, mode) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[name])
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()

@@ -52,7 +52,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from contract import layout
-from contract.io import atomic_path
+from contract.io import atomic_write_zip
 from contract.tasks import Track, load_task
 from platforms.common import (
     ExportError,
@@ -98,7 +98,6 @@ COLUMNS: Final = (
 _VENDORED_PACKAGES: Final = ("contract", "scoring")
 _PYARROW_SKIPPED: Final = ("tests/", "include/", "src/", "__pycache__/")
 _PYARROW_SKIPPED_NAMES: Final = ("flight", "_pyarrow_cpp_tests", ".pxd", ".pyx", ".pxi", ".h")
-_ZIP_TIME: Final = (2020, 1, 1, 0, 0, 0)
 
 
 # --------------------------------------------------------------------------- pyarrow
@@ -434,15 +433,6 @@ def _starting_kit(competition: Path) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if not k.startswith("starting_kit/public/")}
 
 
-def _write_zip(path: Path, files: dict[str, bytes]) -> None:
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, files[name], compresslevel=6)
-
-
 def _dates(competition: Path, start: datetime | None, end: datetime | None
            ) -> tuple[datetime, datetime]:  # fmt: skip
     start = (start or datetime.now(UTC)).replace(second=0, microsecond=0)
@@ -541,7 +531,7 @@ def export_codabench(
     def pyarrow_files() -> dict[str, bytes]:
         return pyarrow_for_image(python_version, wheelhouse, version=pyarrow_version)[0]
 
-    _write_zip(Path(out), _bundle_files(root, spec, start, end, pyarrow_files))
+    atomic_write_zip(Path(out), _bundle_files(root, spec, start, end, pyarrow_files))
     return Path(out)
 
 

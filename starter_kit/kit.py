@@ -64,7 +64,6 @@ _AGREEMENT_MARGIN: Final = 0.1
 # Fewer matching rows than this are not evidence (the README's three example
 # rows may agree with the truth by chance).
 _MIN_HITS: Final = 5
-_ZIP_TIME: Final = (2020, 1, 1, 0, 0, 0)  # fixed stamps: the same inputs give the same zip
 
 
 class KitLeakError(RuntimeError):
@@ -521,7 +520,7 @@ def build_kit(competition: str | Path, out: str | Path, name: str | None = None)
     KitLeakError
         Listing every finding, if the kit would carry answer-key content.
     """
-    from contract.io import atomic_write_bytes
+    from contract.io import atomic_write_zip
 
     root = Path(competition)
     for needed in (layout.MANIFEST, layout.TEST, layout.TRAIN, layout.SOLUTION):
@@ -533,12 +532,5 @@ def build_kit(competition: str | Path, out: str | Path, name: str | None = None)
     problems += find_leaks(files, root)
     if problems:
         raise KitLeakError(problems)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(files):
-            info = zipfile.ZipInfo(path, date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, files[path])
-    atomic_write_bytes(Path(out), buffer.getvalue())
+    atomic_write_zip(Path(out), files)
     return Path(out)
