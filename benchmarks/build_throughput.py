@@ -16,9 +16,19 @@ implementation in the same run: a plain serial loop of pymatgen's CifParser,
 SpacegroupAnalyzer and XRDCalculator with dense Gaussian broadening, over the
 same accepted entries ("x ref" = our structures per second / the reference's).
 
+With ``--compare`` it sets the two pattern engines side by side on the same
+files in the same run (:mod:`competition.diffraction`): the pipeline with
+pymatgen's engine and with the vectorised one on one worker, the vectorised one on
+``--workers`` local processes and on a dask ``LocalCluster`` of as many workers,
+and the plain serial reference. Per input set it prints structures per second per
+core for each stage and end to end, the ratios, the pattern stage's peak memory on
+the largest cell (tracemalloc), the largest difference between the two engines'
+max-normalised patterns and whether every label is equal.
+
 Usage::
 
     .venv/bin/python -m benchmarks.build_throughput [--workers 2] [--amcsd-n 500]
+    .venv/bin/python -m benchmarks.build_throughput --compare [--amcsd-n 500]
 """
 
 from __future__ import annotations
@@ -98,6 +108,92 @@ def measure(name: str, source: Source, config: BuildConfig, workers: int, n_ref:
     }
 
 
+def _timed_run(entries: list, config: BuildConfig, **how) -> dict:
+    """One pipeline run: wall seconds, records by id, CPU seconds per stage."""
+    start = time.perf_counter()
+    results, _ = run_pipeline(entries, config, progress=False, **how)
+    wall = time.perf_counter() - start
+    records = {r.entry_id: r for r in results if isinstance(r, StructureRecord)}
+    stages = {k: sum(r.seconds.get(k, 0.0) for r in records.values())
+              for k in ("parse", "symmetry", "pattern")}  # fmt: skip
+    return {"wall": wall, "records": records, "stages": stages, "n": len(results)}
+
+
+def _pattern_peak_mib(structure, config: BuildConfig, engine: str) -> float:
+    """Peak memory traced while one engine computes one pattern, in MiB."""
+    import tracemalloc
+
+    from competition.patterns import xrd_pattern
+
+    tracemalloc.start()
+    xrd_pattern(structure, config.pattern, engine)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def compare(name: str, source: Source, config: BuildConfig, workers: int, scheduler: str) -> dict:
+    """Both engines, one and ``workers`` processes and the dask cluster, on ``source``."""
+    from competition.structures import parse_structure
+
+    entries = list(source.entries())
+    runs = {
+        "pymatgen engine, 1 worker": _timed_run(entries, config.with_(engine="pymatgen"),
+                                                workers=1),
+        "vectorised, 1 worker": _timed_run(entries, config, workers=1),
+        f"vectorised, {workers} workers": _timed_run(entries, config, workers=workers),
+        f"vectorised, dask local:{workers}": _timed_run(entries, config, scheduler=scheduler),
+    }  # fmt: skip
+    cores = {label: (1 if "1 worker" in label else workers) for label in runs}
+    reference, mine = runs["pymatgen engine, 1 worker"], runs["vectorised, 1 worker"]
+    common = sorted(set(reference["records"]) & set(mine["records"]))
+    worst = max(float(np.abs(reference["records"][i].pattern - mine["records"][i].pattern).max())
+                for i in common)  # fmt: skip
+    labels_equal = all(
+        (reference["records"][i].spacegroup_number, reference["records"][i].bravais_lattice)
+        == (mine["records"][i].spacegroup_number, mine["records"][i].bravais_lattice)
+        for i in common
+    ) and set(reference["records"]) == set(mine["records"])
+    accepted = [e for e in entries if isinstance(e, RawEntry) and e.entry_id in mine["records"]]
+    largest = max(accepted, key=lambda e: mine["records"][e.entry_id].n_sites)
+    structure = parse_structure(largest.text, config.max_sites).structure
+    plain = reference_seconds(accepted, config)
+    return {
+        "input": name, "entries": len(entries), "accepted": len(mine["records"]),
+        "runs": runs, "cores": cores, "plain_per_s": 1 / plain, "worst": worst,
+        "labels_equal": labels_equal, "largest_sites": len(structure),
+        "peak_mib": {e: _pattern_peak_mib(structure, config, e)
+                     for e in ("pymatgen", "vectorised")},
+    }  # fmt: skip
+
+
+def print_comparison(rows: list[dict]) -> None:
+    """The ``--compare`` table: per input set, one line per run, then the checks."""
+    header = (f"{'input':<13} {'run':<28} {'wall s':>7} {'/s/core':>8} {'parse/s':>8} "
+              f"{'sym/s':>7} {'pattern/s':>9} {'x pmg-engine':>12} {'x plain ref':>11}")
+    print("per-core rates: structures per second divided by the cores the run used; "
+          "stage rates are per CPU")  # fmt: skip
+    print(header)
+    for row in rows:
+        base = None
+        for label, run in row["runs"].items():
+            per_core = run["n"] / run["wall"] / row["cores"][label]
+            base = base or per_core
+            n = len(run["records"])
+            stage = {k: n / v if v else float("inf") for k, v in run["stages"].items()}
+            print(f"{row['input']:<13} {label:<28} {run['wall']:>7.1f} {per_core:>8.1f} "
+                  f"{stage['parse']:>8.1f} {stage['symmetry']:>7.0f} {stage['pattern']:>9.1f} "
+                  f"{per_core / base:>12.2f} {per_core / row['plain_per_s']:>11.2f}")  # fmt: skip
+        runs = list(row["runs"].values())
+        scaling = runs[0 + 1]["wall"] / runs[2]["wall"]
+        print(f"{row['input']:<13} plain serial reference: {row['plain_per_s']:.1f}/s; "
+              f"{row['cores'][list(row['runs'])[2]]} workers = {scaling:.2f}x one worker; "
+              f"max |pattern difference| {row['worst']:.2e}; labels equal: "
+              f"{row['labels_equal']}; pattern peak memory on the largest cell "
+              f"({row['largest_sites']} sites): pymatgen {row['peak_mib']['pymatgen']:.0f} MiB, "
+              f"vectorised {row['peak_mib']['vectorised']:.0f} MiB")  # fmt: skip
+
+
 def organic_edge_cases() -> Source:
     """Edge cases whose text declares both C and H in the formula (molecular crystals)."""
     source = cod_dir_source(SHARED / "cif_edge_cases")
@@ -124,11 +220,15 @@ def main() -> int:
     parser.add_argument(
         "--reference-n", type=int, default=60, help="entries in the serial reference"
     )
+    parser.add_argument("--compare", action="store_true",
+                        help="both pattern engines, one and several workers, and dask")  # fmt: skip
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent", file=sys.stderr)
         return 1
     config = BuildConfig()
+    if args.compare:
+        return _main_compare(args, config)
     rows = [
         measure(
             "cod_cifs", cod_dir_source(SHARED / "cod_cifs"), config,
@@ -159,6 +259,27 @@ def main() -> int:
             f"{r['ref_per_s']:>6.1f} {r['ratio']:>6.2f}"
         )
     print(f"peak RSS: main process {self_mb:.0f} MiB, largest worker {child_mb:.0f} MiB")
+    return 0
+
+
+def _main_compare(args: argparse.Namespace, config: BuildConfig) -> int:
+    from competition.cluster import connect
+
+    inputs = [
+        ("cod_cifs", cod_dir_source(SHARED / "cod_cifs"), config),
+        ("edge-organic", organic_edge_cases(), config.with_(max_sites=2000)),
+        ("amcsd", amcsd_source().head(args.amcsd_n) if args.amcsd_n else amcsd_source(),
+         config),
+    ]  # fmt: skip
+    # The cluster is started once, before the clock runs (a few seconds).
+    with connect(f"local:{args.workers}") as client:
+        address = client.scheduler.address
+        rows = [compare(name, source, cfg, args.workers, address)
+                for name, source, cfg in inputs]  # fmt: skip
+    print_comparison(rows)
+    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: main process {self_mb:.0f} MiB, largest local worker {child_mb:.0f} MiB")
     return 0
 
 

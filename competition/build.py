@@ -30,6 +30,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from competition.cluster import ClusterError, parse_scheduler
 from competition.config import BuildConfig
 from competition.measured import MeasuredError, MeasuredPatterns, read_measured
 from competition.outliers import OUTLIERS, OUTLIERS_PLOT
@@ -172,6 +173,20 @@ def _exclusive(out: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def _check_scheduler(scheduler: str | None, workers: int | None) -> None:
+    """Refuse a bad ``--scheduler`` before any work (see :mod:`competition.cluster`)."""
+    if scheduler is None:
+        return
+    if workers is not None:
+        raise BuildError(
+            "--workers counts local processes and --scheduler names a dask cluster; give one"
+        )
+    try:
+        parse_scheduler(scheduler)
+    except ClusterError as err:
+        raise BuildError(str(err)) from None
+
+
 def _rejects_frame(rejected: list[Rejected]) -> pd.DataFrame:
     frame = pd.DataFrame([asdict(r) for r in rejected], columns=list(REJECT_COLUMNS))
     return frame.sort_values(["entry_id", "stage"], kind="stable").reset_index(drop=True)
@@ -286,6 +301,7 @@ def build_competition(
     progress: bool = True,
     force: bool = False,
     measured_test: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
 ) -> BuildSummary:
     """Build a competition from a source of structures and write it to ``out``.
 
@@ -300,6 +316,10 @@ def build_competition(
         Grid, tolerances, caps, fractions and seed; default ``BuildConfig()``.
     workers : int, optional
         Worker processes; default all available CPUs.
+    scheduler : str, optional
+        Run the per-structure work on a dask cluster instead: ``local:N`` or a
+        scheduler address such as ``tcp://10.0.0.5:8786``
+        (:mod:`competition.cluster`). The output is the same, byte for byte.
     cache_dir : Path, optional
         Folder of the resumable per-structure cache; ``None`` disables it.
     progress : bool
@@ -328,6 +348,7 @@ def build_competition(
     config = config or BuildConfig()
     out = Path(out)
     _check_out_dir(out, force)
+    _check_scheduler(scheduler, workers)
     measured = None
     if measured_test is not None:
         # Read first: a folder that cannot be used stops the build before hours of work.
@@ -347,7 +368,10 @@ def build_competition(
                 cache_path=cache_path,
                 total=source.size,
                 progress=progress,
+                scheduler=scheduler,
             )
+        except ClusterError as err:
+            raise BuildError(str(err)) from None
         except sqlite3.OperationalError as err:
             raise BuildError(
                 f"the result cache {cache_path} cannot be used ({err}): another build has held "

@@ -140,6 +140,13 @@ def build(
             "with its own instrument, sample and noise (test structures are drawn once).",
         ),
     ] = DEFAULTS.draws,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="What computes the reflections: vectorised (array code, the default) or "
+            "pymatgen (its XRDCalculator, the reference; same patterns within 1e-3).",
+        ),
+    ] = DEFAULTS.engine,
     grid: Annotated[
         str | None,
         typer.Option(
@@ -179,6 +186,14 @@ def build(
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = DEFAULTS.seed,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes.", show_default="all CPUs")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the per-structure work on a dask cluster: a scheduler address "
+            "(tcp://HOST:PORT) or local:N to start N local workers. Same output as the "
+            "local process pool.",
+        ),
     ] = None,
     cache_dir: Annotated[
         Path | None,
@@ -259,6 +274,7 @@ def build(
             **_pattern_settings(preset, grid, fwhm),
             symprec=symprec, max_sites=max_sites, timeout=timeout,
             symprec_ladder=_parse_ladder(symprec_ladder), profile=profile, draws=draws,
+            engine=engine,
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
         )  # fmt: skip
@@ -273,7 +289,7 @@ def build(
         summary = build_competition(
             src, out, config, workers=workers,
             cache_dir=None if no_cache else cache_root, progress=not quiet, force=force,
-            measured_test=measured_test,
+            measured_test=measured_test, scheduler=scheduler,
         )  # fmt: skip
     except (SourceError, BuildError) as err:
         fail(str(err))

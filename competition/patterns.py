@@ -1,7 +1,9 @@
-"""Simulated powder patterns: pymatgen stick patterns broadened onto the fixed grid.
+"""Simulated powder patterns: stick patterns broadened onto the fixed grid.
 
-The stick pattern comes from pymatgen's ``XRDCalculator``: for every reflection
-``hkl`` with ``2 theta`` in range it gives the kinematic intensity
+The stick pattern (:mod:`competition.diffraction`, the physics of pymatgen's
+``XRDCalculator``, computed by the ``vectorised`` engine or by pymatgen itself)
+gives, for every reflection ``hkl`` with ``2 theta`` in range, the kinematic
+intensity
 
     I_hkl = |F_hkl|^2 * m_hkl * (1 + cos^2 2theta) / (sin^2 theta cos theta)
 
@@ -18,11 +20,12 @@ result is scaled so that its maximum is 1 and stored as float32.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from competition.config import PatternConfig
+from competition.diffraction import ENGINES, Reflections, powder_reflections
 from competition.structures import RejectError
 from contract.grid import Grid
 from contract.layout import STICK_COLUMNS
@@ -35,9 +38,11 @@ if TYPE_CHECKING:
 TRUNCATE_SIGMAS: Final = 6.0
 
 
-def _diffraction(structure: Structure, config: PatternConfig) -> Any:
-    """The pymatgen diffraction pattern over the grid's range (see :func:`stick_pattern`)."""
-    from pymatgen.analysis.diffraction.xrd import WAVELENGTHS, XRDCalculator
+def _reflections(
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
+) -> Reflections:
+    """The reflections over the grid's range widened by the Gaussian tails."""
+    from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
 
     margin = TRUNCATE_SIGMAS * config.sigma
     lo = max(0.0, config.two_theta_min - margin)
@@ -53,17 +58,12 @@ def _diffraction(structure: Structure, config: PatternConfig) -> Any:
             f"no reflection below {config.two_theta_max:g} deg 2theta: the largest "
             f"d-spacing ({d_max:.3g} A) is too small for {config.wavelength}",
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            calc = XRDCalculator(wavelength=config.wavelength)
-            pattern = calc.get_pattern(structure, scaled=False, two_theta_range=(lo, hi))
-    except Exception as err:
-        raise RejectError("pattern", f"XRDCalculator failed: {type(err).__name__}: {err}") from None
-    return pattern
+    return powder_reflections(structure, WAVELENGTHS[config.wavelength], (lo, hi), engine)
 
 
-def stick_pattern(structure: Structure, config: PatternConfig) -> tuple[np.ndarray, np.ndarray]:
+def stick_pattern(
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
+) -> tuple[np.ndarray, np.ndarray]:
     """Reflection positions (degrees 2theta) and intensities of ``structure``.
 
     Sticks up to ``TRUNCATE_SIGMAS`` standard deviations outside the grid are
@@ -72,35 +72,27 @@ def stick_pattern(structure: Structure, config: PatternConfig) -> tuple[np.ndarr
     Raises
     ------
     RejectError
-        With stage ``pattern`` when pymatgen cannot compute the pattern (an
-        element without scattering factors, say).
+        With stage ``pattern`` when the pattern cannot be computed (an element
+        without scattering factors, say).
     """
-    pattern = _diffraction(structure, config)
-    return np.asarray(pattern.x, dtype=np.float64), np.asarray(pattern.y, dtype=np.float64)
+    found = _reflections(structure, config, engine)
+    return found.two_theta, found.intensity
 
 
-def stick_table(pattern: Any, structure: Structure) -> np.ndarray:
-    """The reflections of a pymatgen pattern as rows of :data:`STICK_COLUMNS`, float64.
+def stick_table(found: Reflections, structure: Structure) -> np.ndarray:
+    """The reflections as rows of :data:`STICK_COLUMNS`, float64.
 
-    ``intensity`` is relative to the strongest reflection (1); ``h, k, l`` are the
-    first listed indices of each family, in the cell of ``structure``; ``nx, ny,
-    nz`` their reciprocal-lattice vector in Cartesian coordinates (1/Angstrom),
-    the direction texture acts along.
+    ``intensity`` is relative to the strongest reflection (1); ``h, k, l`` name
+    each peak (:class:`competition.diffraction.Reflections`), in the cell of
+    ``structure``; ``nx, ny, nz`` their reciprocal-lattice vector in Cartesian
+    coordinates (1/Angstrom), the direction texture acts along.
     """
-    hkl = _first_hkl(pattern)
-    normals = hkl @ structure.lattice.reciprocal_lattice_crystallographic.matrix
-    intensity = np.asarray(pattern.y, dtype=np.float64)
-    top = intensity.max(initial=0.0)
-    return np.column_stack([
-        np.asarray(pattern.x, dtype=np.float64), np.asarray(pattern.d_hkls, dtype=np.float64),
-        intensity / top if top > 0 else intensity, hkl, normals,
-    ]) if len(intensity) else np.empty((0, len(STICK_COLUMNS)))  # fmt: skip
-
-
-def _first_hkl(pattern: Any) -> np.ndarray:
-    # Hexagonal lattices are listed with four indices (h, k, i, l); i = -(h + k).
-    return np.array([(h[0]["hkl"][0], h[0]["hkl"][1], h[0]["hkl"][-1]) for h in pattern.hkls],
-                    dtype=np.float64).reshape(-1, 3)  # fmt: skip
+    if not len(found):
+        return np.empty((0, len(STICK_COLUMNS)))
+    normals = found.hkl @ structure.lattice.reciprocal_lattice_crystallographic.matrix
+    top = found.intensity.max(initial=0.0)
+    relative = found.intensity / top if top > 0 else found.intensity
+    return np.column_stack([found.two_theta, found.d, relative, found.hkl, normals])
 
 
 def broaden(two_theta: np.ndarray, intensity: np.ndarray, config: PatternConfig) -> np.ndarray:
@@ -125,7 +117,9 @@ def broaden(two_theta: np.ndarray, intensity: np.ndarray, config: PatternConfig)
     return np.bincount(safe[inside], weights=values[inside], minlength=n)
 
 
-def xrd_pattern(structure: Structure, config: PatternConfig) -> np.ndarray:
+def xrd_pattern(
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
+) -> np.ndarray:
     """The competition pattern of ``structure``: broadened, max-scaled, float32.
 
     Returns
@@ -136,49 +130,49 @@ def xrd_pattern(structure: Structure, config: PatternConfig) -> np.ndarray:
     Raises
     ------
     RejectError
-        With stage ``pattern`` when pymatgen fails or no reflection falls in range.
+        With stage ``pattern`` when the pattern cannot be computed or no
+        reflection falls in range.
     """
-    return xrd_pattern_and_sticks(structure, config)[0]
+    return xrd_pattern_and_sticks(structure, config, engine)[0]
 
 
 def xrd_pattern_and_sticks(
-    structure: Structure, config: PatternConfig
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`xrd_pattern` and the reflections it was made from (:func:`stick_table`)."""
-    pattern = _diffraction(structure, config)
-    two_theta = np.asarray(pattern.x, dtype=np.float64)
-    profile = broaden(two_theta, np.asarray(pattern.y, dtype=np.float64), config)
+    found = _reflections(structure, config, engine)
+    profile = broaden(found.two_theta, found.intensity, config)
     peak = profile.max(initial=0.0)
     if not np.isfinite(peak) or peak <= 0:
         raise RejectError(
             "pattern",
             f"no reflection between {config.two_theta_min} and {config.two_theta_max} deg 2theta",
         )
-    return (profile / peak).astype(np.float32), stick_table(pattern, structure)
+    return (profile / peak).astype(np.float32), stick_table(found, structure)
 
 
 def reflections(
-    structure: Structure, grid: Grid
+    structure: Structure, grid: Grid, engine: str = ENGINES[0]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """d-spacings, intensities and symmetry-equivalent normals of every reflection.
 
     See :func:`reflections_and_sticks`, which also gives the stick table.
     """
-    d, intensity, normals, _ = reflections_and_sticks(structure, grid)
+    d, intensity, normals, _ = reflections_and_sticks(structure, grid, engine)
     return d, intensity, normals
 
 
 def reflections_and_sticks(
-    structure: Structure, grid: Grid
+    structure: Structure, grid: Grid, engine: str = ENGINES[0]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """d-spacings, intensities and symmetry-equivalent normals of every reflection.
 
-    What the realism model needs (:mod:`competition.realism`): pymatgen's
+    What the realism model needs (:mod:`competition.realism`): the kinematic
     intensities (as :func:`stick_pattern`) with each peak's d-spacing, and the
-    Cartesian reciprocal-lattice vector of its first listed ``hkl`` turned by
-    every rotation of the crystal's point group, so that texture can average
-    over a family's members. Reflections are taken over the grid's range widened
-    by 3 degrees (for the K-alpha2 line, shifts and wide peaks).
+    Cartesian reciprocal-lattice vector of the hkl that names it turned by every
+    rotation of the crystal's point group, so that texture can average over a
+    family's members. Reflections are taken over the grid's range widened by 3
+    degrees (for the K-alpha2 line, shifts and wide peaks).
 
     Returns
     -------
@@ -191,26 +185,22 @@ def reflections_and_sticks(
     Raises
     ------
     RejectError
-        With stage ``pattern`` when pymatgen cannot compute the pattern.
+        With stage ``pattern`` when the pattern cannot be computed.
     """
-    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+    from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     lo, hi = max(0.0, grid.two_theta_min - 3), min(179.0, grid.two_theta_max + 3)
+    found = powder_reflections(structure, WAVELENGTHS[grid.wavelength], (lo, hi), engine)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pattern = XRDCalculator(wavelength=grid.wavelength).get_pattern(
-                structure, scaled=False, two_theta_range=(lo, hi)
-            )
             rotations = [op.rotation_matrix for op in
                          SpacegroupAnalyzer(structure).get_point_group_operations(cartesian=True)]
     except Exception as err:
-        raise RejectError("pattern", f"XRDCalculator failed: {type(err).__name__}: {err}") from None
-    if not len(pattern.x):
+        raise RejectError("pattern", f"point group failed: {type(err).__name__}: {err}") from None
+    if not len(found):
         raise RejectError("pattern", f"no reflection between {lo:g} and {hi:g} deg 2theta")
-    vectors = _first_hkl(pattern) @ structure.lattice.reciprocal_lattice_crystallographic.matrix
+    vectors = found.hkl @ structure.lattice.reciprocal_lattice_crystallographic.matrix
     normals = np.einsum("mij,nj->nmi", np.array(rotations), vectors)
-    return (np.asarray(pattern.d_hkls, dtype=np.float64),
-            np.asarray(pattern.y, dtype=np.float64), normals,
-            stick_table(pattern, structure))  # fmt: skip
+    return found.d, found.intensity, normals, stick_table(found, structure)

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -89,7 +89,9 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
             drawn, sticks = measured_entry_pattern(parsed.structure, entry.entry_id, config)
             pattern, extra_draws = drawn[0], (drawn[1:] if len(drawn) > 1 else None)
         else:
-            pattern, sticks = xrd_pattern_and_sticks(parsed.structure, config.pattern)
+            pattern, sticks = xrd_pattern_and_sticks(
+                parsed.structure, config.pattern, config.engine
+            )
         seconds["pattern"] = time.perf_counter() - start
     except RejectError as err:
         return Rejected(entry.entry_id, entry.source_file, err.stage, err.reason)
@@ -146,7 +148,7 @@ def measured_entry_pattern(
     from competition.realism import measured_pattern
 
     grid = config.pattern.to_grid()  # type: ignore[union-attr]
-    d, intensity, normals, sticks = reflections_and_sticks(structure, grid)
+    d, intensity, normals, sticks = reflections_and_sticks(structure, grid, config.engine)
     rng = entry_rng(entry_id, config.seed)
     try:
         drawn = [measured_pattern(d, intensity, grid, rng, config.realism, normals)
@@ -246,6 +248,22 @@ def _outcome(
         return Rejected(entry.entry_id, entry.source_file, "crash", reason), False
 
 
+Outcome = tuple[RawEntry, "StructureRecord | Rejected", bool]
+Runner = Callable[[Iterable[RawEntry]], Iterator[Outcome]]
+
+
+@contextlib.contextmanager
+def _executor(config: BuildConfig, workers: int | None, scheduler: str | None) -> Iterator[Runner]:
+    """What runs the structures: the local process pool, or a dask cluster's client."""
+    if scheduler is None:
+        yield lambda entries: _run_pool(entries, config, workers or available_cpus())
+        return
+    from competition.cluster import connect, run_on_cluster
+
+    with connect(scheduler) as client:
+        yield lambda entries: run_on_cluster(entries, config, client)
+
+
 def run_pipeline(
     entries: Iterable[RawEntry | Rejected],
     config: BuildConfig,
@@ -254,6 +272,7 @@ def run_pipeline(
     cache_path: Path | None = None,
     total: int | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> tuple[list[StructureRecord | Rejected], int]:
     """Process every entry, in parallel, reusing cached results.
 
@@ -270,6 +289,10 @@ def run_pipeline(
         Number of entries, for the progress bar.
     progress : bool
         Show a tqdm progress bar on stderr.
+    scheduler : str, optional
+        Run on a dask cluster instead of local processes: ``local:N`` or a
+        scheduler address (:mod:`competition.cluster`); ``workers`` must then be
+        left unset.
 
     Returns
     -------
@@ -281,7 +304,8 @@ def run_pipeline(
     """
     from tqdm.auto import tqdm
 
-    workers = workers or available_cpus()
+    if scheduler is not None and workers is not None:
+        raise ValueError("give workers (local processes) or scheduler (a dask cluster), not both")
     settings_key = config.structure_key()
     results: list[StructureRecord | Rejected] = []
     n_cached = 0
@@ -308,8 +332,8 @@ def run_pipeline(
             yield entry
 
     context = ResultCache(cache_path) if cache_path else contextlib.nullcontext(None)
-    with context as cache, bar:
-        for entry, result, cacheable in _run_pool(todo(cache), config, workers):
+    with context as cache, bar, _executor(config, workers, scheduler) as run:
+        for entry, result, cacheable in run(todo(cache)):
             if cache is not None and cacheable:
                 cache.put(keys.pop(entry.entry_id), result)
             results.append(result)
