@@ -16,11 +16,12 @@ implementation in the same run: a plain serial loop of pymatgen's CifParser,
 SpacegroupAnalyzer and XRDCalculator with dense Gaussian broadening, over the
 same accepted entries ("x ref" = our structures per second / the reference's).
 
-With ``--compare`` it sets the two pattern engines side by side on the same
-files in the same run (:mod:`competition.diffraction`): the pipeline with
-pymatgen's engine and with the vectorised one on one worker, the vectorised one on
-``--workers`` local processes and on a dask ``LocalCluster`` of as many workers,
-and the plain serial reference. Per input set it prints structures per second per
+With ``--compare`` it sets the pymatgen pipeline and the new one side by side on
+the same files in the same run: the pipeline with pymatgen's CIF reader and
+pattern engine (``--reader pymatgen --engine pymatgen``) and with the defaults
+(:mod:`competition.reader`, :mod:`competition.diffraction`) on one worker, the
+defaults on ``--workers`` local processes and on a dask ``LocalCluster`` of as
+many workers, and the plain serial reference. Per input set it prints structures per second per
 core for each stage and end to end, the ratios, the pattern stage's peak memory on
 the largest cell (tracemalloc), the largest difference between the two engines'
 max-normalised patterns and whether every label is equal.
@@ -138,14 +139,14 @@ def compare(name: str, source: Source, config: BuildConfig, workers: int, schedu
 
     entries = list(source.entries())
     runs = {
-        "pymatgen engine, 1 worker": _timed_run(entries, config.with_(engine="pymatgen"),
-                                                workers=1),
-        "vectorised, 1 worker": _timed_run(entries, config, workers=1),
-        f"vectorised, {workers} workers": _timed_run(entries, config, workers=workers),
-        f"vectorised, dask local:{workers}": _timed_run(entries, config, scheduler=scheduler),
+        "pymatgen throughout, 1 worker": _timed_run(
+            entries, config.with_(engine="pymatgen", reader="pymatgen"), workers=1),
+        "defaults, 1 worker": _timed_run(entries, config, workers=1),
+        f"defaults, {workers} workers": _timed_run(entries, config, workers=workers),
+        f"defaults, dask {workers} workers": _timed_run(entries, config, scheduler=scheduler),
     }  # fmt: skip
     cores = {label: (1 if "1 worker" in label else workers) for label in runs}
-    reference, mine = runs["pymatgen engine, 1 worker"], runs["vectorised, 1 worker"]
+    reference, mine = runs["pymatgen throughout, 1 worker"], runs["defaults, 1 worker"]
     common = sorted(set(reference["records"]) & set(mine["records"]))
     worst = max(float(np.abs(reference["records"][i].pattern - mine["records"][i].pattern).max())
                 for i in common)  # fmt: skip
@@ -170,7 +171,7 @@ def compare(name: str, source: Source, config: BuildConfig, workers: int, schedu
 def print_comparison(rows: list[dict]) -> None:
     """The ``--compare`` table: per input set, one line per run, then the checks."""
     header = (f"{'input':<13} {'run':<28} {'wall s':>7} {'/s/core':>8} {'parse/s':>8} "
-              f"{'sym/s':>7} {'pattern/s':>9} {'x pmg-engine':>12} {'x plain ref':>11}")
+              f"{'sym/s':>7} {'pattern/s':>9} {'x pymatgen':>12} {'x plain ref':>11}")
     print("per-core rates: structures per second divided by the cores the run used; "
           "stage rates are per CPU")  # fmt: skip
     print(header)

@@ -147,6 +147,13 @@ def build(
             "pymatgen (its XRDCalculator, the reference; same patterns within 1e-3).",
         ),
     ] = DEFAULTS.engine,
+    reader: Annotated[
+        str,
+        typer.Option(
+            help="How a CIF block becomes a structure: arrays (pymatgen's rules in array "
+            "code, the default) or pymatgen (its CifParser throughout; same structures).",
+        ),
+    ] = DEFAULTS.reader,
     grid: Annotated[
         str | None,
         typer.Option(
@@ -274,7 +281,7 @@ def build(
             **_pattern_settings(preset, grid, fwhm),
             symprec=symprec, max_sites=max_sites, timeout=timeout,
             symprec_ladder=_parse_ladder(symprec_ladder), profile=profile, draws=draws,
-            engine=engine,
+            engine=engine, reader=reader,
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
         )  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any, Final
 import numpy as np
 
 from competition.diffraction import ENGINES
+from competition.reader import READERS
 from competition.realism import RealismRanges
 from contract.grid import FWHM_PER_SIGMA, SCHEMA_METADATA_KEY, Grid
 
@@ -153,6 +154,11 @@ class BuildConfig:
         What computes the reflections (:mod:`competition.diffraction`): the
         array engine (default), or pymatgen's ``XRDCalculator``, the reference.
         Their patterns agree within 1e-3 of the maximum.
+    reader : {"arrays", "pymatgen"}
+        How a CIF block becomes a structure (:mod:`competition.reader`): array
+        code that follows pymatgen's rules (default; pymatgen wherever it must
+        decide), or pymatgen's ``CifParser`` throughout. The structures are the
+        same.
     draws : int
         Patterns per training structure with the ``measured`` profile, each
         drawn with its own instrument, sample and noise (test structures are
@@ -180,6 +186,7 @@ class BuildConfig:
     realism: RealismRanges = field(default_factory=RealismRanges)
     draws: int = 1
     engine: str = ENGINES[0]
+    reader: str = READERS[0]
 
     def __post_init__(self) -> None:
         if self.pattern is None:
@@ -206,6 +213,9 @@ class BuildConfig:
         if self.engine not in ENGINES:
             choices = ", ".join(ENGINES)
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {choices}")
+        if self.reader not in READERS:
+            choices = ", ".join(READERS)
+            raise ValueError(f"unknown reader {self.reader!r}; choose one of {choices}")
         if not (isinstance(self.draws, int) and self.draws >= 1):
             raise ValueError(f"draws must be a positive integer, got {self.draws!r}")
         if self.draws > 1 and self.profile == "clean":
@@ -254,6 +264,7 @@ class BuildConfig:
             **({"symprec_ladder": list(self.symprec_ladder)} if self.symprec_ladder else {}),
             "max_sites": self.max_sites,
             "engine": self.engine,
+            "reader": self.reader,
             # Only for measured patterns, which depend on the seed and every range.
             **({"profile": self.profile, "seed": self.seed, "realism": asdict(self.realism)}
                if self.profile != "clean" else {}),

@@ -75,7 +75,7 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
     seconds: dict[str, float] = {}
     try:
         start = time.perf_counter()
-        parsed = parse_structure(entry.text, config.max_sites)
+        parsed = parse_structure(entry.text, config.max_sites, config.reader)
         seconds["parse"] = time.perf_counter() - start
         start = time.perf_counter()
         labels = ladder_labels(

@@ -128,7 +128,7 @@ def declared_spacegroup(block: dict[str, Any]) -> int | None:
     return table.get(key, table.get(f"{key[:1]}1{key[1:]}1"))
 
 
-def parse_structure(text: str, max_sites: int) -> ParsedStructure:
+def parse_structure(text: str, max_sites: int, reader: str = "arrays") -> ParsedStructure:
     """Parse CIF text and return its first structure.
 
     Parameters
@@ -138,6 +138,11 @@ def parse_structure(text: str, max_sites: int) -> ParsedStructure:
     max_sites : int
         A structure with more sites than this in its unit cell is rejected
         (symmetry finding and pattern simulation grow with the number of sites).
+    reader : {"arrays", "pymatgen"}
+        How a block becomes a structure once pymatgen has read the text:
+        :func:`competition.reader.fast_structure` (pymatgen's rules in array code,
+        the same structure; pymatgen itself wherever it must decide), or
+        pymatgen's ``CifParser.parse_structures`` throughout.
 
     Returns
     -------
@@ -169,10 +174,12 @@ def parse_structure(text: str, max_sites: int) -> ParsedStructure:
         first = next((data for data in blocks.values() if _has_coordinates(data)), None)
         if first is not None:
             check_values(first)
-        try:
-            structures = parser.parse_structures(primitive=False, on_error="warn")
-        except Exception:  # pymatgen raises ValueError when no block gave a structure
-            structures = []
+        structures = _fast_structures(blocks) if reader == "arrays" else []
+        if not structures:
+            try:
+                structures = parser.parse_structures(primitive=False, on_error="warn")
+            except Exception:  # pymatgen raises ValueError when no block gave a structure
+                structures = []
     if not structures:
         missing = [tag for data in blocks.values() if (tag := _missing_tag(data))]
         if missing and len(missing) == len(blocks):
@@ -211,6 +218,16 @@ def parse_structure(text: str, max_sites: int) -> ParsedStructure:
         )
     extra = tuple(names[1 : len(structures)])
     return ParsedStructure(structure, declared_spacegroup(blocks[name]), name, extra)
+
+
+def _fast_structures(blocks: dict[str, dict[str, Any]]) -> list[Structure]:
+    """The structure of a one-block file by :mod:`competition.reader`, or ``[]``."""
+    from competition.reader import fast_structure
+
+    if len(blocks) != 1:  # which block pymatgen would pick is its own decision
+        return []
+    structure = fast_structure(next(iter(blocks.values())))
+    return [] if structure is None else [structure]
 
 
 MIN_VOLUME_PER_SITE: Final = 1.0
