@@ -140,9 +140,10 @@ def _child_context() -> multiprocessing.context.BaseContext:
     # process can copy a held lock into the child. A fork server is a clean,
     # single-threaded process that imports pymatgen once and forks from there.
     if sys.platform.startswith("linux"):
+        from competition.pipeline import WARM_MODULES
+
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["competition.pipeline", "competition.patterns",
-                                        "pymatgen.io.cif", "pymatgen.symmetry.analyzer"])
+        context.set_forkserver_preload(["competition.pipeline", *WARM_MODULES])
         return context
     return multiprocessing.get_context("spawn")  # pragma: no cover - not on Linux
 

@@ -159,15 +159,16 @@ into one of the 230 space groups.
 COD, and empty otherwise. Test ids are opaque and in random order.
 `train_sticks.parquet` lists the reflections each training pattern was made from
 (within 3 degrees of the grid's ends: 2theta, d-spacing in Angstrom, intensity
-relative to the strongest, the first `hkl` of each family and its reciprocal-lattice
+relative to the strongest, the `hkl` that names each peak and its reciprocal-lattice
 vector in Cartesian coordinates, 1/Angstrom), so that a training loop can render them
 again as a different instrument would measure them (`competition.realism`);
 there is no such file for the test set.
 
 ## Patterns
 
-- Radiation: {grid.wavelength} (pymatgen `XRDCalculator`: kinematic intensities with
-  atomic scattering factors, multiplicities and the Lorentz-polarisation factor).
+- Radiation: {grid.wavelength} (the physics of pymatgen's `XRDCalculator`: kinematic
+  intensities with atomic scattering factors, multiplicities and the
+  Lorentz-polarisation factor; computed by the `{config.engine}` engine).
 - Grid: 2theta from {grid.two_theta_min:g} to {grid.two_theta_max:g} degrees in steps of
   {grid.step:g} degrees, {grid.n_points} points; column `yK` is at
   `{grid.two_theta_min:g} + {grid.step:g} * K` degrees.

@@ -67,7 +67,8 @@ IMAGE_METADATA_KEY: Final = b"xrd_bravais.images"
 STICK_COLUMNS: Final = ("two_theta", "d", "intensity", "h", "k", "l", "nx", "ny", "nz")
 """One reflection of ``train_sticks.parquet`` (after the row's ``id``): 2theta (degrees,
 the grid's wavelength), d-spacing (Angstrom), intensity relative to the strongest, the
-first listed ``hkl`` of its family, and its reciprocal-lattice vector (Cartesian, 1/A)."""
+``hkl`` that names the peak (the largest of its first family), and its reciprocal-lattice
+vector (Cartesian, 1/A)."""
 
 # Portions of the test set (values of the ``Usage`` column, as on Kaggle) and the
 # three splits a build counts structures in (the training set and both portions).
