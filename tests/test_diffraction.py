@@ -168,3 +168,16 @@ def test_broadened_stick_lists_agree_between_engines(cod_cifs):
         broaden(a.two_theta, a.intensity, config), broaden(b.two_theta, b.intensity, config),
         rtol=1e-9,
     )  # fmt: skip
+
+
+def test_a_cell_too_small_to_diffract_gets_the_same_reason_from_both_engines():
+    from pymatgen.core import Lattice, Structure
+
+    tiny = Structure(Lattice.cubic(0.7), ["H"], [[0, 0, 0]])
+    reasons = []
+    for engine in ("vectorised", "pymatgen"):
+        with pytest.raises(RejectError) as caught:
+            xrd_pattern(tiny, PRESETS["default"], engine)
+        reasons.append(caught.value.reason)
+    assert reasons[0] == reasons[1]
+    assert "largest d-spacing (0.7 A) is too small for CuKa" in reasons[0]

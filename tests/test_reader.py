@@ -50,12 +50,19 @@ def _block(text: str) -> dict:
         return next(iter(CifParser.from_str(text).as_dict().values()))
 
 
+def _mixes(structure) -> list[list[tuple[str, str, float]]]:
+    # Compared item by item: pymatgen's Composition with both D and H is not equal
+    # to itself (D is an Element that prints as H), as in amcsd:0013470.
+    return [[(getattr(k, "name", ""), repr(k), v) for k, v in site.species.items()]
+            for site in structure]  # fmt: skip
+
+
 def _identical(a, b) -> bool:
     """Same lattice, and the same species and coordinates site by site, to the bit."""
     return (
         np.array_equal(a.lattice.matrix, b.lattice.matrix)
         and len(a) == len(b)
-        and [s.species for s in a] == [s.species for s in b]
+        and _mixes(a) == _mixes(b)
         and np.array_equal(a.frac_coords, b.frac_coords)
     )
 
@@ -149,7 +156,9 @@ def test_every_real_file_reads_as_pymatgen_reads_it(folder, cod_cifs):
 
 
 def test_a_sample_of_the_amcsd_source_reads_as_pymatgen_reads_it():
-    sample = [e for i, e in enumerate(amcsd_source().entries()) if i % 20 == 0]
+    # Every 20th entry, and the two that mix deuterium and hydrogen on one site.
+    sample = [e for i, e in enumerate(amcsd_source().entries())
+              if i % 20 == 0 or e.entry_id in ("amcsd:0013470", "amcsd:0013472")]  # fmt: skip
     accepted, fast = _check_source(sample)
     assert accepted > 400
     assert fast > 0.8 * accepted
