@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Demo size: the first DEMO_LIMIT AMCSD entries, at most DEMO_PER_CLASS per lattice
-# (under a minute on 2 cores; the full 9,275 entries take about 6 minutes). A large
+# (22 s on 2 cores; the full 9,275 entries take about 70 s). A large
 # test share, half of it Public, so the demo's board rests on over 300 rows.
 DEMO_LIMIT ?= 3000
 DEMO_PER_CLASS ?= 200
