@@ -45,7 +45,10 @@ READERS: Final = ("arrays", "pymatgen")
 """How a CIF block becomes a structure, the default first (see the module's notes)."""
 
 SITE_TOLERANCE: Final = 1e-4
+"""pymatgen's ``site_tolerance``: fractional distance (per axis, periodic) below
+which two positions are one site."""
 MIN_THICKNESS: Final = 0.01
+"""pymatgen's ``min_thickness``: a cell thinner than this (Angstrom) fails its parse."""
 MAX_IMAGES: Final = 20_000
 """Atom images (sites x operations) above which the structure is left to pymatgen,
 which rejects it for its size anyway (``--max-sites``)."""
@@ -204,6 +207,8 @@ def fast_structure(data: dict[str, Any]) -> Structure | None:
     coords = coords.astype(np.float64)  # 1/3 and 2/3 already set by pymatgen's clean-up
     occupancy_text = _column(data, "_atom_site_occupancy")
     occupancies = [1.0] * len(labels)
+    if occupancy_text is not None and len(occupancy_text) != len(labels):
+        return None  # pymatgen fails on the missing values: its reason, not ours
     if occupancy_text is not None:
         occupancies = [_float(v) if _float(v) is not None else 1.0 for v in occupancy_text]
     if any(o <= 0 for o in occupancies):
