@@ -230,9 +230,8 @@ def _cluster_outcomes(
         if isinstance(err, KilledWorker):
             reason = "the dask workers running it died again and again (KilledWorker)"
         else:
-            reason = f"worker failed: {type(err).__name__}: {_short(err)}"
+            from competition.structures import _short
+
+            reason = f"worker failed: {type(err).__name__}: {_short(str(err))}"
         return [(Rejected(e.entry_id, e.source_file, "crash", reason), False) for e in chunk]
 
-
-def _short(err: Exception) -> str:
-    return " ".join(str(err).split())[:200]

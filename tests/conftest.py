@@ -84,3 +84,12 @@ def mark_measured(competition: Path, n: int) -> None:
     manifest = read_manifest(competition)
     manifest["files"][layout.SOLUTION] = sha256_file(competition / layout.SOLUTION)
     write_manifest_dict(competition, manifest)
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` by relative path: two builds compare byte for byte."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

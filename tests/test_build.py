@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import tree_bytes
 
 from competition.build import BuildError, build_competition
 from competition.config import BuildConfig
@@ -34,14 +35,6 @@ LAYOUT = [
 ]  # fmt: skip
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _load(out: Path):
     train = pd.read_parquet(out / "public" / "train.parquet")
     test = pd.read_parquet(out / "public" / "test.parquet")
@@ -52,7 +45,7 @@ def _load(out: Path):
 
 def test_layout_is_complete(cod_build):
     out = cod_build.out
-    assert sorted(_files(out)) == sorted(LAYOUT)
+    assert sorted(tree_bytes(out)) == sorted(LAYOUT)
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
     # Written through temporary files, yet readable like any file the umask allows.
     umask = os.umask(0o022)
@@ -192,11 +185,11 @@ def test_same_inputs_same_bytes_with_and_without_cache(cod_cifs, tmp_path):
     build_competition(
         source(), tmp_path / "c2", config, workers=2, cache_dir=tmp_path / "c", progress=False
     )
-    a, b, c = (_files(tmp_path / n) for n in ["a", "b", "c2"])
+    a, b, c = (tree_bytes(tmp_path / n) for n in ["a", "b", "c2"])
     assert a == b == c
     other = build_competition(source(), tmp_path / "d", config.with_(seed=8), workers=2,
                               cache_dir=tmp_path / "c", progress=False)  # fmt: skip
-    assert _files(other.out)["private/solution.csv"] != a["private/solution.csv"]
+    assert tree_bytes(other.out)["private/solution.csv"] != a["private/solution.csv"]
 
 
 def test_a_rebuild_that_fails_while_writing_leaves_no_manifest(cod_cifs, tmp_path):
@@ -220,13 +213,13 @@ def test_a_rebuild_that_fails_before_writing_keeps_the_earlier_build(cod_cifs, t
     build_competition(
         cod_dir_source(cod_cifs).head(40), out, workers=2, cache_dir=None, progress=False
     )
-    before = _files(out)
+    before = tree_bytes(out)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.cif").write_text("not a cif")
     with pytest.raises(BuildError, match="no structure was accepted"):
         build_competition(cod_dir_source(broken), out, workers=1, progress=False)
-    assert _files(out) == before and verify_manifest(out) == []
+    assert tree_bytes(out) == before and verify_manifest(out) == []
 
 
 def test_refuses_to_overwrite_a_folder_that_is_not_a_build(cod_cifs, tmp_path):
@@ -270,7 +263,7 @@ def test_resume_after_a_killed_build(cod_build, cod_cifs, tmp_path):
     reused = int(re.search(r"\((\d+) results from the cache\)", rerun.stdout).group(1))
     assert reused >= 100
     # Same config, source and seed as the clean build: the very same bytes.
-    assert _files(out) == _files(cod_build.out)
+    assert tree_bytes(out) == tree_bytes(cod_build.out)
 
 
 def test_edge_cases_end_in_dataset_or_rejects(edge_cases, tmp_path):
@@ -315,17 +308,17 @@ def test_rebuild_refuses_a_competition_in_use_and_force_leaves_nothing_stale(cod
     (out / "public" / "notes.txt").write_text("left by hand")
     (out / "private" / "amendments").mkdir()
     (out / "private" / "amendments" / "old-solution.csv").write_text("id\n")
-    before = _files(out)
+    before = tree_bytes(out)
     with pytest.raises(BuildError, match=r"in use \(leaderboard.*--force"):
         _small_build(cod_cifs, out, tmp_path / "c", config=BuildConfig(seed=5))
-    assert _files(out) == before, "a refused rebuild changed the folder"
+    assert tree_bytes(out) == before, "a refused rebuild changed the folder"
 
     _small_build(cod_cifs, out, tmp_path / "c", config=BuildConfig(seed=5), force=True)
     assert not (out / "leaderboard").exists() and not (out / "baselines").exists()
     assert not (out / "public" / "notes.txt").exists()
     assert not (out / "private" / "amendments").exists()
     assert verify_manifest(out) == []
-    assert sorted(_files(out)) == sorted(LAYOUT)
+    assert sorted(tree_bytes(out)) == sorted(LAYOUT)
 
 
 def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(cod_cifs, tmp_path):
@@ -358,7 +351,7 @@ def test_two_builds_at_once_share_the_cache(cod_cifs, tmp_path):
     for process, (_, stderr) in zip(runs, outputs, strict=True):
         assert process.returncode == 0, stderr
         assert "Traceback" not in stderr
-    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
 
 
 def test_private_material_is_owner_only(cod_cifs, tmp_path):

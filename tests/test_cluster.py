@@ -7,10 +7,10 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tree_bytes
 
 from competition.build import build_competition
 from competition.cluster import ClusterError, connect, parse_scheduler
@@ -19,11 +19,6 @@ from competition.pipeline import StructureRecord, run_pipeline
 from competition.sources import RawEntry, Rejected, cod_dir_source
 
 distributed = pytest.importorskip("distributed")
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +60,14 @@ def test_a_build_on_the_cluster_has_the_local_pools_bytes(cluster, cod_cifs, tmp
         cache_dir=tmp_path / "cache", progress=False,
     )  # fmt: skip
     assert summary.n_accepted > 40
-    assert _files(tmp_path / "dask") == _files(tmp_path / "pool")
+    assert tree_bytes(tmp_path / "dask") == tree_bytes(tmp_path / "pool")
     # Resume from the cache the cluster filled: nothing is recomputed.
     again = build_competition(
         source(), tmp_path / "again", config, scheduler=cluster.scheduler_address,
         cache_dir=tmp_path / "cache", progress=False,
     )  # fmt: skip
     assert again.n_cached == 60
-    assert _files(tmp_path / "again") == _files(tmp_path / "pool")
+    assert tree_bytes(tmp_path / "again") == tree_bytes(tmp_path / "pool")
 
 
 def test_a_structure_past_its_time_limit_is_rejected_on_the_cluster(cluster, edge_cases, cod_cifs):
@@ -153,7 +148,7 @@ def test_the_cli_builds_on_a_local_cluster(cod_cifs, tmp_path):
     dask = subprocess.run([*command, "--out", str(tmp_path / "dask"), "--scheduler", "local:2"],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert dask.returncode == 0, dask.stderr
-    assert _files(tmp_path / "dask") == _files(tmp_path / "pool")
+    assert tree_bytes(tmp_path / "dask") == tree_bytes(tmp_path / "pool")
 
 
 def test_the_cli_refuses_workers_with_a_scheduler(cod_cifs, tmp_path):

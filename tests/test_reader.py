@@ -42,12 +42,17 @@ Si1 Si 0.5 0.00003 0.5 1
 """
 
 
-def _block(text: str) -> dict:
+def _blocks_of(text: str) -> dict:
+    """The data blocks of ``text`` by name, as pymatgen reads them."""
     from pymatgen.io.cif import CifParser
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return next(iter(CifParser.from_str(text).as_dict().values()))
+        return CifParser.from_str(text).as_dict()
+
+
+def _block(text: str) -> dict:
+    return next(iter(_blocks_of(text).values()))
 
 
 def _mixes(structure) -> list[list[tuple[str, str, float]]]:
@@ -105,7 +110,7 @@ def test_what_pymatgen_decides_is_left_to_it(change, why):
         assert fast is None, why
 
 
-def test_oxidation_states_and_magnetic_blocks_are_left_to_pymatgen():
+def test_oxidation_states_and_a_one_line_symmetry_list_are_left_to_pymatgen():
     oxidised = P21C + "loop_\n_atom_type_symbol\n_atom_type_oxidation_number\nFe2+ 2\nO2- -2\n"
     assert fast_structure(_block(oxidised)) is None
     one_line = P21C.replace("loop_\n_symmetry_equiv_pos_as_xyz\nx,y,z\n-x,y+1/2,-z+1/2\n"
@@ -135,17 +140,9 @@ def _check_source(entries) -> tuple[int, int]:
             reference.declared_spacegroup, reference.block, reference.extra_blocks
         )
         accepted += 1
-        fast += fast_structure(_block(entry.text)) is not None if len(
-            _blocks_of(entry.text)) == 1 else 0  # fmt: skip
+        blocks = _blocks_of(entry.text)
+        fast += len(blocks) == 1 and fast_structure(next(iter(blocks.values()))) is not None
     return accepted, fast
-
-
-def _blocks_of(text: str) -> dict:
-    from pymatgen.io.cif import CifParser
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return CifParser.from_str(text).as_dict()
 
 
 @pytest.mark.parametrize("folder", ["cod_cifs", "cif_edge_cases"])
