@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -82,7 +83,23 @@ CREATE TABLE IF NOT EXISTS submissions (
     late INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS submissions_by_team ON submissions (team_id, track, submitted_at);
+CREATE TABLE IF NOT EXISTS credentials (
+    selector TEXT PRIMARY KEY,
+    verifier TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('team', 'admin')),
+    team_id INTEGER REFERENCES teams(id),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    selector TEXT NOT NULL REFERENCES credentials(selector) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
 """
+
+# Columns added after the first release: (table, column, declaration), added on open.
+_MIGRATIONS: Final = (("teams", "removed", "INTEGER NOT NULL DEFAULT 0"),)
 
 
 def competition_rules(competition: str | os.PathLike[str]) -> Rules:
@@ -173,6 +190,37 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class TeamSubmission:
+    """A stored submission as its team may see it: Public scores only.
+
+    Attributes
+    ----------
+    submission_id : int
+    team, track, sha256 : str
+    submitted_at : datetime
+    message : str
+    valid : bool
+    problems : tuple of str
+        Every problem the validator found, for an invalid file.
+    public : Scores or None
+        Public-portion scores of a valid submission.
+    selected, late : bool
+    """
+
+    submission_id: int
+    team: str
+    track: str
+    sha256: str
+    submitted_at: datetime
+    message: str
+    valid: bool
+    problems: tuple[str, ...]
+    public: Scores | None
+    selected: bool
+    late: bool
+
+
+@dataclass(frozen=True)
 class Change:
     """How one stored submission's scores moved in a rescore."""
 
@@ -181,6 +229,51 @@ class Change:
     track: str
     before: dict[str, Any]
     after: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Submissions a team has left today on one track.
+
+    Attributes
+    ----------
+    valid_left : int
+        Scored submissions left.
+    invalid_left : int
+        Invalid files the team may still send.
+    resets_at : datetime
+        Next midnight UTC.
+    """
+
+    valid_left: int
+    invalid_left: int
+    resets_at: datetime
+
+
+def _used_today(
+    db: sqlite3.Connection, team_id: int, track: str, moment: datetime
+) -> tuple[int, int]:
+    """Valid and invalid submissions of a team on a track during ``moment``'s UTC day."""
+    start, end = (_stamp(t) for t in day_bounds(moment))
+    used = dict(
+        db.execute(
+            "SELECT valid, COUNT(*) FROM submissions WHERE team_id = ? AND track = ? "
+            "AND submitted_at >= ? AND submitted_at < ? GROUP BY valid",
+            (team_id, track, start, end),
+        ).fetchall()
+    )
+    return int(used.get(1, 0)), int(used.get(0, 0))
+
+
+_PROCESS_LOCKS: dict[Path, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(competition: Path) -> threading.Lock:
+    """The write lock of this process for one competition's store."""
+    path = Path(competition).resolve()
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(path, threading.Lock())
 
 
 def utc_now() -> datetime:
@@ -342,6 +435,12 @@ class Leaderboard:
             with board._write():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     connection.execute(statement)
+                for table, column, declaration in _MIGRATIONS:
+                    have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        connection.execute(
+                            f"ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+                        )
         except sqlite3.DatabaseError as err:
             connection.close()
             if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
@@ -364,14 +463,20 @@ class Leaderboard:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taking the database's write lock up front."""
-        self.connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.connection
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        self.connection.execute("COMMIT")
+        """One write transaction, taking the database's write lock up front.
+
+        Threads of one process (a web server's) queue on a lock of their own first:
+        SQLite's busy handler would make them poll the file lock with sleeps of up to
+        100 ms, which is where a busy server's slowest answers came from.
+        """
+        with _process_lock(self.competition):
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
 
     # ------------------------------------------------------------------ rules
     @property
@@ -482,7 +587,9 @@ class Leaderboard:
 
     # ------------------------------------------------------------------ teams
     def _team_id(self, db: sqlite3.Connection, name: str, baseline: bool, now: str) -> int:
-        row = db.execute("SELECT id, baseline FROM teams WHERE name = ?", (name,)).fetchone()
+        row = db.execute(
+            "SELECT id, baseline, removed FROM teams WHERE name = ?", (name,)
+        ).fetchone()
         if row is None:
             taken = [r[0] for r in db.execute("SELECT name FROM teams")]
             if baseline:
@@ -501,6 +608,10 @@ class Leaderboard:
         if bool(row["baseline"]) != baseline:
             kind = "a baseline" if row["baseline"] else "a team"
             raise LeaderboardError(f"{name!r} is already {kind}; pick another name")
+        if row["removed"]:
+            raise LeaderboardError(
+                f"the team {name!r} was removed by the organisers; it takes no submissions"
+            )
         return int(row["id"])
 
     def team_names(self) -> list[str]:
@@ -614,15 +725,7 @@ class Leaderboard:
         rules: Rules,
         result: GradeResult | None,
     ) -> int:
-        start, end = (_stamp(t) for t in day_bounds(moment))
-        used = dict(
-            db.execute(
-                "SELECT valid, COUNT(*) FROM submissions WHERE team_id = ? AND track = ? "
-                "AND submitted_at >= ? AND submitted_at < ? GROUP BY valid",
-                (team_id, track.name, start, end),
-            ).fetchall()
-        )
-        n_valid, n_invalid = used.get(1, 0), used.get(0, 0)
+        n_valid, n_invalid = _used_today(db, team_id, track.name, moment)
         reset = f"resets at {day_bounds(moment)[1]:%Y-%m-%d %H:%M} UTC"
         if result is not None and n_valid >= rules.daily_quota:
             raise QuotaExceeded(
@@ -636,6 +739,29 @@ class Leaderboard:
                 f"(it is free); the limit {reset}"
             )
         return int(rules.daily_quota - n_valid - (result is not None))
+
+    def quota(
+        self, team: str, track: str | Track | None = None, now: datetime | None = None
+    ) -> Quota:
+        """What a team has left today on a track (the rule :meth:`submit` enforces).
+
+        Raises
+        ------
+        LeaderboardError
+            If there is no such team.
+        """
+        spec = self.task.track(track)
+        moment = now or utc_now()
+        row = self.connection.execute("SELECT id FROM teams WHERE name = ?", (team,)).fetchone()
+        if row is None:
+            raise LeaderboardError(f"no team called {team!r}")
+        n_valid, n_invalid = _used_today(self.connection, int(row["id"]), spec.name, moment)
+        rules = self.rules
+        return Quota(
+            valid_left=max(rules.daily_quota - n_valid, 0),
+            invalid_left=max(rules.invalid_daily_quota - n_invalid, 0),
+            resets_at=day_bounds(moment)[1],
+        )
 
     # ------------------------------------------------------------------ selection
     def select(
@@ -691,8 +817,10 @@ class Leaderboard:
     def submissions(self, track: str | Track | None = None) -> pd.DataFrame:
         """Every stored submission of a track (grader view: includes hidden columns).
 
-        ``measured_accuracy`` and ``measured_macro_f1`` (from the stored scores;
-        NaN where the competition has no Measured portion) follow the Private ones.
+        Teams removed by the organisers (``xrd-bravais teams remove``) are left out:
+        their rows stay in the store, off every board. ``measured_accuracy`` and
+        ``measured_macro_f1`` (from the stored scores; NaN where the competition has no
+        Measured portion) follow the Private ones.
         """
         spec = self.task.track(track)
         frame = pd.read_sql_query(
@@ -700,8 +828,8 @@ class Leaderboard:
             "s.submitted_at, s.message, s.valid, s.public_accuracy, s.public_macro_f1, "
             "s.private_accuracy, s.private_macro_f1, s.scores, s.selected, s.late, "
             "s.grader_version, s.answer_key_sha256 "
-            "FROM submissions s JOIN teams t ON t.id = s.team_id WHERE s.track = ? "
-            "ORDER BY s.id",
+            "FROM submissions s JOIN teams t ON t.id = s.team_id "
+            "WHERE s.track = ? AND t.removed = 0 ORDER BY s.id",
             self.connection,
             params=(spec.name,),
         )
@@ -730,6 +858,38 @@ class Leaderboard:
             "public_accuracy", "public_macro_f1", "selected", "late",
         ]  # fmt: skip
         return frame[columns].reset_index(drop=True)
+
+    def team_submission(self, team: str, submission_id: int) -> TeamSubmission:
+        """One of a team's own submissions, with its Public scores only (safe to show it).
+
+        Raises
+        ------
+        LeaderboardError
+            If the team has no submission with that id (another team's id reads the
+            same as a missing one).
+        """
+        row = self.connection.execute(
+            "SELECT s.id, s.track, s.sha256, s.submitted_at, s.message, s.valid, s.problems, "
+            "s.scores, s.selected, s.late FROM submissions s JOIN teams t ON t.id = s.team_id "
+            "WHERE s.id = ? AND t.name = ? AND t.removed = 0",
+            (int(submission_id), team),
+        ).fetchone()
+        if row is None:
+            raise LeaderboardError(f"team {team!r} has no submission {submission_id}")
+        scores = json.loads(row["scores"]) if row["scores"] else None
+        return TeamSubmission(
+            submission_id=int(row["id"]),
+            team=team,
+            track=row["track"],
+            sha256=row["sha256"],
+            submitted_at=_parse_stamp(row["submitted_at"]),
+            message=row["message"],
+            valid=bool(row["valid"]),
+            problems=tuple(json.loads(row["problems"])) if row["problems"] else (),
+            public=Scores.from_dict(scores["public"]) if scores else None,
+            selected=bool(row["selected"]),
+            late=bool(row["late"]),
+        )
 
     def public_board(self, track: str | Track | None = None) -> pd.DataFrame:
         """The public leaderboard: each team's best on-time Public score.

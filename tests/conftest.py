@@ -93,3 +93,97 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+# -- the website ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, on the loopback interface."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SiteServer:
+    """``xrd-bravais serve`` in a subprocess on 127.0.0.1, as an organiser runs it."""
+
+    def __init__(self, competition: Path) -> None:
+        self.competition = competition
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.extra: list[str] = []
+        self.log = competition.parent / f"serve-{self.port}.log"
+
+    def start(self) -> SiteServer:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        exe = Path(sys.executable).with_name("xrd-bravais")
+        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "xrd_bravais"]
+        self.process = subprocess.Popen(
+            [*command, "serve", "-c", str(self.competition), "--port", str(self.port),
+             *self.extra],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server stopped: {self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/rules", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the server did not answer in 60 s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cli(self, *args: str) -> str:
+        """Run an ``xrd-bravais`` command on the served competition; its stdout."""
+        from test_cli import run
+
+        done = run(*args, "-c", str(self.competition), cwd=self.competition.parent)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def token(self, team: str) -> str:
+        """Add a team and return its token."""
+        return self.cli("teams", "add", team).strip().rsplit(" ", 1)[-1]
+
+
+@pytest.fixture(scope="session")
+def web_base(cod_build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real COD build with the uniform-guess baseline run (its report and plots)."""
+    import shutil
+
+    from test_cli import run
+
+    root = Path(shutil.copytree(cod_build.out, tmp_path_factory.mktemp("web") / "comp"))
+    done = run("baselines", "run", "uniform", "random-forest", "-c", str(root), "--cv", "0",
+               "--quiet", cwd=root.parent)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture
+def site(web_base: Path, tmp_path: Path):
+    """A served private copy of :func:`web_base` (stopped after the test)."""
+    import shutil
+
+    server = SiteServer(Path(shutil.copytree(web_base, tmp_path / "comp"))).start()
+    yield server
+    server.stop()

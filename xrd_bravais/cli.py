@@ -1,9 +1,9 @@
 """The ``xrd-bravais`` application: every subcommand, registered in the order of use.
 
 Each package owns its commands (``competition.cli``, ``scoring.cli``,
-``baselines.cli``, ``starter_kit.cli``, ``platforms.cli``) and exposes a ``register(app)``; this
-module composes them. Every command parses its options and calls the library;
-user errors exit non-zero with one line on stderr, no traceback.
+``baselines.cli``, ``starter_kit.cli``, ``platforms.cli``, ``website.cli``) and exposes a
+``register(app)``; this module composes them. Every command parses its options and
+calls the library; user errors exit non-zero with one line on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from competition.cli import register as register_build
 from platforms.cli import register as register_export
 from scoring.cli import register as register_scoring
 from starter_kit.cli import register as register_starter_kit
+from website.cli import register as register_website
 
 app = typer.Typer(
     name="xrd-bravais",
@@ -54,3 +55,4 @@ register_scoring(app)  # validate, score, submit, submissions, select, close, le
 register_baselines(app)  # baselines list | run | predict
 register_starter_kit(app)  # starter-kit
 register_export(app)  # export kaggle
+register_website(app)  # serve, teams add | list | remove | token | admin

@@ -1,0 +1,39 @@
+"""Everything an organiser downloads: a consistent copy of the store and readable tables."""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import tempfile
+import zipfile
+from datetime import datetime
+
+from scoring.render import csv_safe
+from website.site import Site
+
+
+def export_zip(site: Site) -> bytes:
+    """A zip of ``leaderboard.sqlite`` (an online backup) and one CSV of submissions per track.
+
+    The CSVs hold every column, hidden scores included (the organisers' view), with
+    spreadsheet formulas defused in team names and messages.
+    """
+    board = site.board()
+    buffer = io.BytesIO()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = os.path.join(tmp, "leaderboard.sqlite")
+            target = sqlite3.connect(copy)
+            try:
+                board.connection.backup(target)
+            finally:
+                target.close()
+            archive.write(copy, f"{site.name}-{stamp}/leaderboard.sqlite")
+        for track in site.task.track_names:
+            frame = board.submissions(track).drop(columns=["scores"])
+            frame = frame.map(csv_safe)
+            archive.writestr(f"{site.name}-{stamp}/submissions_{track}.csv",
+                             frame.to_csv(index=False))  # fmt: skip
+    return buffer.getvalue()
