@@ -302,6 +302,7 @@ def build_competition(
     force: bool = False,
     measured_test: str | os.PathLike[str] | None = None,
     scheduler: str | None = None,
+    train_extra: Source | None = None,
 ) -> BuildSummary:
     """Build a competition from a source of structures and write it to ``out``.
 
@@ -332,6 +333,11 @@ def build_competition(
         A folder of real measurements and their ``labels.csv`` (see
         :mod:`competition.measured`): they join the test set as the Measured
         portion, scored apart and hidden until the competition is closed.
+    train_extra : Source, optional
+        More structures for the *training* split only, such as pyxtal crystals of
+        the rare lattices (:func:`competition.sources.generated_source`): computed
+        like the others, never balanced away, never in the test set, and dropped
+        where their compound (formula and space group) is a test compound.
 
     Returns
     -------
@@ -377,10 +383,18 @@ def build_competition(
                 f"the result cache {cache_path} cannot be used ({err}): another build has held "
                 "it for minutes; wait for it, or use --cache-dir elsewhere or --no-cache"
             ) from None
+        extra = None
+        if train_extra is not None:
+            extra, n_extra_cached = run_pipeline(
+                train_extra.entries(), config, workers=workers, cache_path=cache_path,
+                total=train_extra.size, progress=progress, scheduler=scheduler,
+            )  # fmt: skip
+            n_cached += n_extra_cached
         structures_seconds = time.perf_counter() - start
         summary = assemble_competition(
-            results, source, out, config, stale=stale, measured=measured
-        )
+            results, source, out, config, stale=stale, measured=measured,
+            train_extra=extra, train_extra_source=train_extra,
+        )  # fmt: skip
     summary.n_cached = n_cached
     summary.seconds = {"structures": structures_seconds, **summary.seconds}
     return summary
@@ -394,6 +408,8 @@ def assemble_competition(
     *,
     stale: list[Path] | None = None,
     measured: MeasuredPatterns | None = None,
+    train_extra: list[StructureRecord | Rejected] | None = None,
+    train_extra_source: Source | None = None,
 ) -> BuildSummary:
     """Deduplicate, balance, split and write per-structure results to ``out``.
 
@@ -401,7 +417,9 @@ def assemble_competition(
     it is deterministic given ``results`` (in entry-id order) and ``config.seed``.
 
     ``stale`` lists what a forced rebuild deletes (see :func:`build_competition`);
-    ``measured`` real measurements that make the Measured portion of the test set.
+    ``measured`` real measurements that make the Measured portion of the test set;
+    ``train_extra`` the per-structure results of ``train_extra_source``, added to the
+    training split only (see :func:`build_competition`).
 
     Raises
     ------
@@ -462,6 +480,20 @@ def assemble_competition(
     in_public = grouped_stratified_split(test, config.public_fraction, rng_public)
     test[layout.USAGE] = np.where(in_public, *layout.PORTIONS)
     _check_makes_a_competition(train, test, len(records))
+    generated = None
+    if train_extra is not None:
+        extra, extra_rejected = _training_extras(train_extra, test)
+        rejected += extra_rejected
+        patterns |= {r.entry_id: r.pattern for r in extra}
+        sticks |= {r.entry_id: r.sticks for r in extra}
+        extra_draws |= {r.entry_id: r.extra_draws for r in extra if r.extra_draws is not None}
+        if extra:
+            train = pd.concat([train, _meta_frame(extra)], ignore_index=True)
+        generated = {
+            "source": train_extra_source.description if train_extra_source else None,
+            "n": len(extra),
+            "per_lattice": _counts(_meta_frame(extra)) if extra else {},
+        }
     if measured is not None:
         rejected += measured.rejected
         patterns |= dict(zip(measured.entry_ids(), measured.X, strict=True))
@@ -503,6 +535,7 @@ def assemble_competition(
         label_agreement=agreement,
         seconds=seconds,
         measured_test=None if measured is None else measured.description,
+        train_generated=generated,
     )
     from competition.manifest import write_manifest
     from competition.report import write_data_card, write_overview_figure
@@ -515,6 +548,31 @@ def assemble_competition(
     write_manifest(out, config, source, summary)
     summary.seconds["write"] = time.perf_counter() - start
     return summary
+
+
+def _training_extras(
+    results: list[StructureRecord | Rejected], test: pd.DataFrame
+) -> tuple[list[StructureRecord], list[Rejected]]:
+    """The extra training structures that may join: none shares a test compound."""
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    records = [r for r in results if isinstance(r, StructureRecord)]
+    if not records:
+        return [], rejected
+    keys = layout.compound_key(
+        pd.Series([r.formula for r in records]), pd.Series([r.spacegroup_number for r in records])
+    )
+    in_test = set(layout.compound_key(test[layout.FORMULA], test[layout.SPACEGROUP]))
+    kept = []
+    for record, key in zip(records, keys, strict=True):
+        if key in in_test:
+            rejected.append(Rejected(
+                record.entry_id, record.source_file, "dedup",
+                f"extra training structure left out: {record.formula} in space group "
+                f"{record.spacegroup_number} is a test compound",
+            ))  # fmt: skip
+        else:
+            kept.append(record)
+    return kept, rejected
 
 
 def _screen_outliers(out: Path, train: pd.DataFrame, test: pd.DataFrame,

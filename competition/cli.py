@@ -217,6 +217,18 @@ def build(
             "scored apart and hidden until close.",
         ),
     ] = None,
+    train_generated: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Add N pyxtal crystals of the rare lattices to the training split only "
+            "(the test set keeps real structures only; DATA.md says how many).",
+        ),
+    ] = 0,
+    train_generated_lattices: Annotated[
+        str,
+        typer.Option(help="Lattices of the --train-generated crystals, equal shares."),
+    ] = "aP,oS,oI,oF",
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute everything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     force: Annotated[
@@ -263,6 +275,7 @@ def build(
     The lattice task (default) uses the embedded AMCSD minerals unless told otherwise;
     --task aggregates draws scattering images of aggregates of 1..5 particles.
     """
+    from competition import sources
     from competition.build import BuildError, build_competition
     from competition.cache import DEFAULT_CACHE_DIR
     from competition.sources import SourceError
@@ -293,10 +306,14 @@ def build(
             source, input_path, limit, cod_url, cache_root, n_generated, spacegroups, seed,
             progress=not quiet,
         )
+        extra = None
+        if train_generated:
+            lattices = [x for x in train_generated_lattices.replace(" ", "").split(",") if x]
+            extra = sources.rare_lattice_source(train_generated, lattices, seed)
         summary = build_competition(
             src, out, config, workers=workers,
             cache_dir=None if no_cache else cache_root, progress=not quiet, force=force,
-            measured_test=measured_test, scheduler=scheduler,
+            measured_test=measured_test, scheduler=scheduler, train_extra=extra,
         )  # fmt: skip
     except (SourceError, BuildError) as err:
         fail(str(err))

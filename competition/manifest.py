@@ -73,6 +73,7 @@ def write_manifest(
             **summary.label_agreement,
         },
         **({"measured_test": summary.measured_test} if summary.measured_test else {}),
+        **({"train_generated": summary.train_generated} if summary.train_generated else {}),
         "files": hashed_files(out),
     }
     write_manifest_dict(out, manifest)

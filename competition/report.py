@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -109,6 +109,22 @@ def _reference_text(train_counts: np.ndarray) -> str:
 _STICKS = "`two_theta`, `d`, `intensity`, `h`, `k`, `l`, `nx`, `ny`, `nz` (see below)"
 
 
+def _generated_text(generated: dict[str, Any] | None) -> str:
+    """The extra training crystals in words: how many, of which lattices, from what."""
+    if not generated:
+        return ""
+    n = int(generated["n"])
+    per = ", ".join(f"{lattice} {count}" for lattice, count in generated["per_lattice"].items())
+    source = generated.get("source") or {}
+    return (
+        f"\n{n} of these training structures are not real: they are random crystals made by\n"
+        f"pyxtal (seed {source.get('seed', 'n/a')}) in the space groups of the rarest lattices "
+        f"({per or 'none kept'}),\nadded to the training split only so that rare lattices have "
+        "more examples. None of\ntheir compounds (formula and space group) is in the test "
+        "set, which holds real\nstructures only.\n"
+    )
+
+
 def _measured_text(n_measured: int) -> str:
     """The Measured portion in words: how many, from where; never which rows or labels."""
     if not n_measured:
@@ -200,11 +216,12 @@ there is no such file for the test set.
 Training structures per lattice:
 
 {markdown_table(train_counts)}
-
+{_generated_text(summary.train_generated)}
 Test set: {n_test} patterns.{_measured_text(n_measured)} The simulated test set was drawn
 per lattice with the same share
 ({100 * config.test_fraction:g} %) of every lattice, so its count per lattice is about
-{config.test_fraction / (1 - config.test_fraction):.3g} times the training count above:
+{config.test_fraction / (1 - config.test_fraction):.3g} times the training count above
+(of real structures):
 the class mix of the test set is not a secret, only which pattern is which.
 
 ## Metric and the random-guess reference

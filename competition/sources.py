@@ -477,8 +477,11 @@ def generated_source(
     n: int = DEFAULT_N_GENERATED,
     spacegroups: Sequence[int] = DEFAULT_GENERATED_SPACEGROUPS,
     seed: int = 0,
+    prefix: str = "generated",
 ) -> Source:
     """Random crystals from pyxtal, cycling through ``spacegroups``, seeded.
+
+    Entry ids are ``<prefix>:sgNNN-KKKK``.
 
     Entry ``k`` uses space group ``spacegroups[k % len(spacegroups)]``, a binary
     composition from a fixed list and the random state ``seed * 100003 + k``, so
@@ -491,7 +494,7 @@ def generated_source(
     def entries() -> Iterator[RawEntry | Rejected]:
         for k in range(n):
             group = int(spacegroups[k % len(spacegroups)])
-            entry_id = f"generated:sg{group:03d}-{k:04d}"
+            entry_id = f"{prefix}:sg{group:03d}-{k:04d}"
             try:
                 text = generated_cif(group, k, seed)
             except Exception as err:  # pyxtal raises many kinds of errors
@@ -500,7 +503,37 @@ def generated_source(
             yield RawEntry(entry_id, None, "pyxtal", text)
 
     description = {"kind": "generated", "n": n, "spacegroups": list(spacegroups), "seed": seed}
+    if prefix != "generated":
+        description["prefix"] = prefix
     return Source(SourceKind.generated, description, entries, n)
+
+
+RARE_LATTICES: Final = ("aP", "oS", "oI", "oF")
+"""The lattices with the fewest minerals in AMCSD (and in COD): ``--train-generated``'s default."""
+
+
+def rare_lattice_source(n: int, lattices: Sequence[str] = RARE_LATTICES, seed: int = 0) -> Source:
+    """Random crystals (pyxtal) for the training split, the same number per lattice.
+
+    Entry ``k`` belongs to lattice ``lattices[k % len(lattices)]`` and cycles through
+    that lattice's space groups, so a lattice with two groups (aP) gets as many
+    crystals as one with fifteen. The seed is offset from the build's so that a
+    generated main source and its extras never share a crystal.
+    """
+    from contract.labels import BRAVAIS_LATTICES, SPACEGROUP_NUMBERS, bravais_lattice
+
+    unknown = [lattice for lattice in lattices if lattice not in BRAVAIS_LATTICES]
+    if unknown or not lattices:
+        raise SourceError(
+            f"--train-generated-lattices takes Bravais lattices ({' '.join(BRAVAIS_LATTICES)}), "
+            f"got {', '.join(unknown) or 'none'}"
+        )
+    groups = {lattice: [g for g in SPACEGROUP_NUMBERS if bravais_lattice(g) == lattice]
+              for lattice in lattices}  # fmt: skip
+    longest = max(len(g) for g in groups.values())
+    order = [groups[lattice][j % len(groups[lattice])]
+             for j in range(longest) for lattice in lattices]  # fmt: skip
+    return generated_source(n=n, spacegroups=order, seed=seed + 1, prefix="train-generated")
 
 
 def generated_cif(group: int, k: int, seed: int) -> str:

@@ -30,6 +30,8 @@ class BuildSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     measured_test: dict[str, Any] | None = None
     """Where the Measured portion came from (``build --measured-test``), else ``None``."""
+    train_generated: dict[str, Any] | None = None
+    """Extra training structures (``build --train-generated``): source, ``n``, per lattice."""
 
     def class_table(self) -> pd.DataFrame:
         """Structures per lattice and portion, with totals (rows in canonical order).

@@ -420,3 +420,45 @@ def test_train_sticks_list_the_reflections_of_training_rows_only(cod_build):
         y = np.asarray(row[5:], dtype=np.float64)
         mine = sticks[(sticks["id"] == row[0]) & (sticks["intensity"] > 0.2)]
         assert np.min(np.abs(mine["two_theta"] - grid[np.argmax(y)])) < 0.1
+
+
+# -- issue 13: generated crystals for the training split only ---------------------------
+
+
+def test_rare_lattice_crystals_take_equal_shares():
+    from competition.sources import rare_lattice_source
+    from contract.labels import bravais_lattice
+
+    source = rare_lattice_source(n=40, lattices=("aP", "oF"), seed=2)
+    order = source.description["spacegroups"]
+    lattices = [bravais_lattice(order[k % len(order)]) for k in range(40)]
+    assert lattices[:4] == ["aP", "oF", "aP", "oF"] and lattices.count("aP") == 20
+    assert source.description["seed"] == 3 and source.description["prefix"] == "train-generated"
+    with pytest.raises(Exception, match="Bravais lattices"):
+        rare_lattice_source(n=4, lattices=("cubic",))
+
+
+def test_generated_training_crystals_never_reach_the_test_set(cod_cifs, tmp_path):
+    from competition.sources import rare_lattice_source
+
+    out = tmp_path / "out"
+    summary = _small_build(cod_cifs, out, train_extra=rare_lattice_source(12, ("aP", "oI"), 5))
+    train_meta = pd.read_parquet(out / "private" / "train_meta.parquet")
+    test_meta = pd.read_parquet(out / "private" / "test_meta.parquet")
+    generated = train_meta[train_meta["entry_id"].str.startswith("train-generated:")]
+    assert not test_meta["entry_id"].str.startswith("train-generated:").any()
+    rejects = pd.read_csv(out / "reports" / "rejects.csv")
+    left_out = rejects["entry_id"].str.startswith("train-generated:").sum()
+    assert len(generated) + left_out == 12 and len(generated) >= 8
+    labels = pd.read_parquet(out / "public" / "train.parquet", columns=["id", "bravais_lattice"])
+    # The label is spglib's, as for every structure: a random crystal placed in an oI
+    # group can have a symmetry of its own (seen: oS), so most, not all, are aP or oI.
+    lattices = labels.set_index("id").loc[generated["id"], "bravais_lattice"]
+    assert lattices.isin(["aP", "oI"]).mean() >= 0.5 and "aP" in set(lattices)
+    record = read_manifest(out)["train_generated"]
+    assert record["n"] == len(generated) == summary.train_generated["n"]
+    assert sum(record["per_lattice"].values()) == len(generated)
+    assert f"{len(generated)} of these training structures are not real" in (
+        out / "public" / "DATA.md").read_text()
+    assert len(labels) == len(train_meta)
+    verify_manifest(out)
