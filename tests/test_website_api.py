@@ -316,3 +316,16 @@ def test_the_starter_kit_downloads_leak_checked(site) -> None:
     assert any(n.endswith("README.md") for n in names)
     assert any(n.endswith("test.parquet") for n in names)
     assert not any("solution" in n or "private" in n for n in names)
+
+
+def test_login_returns_to_the_page_asked_for_and_never_elsewhere(site) -> None:
+    token = site.token("alpha")
+    client = httpx.Client(base_url=site.url, follow_redirects=False)
+    asked = client.get("/team?track=spacegroup")
+    assert asked.status_code == 303 and asked.headers["location"] == "/login?next=/team"
+    back = client.post("/login", data={"token": token, "csrf_token": _csrf(client),
+                                       "next": "/leaderboard"})  # fmt: skip
+    assert back.headers["location"] == "/leaderboard"
+    away = client.post("/login", data={"token": token, "csrf_token": _csrf(client),
+                                       "next": "//evil.example/"})  # fmt: skip
+    assert away.headers["location"] == "/team"

@@ -34,7 +34,9 @@ def _page(request: Request, status: int, message: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=status)
     if status == 401:
-        return RedirectResponse("/login?next=" + request.url.path, status_code=303)
+        from urllib.parse import quote
+
+        return RedirectResponse("/login?next=" + quote(request.url.path), status_code=303)
     from website.pages import render
 
     return render(request, "error.html", status=status, title=_TITLES.get(status, "Error"),

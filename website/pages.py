@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from contract.tasks import Track
 from scoring.leaderboard import LeaderboardError, QuotaExceeded, utc_now
 from scoring.submission import SubmissionError
-from scoring.teams import Identity, end_session, open_session
+from scoring.teams import SESSION_LIFETIME, Identity, end_session, open_session
 from website import security, views
 from website.errors import PageError
 from website.site import Site
@@ -192,9 +192,14 @@ def api_page(request: Request) -> HTMLResponse:
 
 # ---------------------------------------------------------------------------- login
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
-    """The token login form."""
-    return render(request, "login.html")
+def login_form(request: Request, next: str = "") -> HTMLResponse:
+    """The token login form (``next``: the page to return to)."""
+    return render(request, "login.html", next=_local_path(next))
+
+
+def _local_path(path: str) -> str:
+    """``path`` if it is a page of this site, else empty (no open redirect)."""
+    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else ""
 
 
 @router.post("/login")
@@ -202,19 +207,22 @@ def login(
     request: Request,
     token: Annotated[str, Form(max_length=200)] = "",
     csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Check a team or admin token and start a session."""
     check_csrf(request, csrf_token)
     site = site_of(request)
     identity = site.from_token(token)
     if identity is None:
-        return render(request, "login.html", status=401,
+        return render(request, "login.html", status=401, next=_local_path(next),
                       error="That token is not valid (check it, or ask the organisers for "
                             "a new one).")  # fmt: skip
     session = open_session(site.board(), identity)
-    response = RedirectResponse("/admin" if identity.is_admin else "/team", status_code=303)
+    home = "/admin" if identity.is_admin else "/team"
+    response = RedirectResponse(_local_path(next) or home, status_code=303)
     response.set_cookie(security.SESSION_COOKIE, session, httponly=True, samesite="lax",
-                        secure=site.secure_cookies, max_age=14 * 24 * 3600)  # fmt: skip
+                        secure=site.secure_cookies,
+                        max_age=int(SESSION_LIFETIME.total_seconds()))  # fmt: skip
     return response
 
 
