@@ -10,6 +10,8 @@ positions and their spacing, wherever they fall. The network is
 so it takes any grid length (the 4,251-point default or the 180-point
 ``nano281`` preset) and keeps coarse position information (where along 2theta a
 feature was found) for the dense layers.
+With ``axis="log-d"`` the max-pool is replaced by a resampling onto points
+evenly spaced in ln d (:mod:`baselines.log_d`), on which a larger cell is a shift.
 
 Training: AdamW with a cosine learning-rate schedule, cross-entropy with
 optional "balanced" class weights, a stratified validation split for early
@@ -44,10 +46,17 @@ HISTORY_COLUMNS = (
 
 
 def _network(n_features: int, n_classes: int, pool: int, channels: tuple[int, ...],
-             kernel_size: int, dropout: float):  # type: ignore[no-untyped-def]  # fmt: skip
+             kernel_size: int, dropout: float, axis: str = "two-theta",
+             grid: Grid | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
     import torch.nn as nn
 
-    layers: list[nn.Module] = [nn.MaxPool1d(pool, ceil_mode=True)] if pool > 1 else []
+    layers: list[nn.Module]
+    if axis == "log-d":
+        from baselines.log_d import LogD
+
+        layers = [LogD(require_grid(grid, "axis='log-d'"), -(-n_features // pool))]
+    else:
+        layers = [nn.MaxPool1d(pool, ceil_mode=True)] if pool > 1 else []
     previous = 1
     for width in channels:
         layers += [
@@ -76,6 +85,12 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
     pool : int, default=8
         Max-pool the input by this factor first (4,251 points to 532, 0.16
         degrees apart: a peak's position is kept to half a bin).
+    axis : {"two-theta", "log-d"}, default="two-theta"
+        The axis the convolutions run along. ``"log-d"`` first resamples the
+        pattern onto ``n_points / pool`` points evenly spaced in ln d
+        (:class:`baselines.log_d.LogD`; needs ``grid``): a larger or smaller cell then
+        only shifts the pattern, and the ratios of d-spacings that tell the
+        lattices apart become fixed distances, seen the same at any cell size.
     channels : tuple of int, default=(32, 64, 96, 128)
         Filters of each convolution block.
     kernel_size : int, default=7
@@ -143,6 +158,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         pool: int = 8,
+        axis: str = "two-theta",
         channels: tuple[int, ...] = (32, 64, 96, 128),
         kernel_size: int = 7,
         dropout: float = 0.3,
@@ -165,6 +181,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         verbose: int = 1,
     ) -> None:
         self.pool = pool
+        self.axis = axis
         self.channels = channels
         self.kernel_size = kernel_size
         self.dropout = dropout
@@ -209,8 +226,12 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"realism_fraction must be in [0, 1], got {self.realism_fraction!r}"
             )
+        if self.axis not in ("two-theta", "log-d"):
+            raise ValueError(f"axis must be 'two-theta' or 'log-d', got {self.axis!r}")
         if self.augment:
             require_grid(self.grid, f"CNN1DClassifier(augment={self.augment!r})")
+        if self.axis == "log-d":
+            require_grid(self.grid, "CNN1DClassifier(axis='log-d')")
 
     def fit(self, X: Any, y: Any) -> CNN1DClassifier:
         """Train on patterns ``X`` (rows) with labels ``y``; returns ``self``."""
@@ -232,7 +253,8 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         inputs = torch.from_numpy(_prepare(X)).to(device)
         targets = torch.from_numpy(codes.astype(np.int64)).to(device)
         model = _network(X.shape[1], len(self.classes_), self.pool, tuple(self.channels),
-                         self.kernel_size, self.dropout).to(device)  # fmt: skip
+                         self.kernel_size, self.dropout, self.axis,
+                         self.grid).to(device)  # fmt: skip
         weight = None
         if self.class_weight is not None:
             weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
@@ -383,7 +405,8 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.asarray(checkpoint["classes"])
         self.n_features_in_ = checkpoint["n_features_in"]
         self.model_ = _network(self.n_features_in_, len(self.classes_), self.pool,
-                               tuple(self.channels), self.kernel_size, self.dropout)  # fmt: skip
+                               tuple(self.channels), self.kernel_size, self.dropout,
+                               self.axis, self.grid)  # fmt: skip
         self.model_.load_state_dict(checkpoint["state_dict"])
         self.model_.eval()
         self.history_ = pd.DataFrame(checkpoint["history"], columns=list(HISTORY_COLUMNS))

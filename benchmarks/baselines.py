@@ -6,6 +6,8 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --names random-forest xgboost
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --track spacegroup --cv 0
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --track bravais spacegroup
+    .venv/bin/python -m benchmarks.baselines --competition /tmp/full --names cnn1d \
+        --set cnn1d:validation_fraction=0
 
 For each track and baseline it runs ``baselines.run.run_baseline`` (search,
 refit, predict, write, validate, record) and then grades the submission on both
@@ -29,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from baselines.cli import parse_overrides
 from baselines.data import read_patterns
 from baselines.report import write_report
 from baselines.run import registry, resolve_names, run_baseline
@@ -65,7 +68,13 @@ def main() -> None:
     )
     parser.add_argument("--sample", type=int, help="train on a stratified sample of this size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME:PARAM=VALUE",
+                        help="a parameter, as in `xrd-bravais baselines run`")  # fmt: skip
     args = parser.parse_args()
+    try:
+        args.overrides = parse_overrides(args.set, [b.name for b in resolve_names(args.names)])
+    except ValueError as err:
+        parser.error(str(err))
 
     competition = args.competition or build_default(args.build_dir)
     train = read_patterns(competition / "public" / "train.parquet")
@@ -100,6 +109,7 @@ def run_track(competition: Path, track: str, args: argparse.Namespace, train: An
         result = run_baseline(
             competition, baseline, track=track, sample=args.sample, cv=cv,
             random_state=args.seed, train=train, test=test, verbose=False,
+            params=args.overrides.get(baseline.name),
         )  # fmt: skip
         total = time.perf_counter() - start
         scores = grade(competition / result.submission, key, track)

@@ -421,6 +421,44 @@ def test_strain_augmentation_moves_peaks_as_braggs_law_says():
     assert np.argmax(shifted) == np.argmax(X[0, 0]) + 3
 
 
+def test_on_the_log_d_axis_a_larger_cell_only_shifts_the_pattern():
+    from baselines.log_d import LogD
+
+    # Three reflections of a cubic cell (d = a, a/sqrt 2, a/sqrt 3), then the same
+    # cell 3 % larger: on the ln d axis every peak moves by ln(1.03) / (bin width).
+    d = 3.0 / np.sqrt([1.0, 2.0, 3.0])
+
+    def resampled(scale):
+        angles = 2 * np.degrees(np.arcsin(1.54184 / (2 * d * scale)))
+        x = torch.from_numpy(_gaussian_pattern(list(angles), [1.0, 0.8, 0.6])[:, None, :])
+        return LogD(DEFAULT_GRID, 1000)(x).numpy()[0, 0]
+
+    def peak_bins(y):
+        local = (y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:]) & (y[1:-1] > 0.3)
+        return np.flatnonzero(local) + 1
+
+    u = np.log(np.sin(np.radians([DEFAULT_GRID.two_theta_min, DEFAULT_GRID.two_theta_max]) / 2))
+    width = (u[1] - u[0]) / (1000 - 1 / 16)  # 1,000 bins of 16 evenly spaced samples
+    before, after = resampled(1.0), resampled(1.03)
+    # Samples fall between grid points, so a peak top may read a little under 1.
+    assert before.shape == (1000,) and 0.95 < before.max() <= 1.0
+    assert len(peak_bins(before)) == len(peak_bins(after)) == 3
+    np.testing.assert_allclose(peak_bins(before) - peak_bins(after), np.log(1.03) / width, atol=1)
+
+
+def test_a_log_d_cnn_saves_loads_and_pickles_and_a_bad_axis_is_refused(patterns, tmp_path):
+    X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
+    model = _cnn(epochs=1, axis="log-d").fit(X, y)
+    expected = model.predict_proba(X[:30])
+    restored = CNN1DClassifier.load(model.save(tmp_path / "cnn.pt"))
+    np.testing.assert_array_equal(restored.predict_proba(X[:30]), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(X[:30]), expected)
+    with pytest.raises(ValueError, match="axis must be 'two-theta' or 'log-d'"):
+        _cnn(axis="q").fit(X, y)
+    with pytest.raises(GridError, match=r"axis='log-d'\) needs the 2theta grid"):
+        _cnn(axis="log-d", augment=False, grid=None).fit(X, y)
+
+
 def test_realism_augmentation_draws_a_share_of_each_batch_and_is_seeded(patterns):
     from baselines.cnn1d import _realism
 
