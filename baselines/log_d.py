@@ -53,8 +53,8 @@ class LogD(nn.Module):
     def __init__(self, grid: Grid, n_out: int, oversample: int = 16) -> None:
         super().__init__()
         position = torch.as_tensor(log_d_positions(grid, n_out, oversample))
-        # Fixed by the grid: plain tensors rather than buffers, so that no state
-        # dict carries them and no average of the weights touches them.
+        # Fixed by the grid, which the checkpoint keeps: plain tensors rather than
+        # buffers, so the state dict (and its checkpoints) carries only weights.
         self.low = position.floor().long().clamp(max=grid.n_points - 2)
         self.weight = (position - self.low).float()
         self.oversample = oversample
