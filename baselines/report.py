@@ -130,7 +130,9 @@ def _plot_history(history: pd.DataFrame, best_epoch: int | None, path: Path) -> 
     fig, (loss, acc) = plt.subplots(1, 2, figsize=(9, 3.2))
     for axis, metric in ((loss, "loss"), (acc, "accuracy")):
         axis.plot(history["epoch"], history[f"train_{metric}"], label="training")
-        axis.plot(history["epoch"], history[f"val_{metric}"], label="validation")
+        # Without a validation split (the CNN's default) there is no validation curve.
+        if history[f"val_{metric}"].notna().any():
+            axis.plot(history["epoch"], history[f"val_{metric}"], label="validation")
         if best_epoch:
             axis.axvline(
                 best_epoch, color="grey", linestyle=":", label=f"kept (epoch {best_epoch})"

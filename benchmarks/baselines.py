@@ -7,7 +7,7 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --track spacegroup --cv 0
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --track bravais spacegroup
     .venv/bin/python -m benchmarks.baselines --competition /tmp/full --names cnn1d \
-        --set cnn1d:validation_fraction=0
+        --set cnn1d:epochs=120
 
 For each track and baseline it runs ``baselines.run.run_baseline`` (search,
 refit, predict, write, validate, record) and then grades the submission on both
