@@ -50,6 +50,9 @@ from contract.grid import Grid, require_grid
 STEM_POOL = 2
 STEM_KERNEL = 9
 
+# What a model saved before these parameters existed was: no stem, no test-time strains.
+_EARLIER_DEFAULTS: dict[str, Any] = {"stem": 0, "test_time_strains": ()}
+
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
     "seconds",
@@ -482,8 +485,9 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
 
         checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
         params = dict(checkpoint["params"])
-        # Checkpoints written before the stem existed hold networks without one.
-        params.setdefault("stem", 0)
+        # Checkpoints written before the stem and test-time strains existed hold
+        # networks without a stem that predicted on the pattern as given.
+        params = {**_EARLIER_DEFAULTS, **params}
         if params.get("grid") is not None:
             params["grid"] = Grid.from_dict(params["grid"])
         self = cls(**params)
@@ -498,6 +502,11 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         self.best_epoch_ = checkpoint["best_epoch"]
         self.device_ = checkpoint["device"]
         return self
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Estimators pickled before the stem and test-time strains existed (a model.pkl
+        # from an earlier release) predict as they did.
+        super().__setstate__({**_EARLIER_DEFAULTS, **state})
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()

@@ -485,15 +485,20 @@ def test_a_cnn_with_a_stem_round_trips_and_bad_settings_are_refused(patterns, tm
         _cnn(pool=3).fit(X, y)
     with pytest.raises(ValueError, match="stem must be a non-negative integer"):
         _cnn(stem=-1).fit(X, y)
-    # A checkpoint written before the stem existed (no "stem" key) loads stem-less.
-    old = _cnn(epochs=1, stem=0).fit(X, y)
+    # A checkpoint or pickle written before the stem and test-time strains existed
+    # (no such keys) loads as the network it was: stem-less, predicting as given.
+    old = _cnn(epochs=1, stem=0, test_time_strains=()).fit(X, y)
     checkpoint = torch.load(old.save(tmp_path / "old.pt"), weights_only=True)
-    del checkpoint["params"]["stem"]
+    del checkpoint["params"]["stem"], checkpoint["params"]["test_time_strains"]
     torch.save(checkpoint, tmp_path / "old.pt")
-    np.testing.assert_array_equal(
-        CNN1DClassifier.load(tmp_path / "old.pt").predict_proba(X[:30]),
-        old.predict_proba(X[:30]),
-    )
+    expected = old.predict_proba(X[:30])
+    np.testing.assert_array_equal(CNN1DClassifier.load(tmp_path / "old.pt").predict_proba(X[:30]),
+                                  expected)  # fmt: skip
+    state = old.__getstate__()
+    del state["stem"], state["test_time_strains"]
+    unpickled = CNN1DClassifier.__new__(CNN1DClassifier)
+    unpickled.__setstate__(state)
+    np.testing.assert_array_equal(unpickled.predict_proba(X[:30]), expected)
 
 
 def test_test_time_strains_average_the_strained_copies(patterns):
