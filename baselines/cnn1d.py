@@ -431,20 +431,14 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         inputs = torch.from_numpy(_prepare(X))
         model = self.model_.eval()
         strains = self._test_time_strains()
+        grid = (self.grid.two_theta_min, self.grid.step) if strains else None
         parts = []
         with torch.no_grad():
             for start in range(0, len(inputs), 512):
                 batch = inputs[start : start + 512]
-                if not strains:
-                    parts.append(torch.softmax(_forward(model, batch), dim=1).numpy())
-                    continue
-                grid = (self.grid.two_theta_min, self.grid.step)
-                total = 0
-                for strain in strains:
-                    x = _warp(batch, np.full(len(batch), strain), np.zeros(len(batch)), grid)
-                    x = x / x.amax(dim=2, keepdim=True).clamp(min=1e-6)
-                    total = total + torch.softmax(_forward(model, x), dim=1)
-                parts.append((total / len(strains)).numpy())
+                copies = [_strained(batch, e, grid) for e in strains] if grid else [batch]
+                proba = sum(torch.softmax(_forward(model, x), dim=1) for x in copies)
+                parts.append((proba / len(copies)).numpy())
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -576,6 +570,12 @@ def _warp(x, strain: np.ndarray, shift: np.ndarray, grid: tuple[float, float]): 
     low = low.clamp(0, n_points - 2).unsqueeze(1)
     value = x.gather(2, low) * (1 - weight) + x.gather(2, low + 1) * weight
     return torch.where(inside, value, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def _strained(x, strain: float, grid: tuple[float, float]):  # type: ignore[no-untyped-def]
+    """Every pattern of ``x`` as if its cell were strained by ``strain``, maximum 1 again."""
+    x = _warp(x, np.full(len(x), strain), np.zeros(len(x)), grid)
+    return x / x.amax(dim=2, keepdim=True).clamp(min=1e-6)
 
 
 def _augment(x, rng: np.random.Generator, grid: tuple[float, float], max_strain: float,
