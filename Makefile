@@ -13,7 +13,8 @@ DEMO_PER_CLASS ?= 200
 DEMO_TEST_FRACTION ?= 0.4
 DEMO_PUBLIC_FRACTION ?= 0.5
 # Folds of the baselines' parameter search; the 1D-CNN fits its defaults once
-# (a CNN search takes several fits of minutes each on a CPU). XGBoost stops when 10 %
+# (a CNN search takes several fits of minutes each on a CPU); the blend then votes with
+# the fitted CNN and XGBoost (no new fit). XGBoost stops when 10 %
 # of the training rows, held out, stop improving for 20 rounds.
 DEMO_CV ?= 3
 
@@ -34,7 +35,7 @@ demo: $(BIN)/.installed
 		--test-fraction $(DEMO_TEST_FRACTION) --public-fraction $(DEMO_PUBLIC_FRACTION)
 	$(BIN)/xrd-bravais baselines run uniform prior majority random-forest svm xgboost \
 		--competition demo --cv $(DEMO_CV) --set xgboost:model__early_stopping_rounds=20 --quiet
-	$(BIN)/xrd-bravais baselines run cnn1d --competition demo --cv 0 --quiet
+	$(BIN)/xrd-bravais baselines run cnn1d blend --competition demo --cv 0 --quiet
 	$(BIN)/xrd-bravais starter-kit --competition demo --out demo/starter-kit.zip
 	$(BIN)/xrd-bravais leaderboard --competition demo
 

@@ -8,6 +8,7 @@ Modules in the order of the data flow:
 * :mod:`baselines.random_guess`, :mod:`baselines.forest`, :mod:`baselines.svm`,
   :mod:`baselines.boosting`, :mod:`baselines.cnn1d`: the models, each a
   scikit-learn estimator or pipeline;
+* :mod:`baselines.blend`: a soft vote of fitted models (the CNN with XGBoost);
 * :mod:`baselines.run`: search, refit, predict, write, validate, record, save;
 * :mod:`baselines.report`: the Markdown report with its figures.
 

@@ -18,7 +18,7 @@ from scoring.cli import CompetitionOption, TrackOption, resolve_track
 
 app = typer.Typer(
     name="baselines",
-    help="Reference models (random guess, random forest, SVM, XGBoost, 1D-CNN).",
+    help="Reference models (random guess, random forest, SVM, XGBoost, 1D-CNN, their blend).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -46,7 +46,7 @@ def _needs_extra() -> None:
 
 @app.callback()
 def _baselines() -> None:
-    """Reference models (random guess, random forest, SVM, XGBoost, 1D-CNN)."""
+    """Reference models (random guess, random forest, SVM, XGBoost, 1D-CNN, their blend)."""
     _needs_extra()
 
 
@@ -56,7 +56,9 @@ def list_baselines() -> None:
     from baselines.run import registry
 
     for baseline in registry().values():
-        grid = "; ".join(f"{k}={v}" for k, v in baseline.param_grid.items()) or "nothing to search"
+        grid = "; ".join(f"{k}={v}" for k, v in baseline.param_grid.items()) or (
+            f"votes with {', '.join(baseline.members)}" if baseline.members else "nothing to search"
+        )
         typer.echo(f"{baseline.name:<14} {baseline.title:<30} {grid}")
 
 

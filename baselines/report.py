@@ -263,10 +263,19 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
         f"- best parameters: {_params(result['best_params'])}",
         f"- submission: `{result['submission']}`; model: `{result['model']}`",
     ]
-    if result.get("extras", {}).get("best_epoch"):
-        extras = result["extras"]
+    extras = result.get("extras", {})
+    if extras.get("best_epoch"):
+        # Without a validation split the fit keeps the epoch of lowest training loss.
+        history = out / "history.csv"
+        validated = history.is_file() and pd.read_csv(history)["val_loss"].notna().any()
         lines.append(f"- trained {extras['epochs_run']} epochs on {extras['device']}, kept epoch "
-                     f"{extras['best_epoch']} (lowest validation loss)")  # fmt: skip
+                     f"{extras['best_epoch']} (lowest {'validation' if validated else 'training'}"
+                     " loss)")  # fmt: skip
+    if extras.get("members"):
+        lines.append("- votes with: " + ", ".join(
+            f"`{name}` ({'the model fitted by its own run' if how == 'reused' else 'fitted here'})"
+            for name, how in extras["members"].items()
+        ))  # fmt: skip
     lines.append("")
     if (out / "search.csv").is_file():
         table = pd.read_csv(out / "search.csv").head(10)

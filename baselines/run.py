@@ -16,6 +16,7 @@ and save the fitted model. Everything lands beside the built folders:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import time
@@ -55,6 +56,10 @@ class Baseline:
     track_params : dict
         Parameters set on one track's model before any ``--set`` override, by track
         name (the CNN's class weights on the space-group track).
+    members : tuple of str
+        For a blend (:class:`baselines.blend.SoftVote`): the baselines it votes
+        with, by name. A member that this competition has already fitted on the
+        same training rows is reused, not fitted again.
     """
 
     name: str
@@ -62,6 +67,7 @@ class Baseline:
     make: Callable[[Grid, int], Any]
     param_grid: dict[str, list[Any]] = field(default_factory=dict)
     track_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: tuple[str, ...] = ()
 
 
 def _guess(kind: str) -> Callable[[Grid, int], Any]:
@@ -97,6 +103,18 @@ def _cnn(grid: Grid, random_state: int) -> Any:
     return CNN1DClassifier(grid=grid, random_state=random_state)
 
 
+# The blend's members, in registry order: the two strongest baselines, which read the
+# pattern differently (convolutions over it; trees over pooled bins and peak positions).
+BLEND_MEMBERS: Final = ("xgboost", "cnn1d")
+
+
+def _blend(grid: Grid, random_state: int) -> Any:
+    from baselines.blend import SoftVote
+
+    members = registry()
+    return SoftVote([(name, members[name].make(grid, random_state)) for name in BLEND_MEMBERS])
+
+
 def _grids() -> dict[str, dict[str, list[Any]]]:
     from baselines import boosting, forest, svm
 
@@ -126,6 +144,10 @@ def registry() -> dict[str, Baseline]:
         # (2.5 %); unweighted it reaches 50.7 % Public on the full AMCSD build.
         "cnn1d": Baseline("cnn1d", "1D-CNN", _cnn, grids["cnn1d"],
                           track_params={"spacegroup": {"class_weight": None}}),
+        # Last, so that `all` has fitted its members by then and it only votes.
+        "blend": Baseline("blend", "1D-CNN + XGBoost (soft vote)", _blend,
+                          track_params={"spacegroup": {"cnn1d__class_weight": None}},
+                          members=BLEND_MEMBERS),
     }
 
 
@@ -355,7 +377,8 @@ def run_baseline(
     X, y, groups = train.X[rows], y[rows], train.groups()[rows]
 
     estimator = baseline.make(grid, random_state)
-    params = {**baseline.track_params.get(spec.name, {}), **(params or {})}
+    asked = params or {}  # the caller's own settings (a track's defaults are not)
+    params = {**baseline.track_params.get(spec.name, {}), **asked}
     if params:
         try:
             estimator.set_params(**params)
@@ -367,6 +390,9 @@ def run_baseline(
         estimator.verbose, bool
     ):
         estimator.set_params(verbose=int(verbose))
+    fingerprint = training_fingerprint(spec.name, train.ids[rows], X, y)
+    reused = _reuse_members(estimator, baseline, competition, spec.name, fingerprint, grid,
+                            asked)  # fmt: skip
     table = None
     cv_accuracy = cv_std = None
     search_seconds = 0.0
@@ -408,11 +434,62 @@ def run_baseline(
         predict_seconds=round(predict_seconds, 3),
         submission=str(path.relative_to(competition)),
         model=str(model_path.relative_to(competition)),
+        extras={"train_fingerprint": fingerprint},
     )
+    if baseline.members:
+        result.extras["members"] = {
+            name: "reused" if name in reused else "fitted" for name in baseline.members
+        }
+        devices = {getattr(m, "device_", None) for m in getattr(estimator, "estimators_", [])}
+        if devices - {None}:  # where the CNN member ran
+            result.extras["device"] = ", ".join(sorted(devices - {None}))
     if record and (competition / "private" / "solution.csv").is_file():
         _record(competition, result, path, spec.name)
     _save_artifacts(out, result, estimator, table, grid)
     return result
+
+
+def training_fingerprint(track: str, ids: np.ndarray, X: np.ndarray, y: np.ndarray) -> str:
+    """A SHA-256 of the rows a model is fitted on: track, ids, labels and patterns.
+
+    Two runs with equal fingerprints fitted on the same data, so a blend may vote
+    with a model another run fitted (a rebuilt competition with the same ids
+    still differs in its patterns).
+    """
+    digest = hashlib.sha256(track.encode())
+    for part in (np.asarray(ids).astype(str), np.asarray(y).astype(str)):
+        digest.update("\x1f".join(part.tolist()).encode())
+    digest.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track: str,
+                   fingerprint: str, grid: Grid, params: dict[str, Any]) -> list[str]:  # fmt: skip
+    """Put the already-fitted members of a blend into it, frozen; return their names.
+
+    A member is reused when ``baselines/<track>/<member>/`` holds a model whose
+    ``result.json`` has this training fingerprint and whose grid is this one, and
+    when no ``--set`` parameter was given for it (those ask for a new fit).
+    """
+    from sklearn.frozen import FrozenEstimator
+
+    reused = []
+    for name in baseline.members:
+        if any(key == name or key.startswith(f"{name}__") for key in params):
+            continue
+        folder = competition / layout.BASELINES / track / name
+        try:
+            result = json.loads((folder / "result.json").read_text())
+            bundle = load_model(folder / "model.pkl")
+        except (OSError, ValueError):  # not run yet, or an unreadable leftover: fit anew
+            continue
+        if (result.get("extras", {}).get("train_fingerprint") != fingerprint
+                or bundle.get("track") != track
+                or Grid.from_dict(bundle["grid"]).differences(grid)):  # fmt: skip
+            continue
+        estimator.set_params(**{name: FrozenEstimator(bundle["estimator"])})
+        reused.append(name)
+    return reused
 
 
 def _jsonable(value: Any) -> Any:

@@ -16,7 +16,9 @@ table with the training rows, search / fit / predict seconds, Public and Private
 accuracy (95 % Wilson interval) and macro-F1 (95 % row-bootstrap interval), the
 device the model ran on, and the peak resident memory of the process so far.
 Issue 4's figures: random forest about 58 %, XGBoost about 60 %, majority 19 %;
-the 1D-CNN aims at 85 % accuracy and macro-F1 0.75.
+the 1D-CNN aims at 85 % accuracy and macro-F1 0.75. The ``blend`` (1D-CNN +
+XGBoost, a soft vote) runs last and votes with the two models fitted before it
+(its ``reused`` column); run on its own, it fits them with their defaults.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def run_track(competition: Path, track: str, args: argparse.Namespace, train: An
             "private_acc %": _interval(private.accuracy, private.accuracy_ci),
             "private_f1": _interval(private.macro_f1, private.macro_f1_ci, 1.0),
             "device": result.extras.get("device", "cpu"),
+            # A blend votes with the members fitted just before it (its fit is theirs).
+            "reused": ", ".join(k for k, v in result.extras.get("members", {}).items()
+                                if v == "reused") or "-",
             "peak_MiB": round(_peak_mib()),
             "best_params": result.best_params,
         })  # fmt: skip

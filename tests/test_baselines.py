@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -13,10 +14,12 @@ pytest.importorskip("sklearn")
 torch = pytest.importorskip("torch")
 
 from sklearn.base import clone  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from test_cli import run  # noqa: E402
 
+from baselines.blend import SoftVote  # noqa: E402
 from baselines.boosting import BoostedTrees  # noqa: E402
 from baselines.cnn1d import CNN1DClassifier  # noqa: E402
 from baselines.data import read_patterns, stratified_sample  # noqa: E402
@@ -27,7 +30,14 @@ from baselines.features import (  # noqa: E402
     Smooth,
     SubtractBackground,
 )
-from baselines.run import registry, resolve_names, run_baseline  # noqa: E402
+from baselines.report import write_report  # noqa: E402
+from baselines.run import (  # noqa: E402
+    load_model,
+    registry,
+    resolve_names,
+    run_baseline,
+    training_fingerprint,
+)
 from competition.config import PRESETS  # noqa: E402
 from contract.grid import GridError  # noqa: E402
 from scoring.grade import grade  # noqa: E402
@@ -53,6 +63,10 @@ DEFAULT_GRID = PRESETS["default"].to_grid()
         Smooth(window=3, order=1),
         BoostedTrees(n_estimators=10, n_jobs=1),
         CNN1DClassifier(**SMALL_CNN, verbose=0),
+        # The vote's own contract; its members here are quick and exact (the CNN's
+        # convolutions differ by a float32 ulp from one batch size to another).
+        SoftVote([("trees", BoostedTrees(n_estimators=10, n_jobs=1)),
+                  ("linear", LogisticRegression())], weights=[1, 2]),
     ]
 )
 def test_scikit_learn_contract(estimator, check):
@@ -292,6 +306,105 @@ def test_each_baseline_runs_end_to_end_and_beats_the_uniform_guess(competition, 
     else:
         assert accuracy > 3 / 14, f"{name} reached only {accuracy:.3f}"
         assert bool(result.best_params) == (cv > 0)
+
+
+def test_the_blend_votes_with_the_members_fitted_on_the_same_rows(competition):
+    cnn = {**QUICK["cnn1d"], "epochs": 5}
+    for name, params in (("xgboost", QUICK["xgboost"]), ("cnn1d", cnn)):
+        run_baseline(competition, name, cv=0, record=False, verbose=False, params=params)
+    result = run_baseline(competition, "blend", cv=0, record=False, verbose=False)
+    assert result.extras["members"] == {"xgboost": "reused", "cnn1d": "reused"}
+
+    test = read_patterns(competition / "public" / "test.parquet")
+    folder = competition / "baselines" / "bravais"
+    trees, cnn = (load_model(folder / n / "model.pkl")["estimator"] for n in ("xgboost", "cnn1d"))
+    expected = (trees.predict_proba(test.X) + cnn.predict_proba(test.X)) / 2
+    blend = load_model(competition / result.model)["estimator"]
+    np.testing.assert_allclose(blend.predict_proba(test.X), expected, atol=1e-6)
+    submitted = pd.read_csv(competition / result.submission)["bravais_lattice"]
+    assert (submitted.to_numpy() == blend.classes_[expected.argmax(axis=1)]).all()
+
+    # A --set for one member asks for a new fit of that one only.
+    again = run_baseline(competition, "blend", cv=0, record=False, verbose=False,
+                         params={"xgboost__model__n_estimators": 20})  # fmt: skip
+    assert again.extras["members"] == {"xgboost": "fitted", "cnn1d": "reused"}
+    # Other training rows: nothing fitted on them yet, so both are fitted.
+    sampled = run_baseline(competition, "blend", cv=0, sample=150, record=False, verbose=False,
+                           params={"cnn1d__epochs": 2, "cnn1d__augment": False,
+                                   "xgboost__model__n_estimators": 20})  # fmt: skip
+    assert sampled.extras["members"] == {"xgboost": "fitted", "cnn1d": "fitted"}
+    assert sampled.extras["train_fingerprint"] != result.extras["train_fingerprint"]
+    report = write_report(competition, "bravais").read_text()
+    assert "votes with: `xgboost` (fitted here), `cnn1d` (fitted here)" in report
+    # The CNN ran its whole schedule (no validation split): the report says which loss.
+    assert re.search(r"trained 5 epochs on \w+, kept epoch [1-5] \(lowest training loss\)", report)
+
+
+def test_the_blend_reuses_its_members_on_the_space_group_track_too(competition):
+    # The track's own setting for the CNN member (unweighted) is no reason to refit it.
+    for name, params in (("xgboost", {"model__n_estimators": 5}),
+                         ("cnn1d", {"epochs": 1, "augment": False})):  # fmt: skip
+        run_baseline(competition, name, track="spacegroup", cv=0, record=False, verbose=False,
+                     params=params)  # fmt: skip
+    result = run_baseline(competition, "blend", track="spacegroup", cv=0, record=False,
+                          verbose=False)  # fmt: skip
+    assert result.extras["members"] == {"xgboost": "reused", "cnn1d": "reused"}
+
+
+def test_cli_lists_the_blend_with_its_members(tmp_path):
+    done = run("baselines", "list", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].split() == [
+        "blend", "1D-CNN", "+", "XGBoost", "(soft", "vote)", "votes", "with", "xgboost,", "cnn1d",
+    ]  # fmt: skip
+
+
+def test_the_training_fingerprint_changes_with_any_row_label_pattern_or_track():
+    ids, X, y = np.array(["r1", "r2"]), np.zeros((2, 3), np.float32), np.array(["cF", "hP"])
+    first = training_fingerprint("bravais", ids, X, y)
+    assert first == training_fingerprint("bravais", ids.copy(), X.astype(np.float64), y.copy())
+    changed_X = X.copy()
+    changed_X[1, 2] = 1e-6
+    for other in (training_fingerprint("spacegroup", ids, X, y),
+                  training_fingerprint("bravais", ids[::-1], X, y),
+                  training_fingerprint("bravais", ids, X, y[::-1]),
+                  training_fingerprint("bravais", ids, changed_X, y)):  # fmt: skip
+        assert other != first
+
+
+def test_soft_vote_weights_align_classes_and_refuse_bad_settings():
+    from sklearn.dummy import DummyClassifier
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = np.arange(8.0)[:, None], np.array(["a", "a", "b", "b", "b", "c", "c", "c"])
+    # A frozen member that knows two of the three labels: its columns go to theirs.
+    partial = DummyClassifier(strategy="prior").fit(X[:5], y[:5])  # a 2/5, b 3/5
+    prior = DummyClassifier(strategy="prior")  # a 2/8, b 3/8, c 3/8
+    vote = SoftVote([("partial", FrozenEstimator(partial)), ("prior", prior)],
+                    weights=[3, 1]).fit(X, y)  # fmt: skip
+    expected = (3 * np.array([0.4, 0.6, 0.0]) + np.array([0.25, 0.375, 0.375])) / 4
+    np.testing.assert_allclose(vote.predict_proba(X[:1])[0], expected)
+    assert vote.predict(X[:1]).tolist() == ["b"]
+    assert vote.get_params()["prior__strategy"] == "prior"
+    bad = (([1], "2 non-negative"), ([1, -1], "non-negative"), ([0, 0], "not all zero"))
+    for weights, match in bad:
+        with pytest.raises(ValueError, match=match):
+            SoftVote([("partial", prior), ("prior", prior)], weights=weights).fit(X, y)
+    with pytest.raises(ValueError, match="at least one"):
+        SoftVote([]).fit(X, y)
+    with pytest.raises(ValueError, match="unique"):
+        SoftVote([("m", prior), ("m", prior)]).fit(X, y)
+    # A frozen member fitted on labels the rows do not have is refused by name.
+    with pytest.raises(ValueError, match=r"member 'partial' predicts labels.*b"):
+        SoftVote([("partial", FrozenEstimator(partial))]).fit(X[:2], y[:2])
+
+
+def test_the_blend_keeps_the_cnn_unweighted_on_the_space_group_track():
+    blend = registry()["blend"]
+    model = blend.make(DEFAULT_GRID, 0).set_params(**blend.track_params["spacegroup"])
+    assert model.get_params()["cnn1d__class_weight"] is None
+    assert [name for name, _ in model.estimators] == ["xgboost", "cnn1d"]
+    assert list(registry())[-1] == "blend"  # after its members, so `all` reuses them
 
 
 def test_seeded_forest_runs_repeat_exactly(competition):
@@ -586,7 +699,6 @@ def test_boosting_stops_early_on_held_out_rows_and_keeps_rare_labels_whole():
 
 
 def test_the_cnn_is_unweighted_on_the_space_group_track_unless_told(competition):
-    from baselines.run import load_model
 
     quick = {"epochs": 1, "augment": False}
     result = run_baseline(competition, "cnn1d", track="spacegroup", cv=0, record=False,
