@@ -264,10 +264,10 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
         f"- submission: `{result['submission']}`; model: `{result['model']}`",
     ]
     extras = result.get("extras", {})
+    history = pd.read_csv(out / "history.csv") if (out / "history.csv").is_file() else None
     if extras.get("best_epoch"):
         # Without a validation split the fit keeps the epoch of lowest training loss.
-        history = out / "history.csv"
-        validated = history.is_file() and pd.read_csv(history)["val_loss"].notna().any()
+        validated = history is not None and history["val_loss"].notna().any()
         lines.append(f"- trained {extras['epochs_run']} epochs on {extras['device']}, kept epoch "
                      f"{extras['best_epoch']} (lowest {'validation' if validated else 'training'}"
                      " loss)")  # fmt: skip
@@ -289,8 +289,7 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
     if (out / "importances.csv").is_file():
         _plot_importances(pd.read_csv(out / "importances.csv"), out / "importances.png")
         lines += [f"![Importances over 2theta]({result['name']}/importances.png)", ""]
-    if (out / "history.csv").is_file():
-        history = pd.read_csv(out / "history.csv")
+    if history is not None:
         _plot_history(
             history, result.get("extras", {}).get("best_epoch"), out / "learning_curves.png"
         )

@@ -478,14 +478,14 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
         if any(key == name or key.startswith(f"{name}__") for key in params):
             continue
         folder = competition / layout.BASELINES / track / name
-        try:
+        try:  # the small result.json first: a model fitted on other rows is not unpickled
             result = json.loads((folder / "result.json").read_text())
+            if result.get("extras", {}).get("train_fingerprint") != fingerprint:
+                continue
             bundle = load_model(folder / "model.pkl")
         except (OSError, ValueError):  # not run yet, or an unreadable leftover: fit anew
             continue
-        if (result.get("extras", {}).get("train_fingerprint") != fingerprint
-                or bundle.get("track") != track
-                or Grid.from_dict(bundle["grid"]).differences(grid)):  # fmt: skip
+        if bundle.get("track") != track or Grid.from_dict(bundle["grid"]).differences(grid):
             continue
         estimator.set_params(**{name: FrozenEstimator(bundle["estimator"])})
         reused.append(name)
