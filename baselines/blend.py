@@ -3,7 +3,7 @@
 The 1D-CNN reads the pattern as a picture of peaks; XGBoost reads pooled
 intensities and the positions of the strongest peaks. They err on different
 patterns, so the mean of their probabilities is right more often than either
-(measured in the README's "Blending" section). The blend baseline
+(measured in the README's "Seeds and the blend" section). The blend baseline
 (:func:`baselines.run.registry`, ``blend``) is such a vote of the two; where
 ``baselines run`` has already fitted them on the same training rows, it votes
 with those fitted models (wrapped in :class:`sklearn.frozen.FrozenEstimator`)
