@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from contract import layout
-from contract.console import fail
+from contract.console import checked_output, fail
 from contract.layout import Layout
 from scoring.cli import CompetitionOption, TrackOption, resolve_track
 
@@ -240,6 +240,9 @@ def predict(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write.")] = Path(
         "predictions.csv"
     ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file if it exists.")
+    ] = False,
 ) -> None:
     """Predict any patterns on the model's grid; writes id,<label column>."""
     from baselines.data import read_patterns
@@ -247,6 +250,7 @@ def predict(
     from contract.tasks import get_track
     if out.is_dir():
         fail(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'predictions.csv'}")
+    checked_output(out, force=force)
     try:
         bundle = load_model(model)
         patterns = read_patterns(input)

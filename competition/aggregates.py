@@ -22,6 +22,7 @@ single disc scatters as the Airy pattern, whose first minimum sits at
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
@@ -33,6 +34,8 @@ from contract.tasks import aggregates_task
 Overlap = Literal["touching", "overlapping"]
 View = Literal["scattering", "image", "both"]
 
+MIN_RADIUS: Final = 1.0
+"""The smallest particle radius (pixels) that draws a visible disc."""
 OVERLAPS: Final = ("touching", "overlapping")
 VIEWS: Final = ("scattering", "image", "both")
 SUPERSAMPLING: Final = 4
@@ -91,8 +94,16 @@ class AggregateConfig:
     def __post_init__(self) -> None:
         problems = []
         low, high = self.radius
-        if not 0 < low <= high:
-            problems.append(f"radius must be 0 < min <= max, got {self.radius}")
+        numbers = {"radius": self.radius, "beamstop": (self.beamstop,),
+                   "photons": (self.photons,) if self.photons is not None else ()}  # fmt: skip
+        for name, values in numbers.items():
+            if not all(math.isfinite(v) for v in values):
+                problems.append(f"{name} must be a finite number, got {values}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not MIN_RADIUS <= low <= high:
+            problems.append(f"radius must be {MIN_RADIUS} <= min <= max pixels (a smaller "
+                            f"particle draws nothing), got {self.radius}")  # fmt: skip
         if self.size < 16:
             problems.append(f"size must be at least 16 pixels, got {self.size}")
         elif high * 2 * max(self.counts or (1,)) > self.size * 2:

@@ -68,6 +68,11 @@ LAYOUT_FILES: Final = (
 )  # fmt: skip
 """Every file a build writes besides ``manifest.json``. Rebuilding under the live
 folders of :data:`contract.layout.LIVE_FOLDERS` would mix scores graded on two keys."""
+UNFINISHED: Final = ".unfinished-build"
+"""The mark of a build whose write phase has begun and not ended: while it is there,
+the folder's files are the build's own (an earlier build's being replaced), so any
+later build may write over them without ``--force``; the folder has no manifest, so
+no grader takes it for a competition."""
 # Owner-only modes for the answer key and the provenance that identifies test rows.
 PRIVATE_DIR_MODE: Final = 0o700
 PRIVATE_FILE_MODE: Final = 0o600
@@ -93,7 +98,7 @@ def _check_out_dir(
             raise BuildError(f"--out {out}: {parent} is a file, not a folder; give a folder")
     if not out.is_dir() or not any(out.iterdir()):
         return []
-    if not (out / MANIFEST).is_file():
+    if not (out / MANIFEST).is_file() and not (out / UNFINISHED).is_file():
         raise BuildError(
             f"--out {out} is not empty and holds no earlier build (no manifest.json); "
             "choose an empty or new folder so nothing of yours is overwritten"
@@ -114,7 +119,7 @@ def _check_out_dir(
 def _foreign_entries(out: Path, files: tuple[str, ...] = LAYOUT_FILES) -> list[Path]:
     """What a rebuild at ``out`` would not write: live folders, added or amended files."""
     found = [out / name for name in LIVE_FOLDERS if (out / name).exists()]
-    expected = {MANIFEST, *files}
+    expected = {MANIFEST, UNFINISHED, *files}
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out).as_posix()
         if any(path.is_relative_to(f) for f in found):
@@ -127,6 +132,24 @@ def _foreign_entries(out: Path, files: tuple[str, ...] = LAYOUT_FILES) -> list[P
         if added_file or added_folder:
             found.append(path)
     return found
+
+
+def begin_writing(out: Path, task: str) -> None:
+    """Mark ``out`` as a build being written (:data:`UNFINISHED`), then drop its manifest.
+
+    From here until :func:`end_writing`, an interruption leaves a folder that the
+    same command (or any build) resumes: "run it again" is true at every moment.
+    """
+    note = {"task": task, "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write_text(out / UNFINISHED, json.dumps(note) + "\n")
+    # An earlier build's manifest goes first: if writing fails half-way, the folder
+    # has no manifest and so is not taken for a complete build.
+    (out / MANIFEST).unlink(missing_ok=True)
+
+
+def end_writing(out: Path) -> None:
+    """The build at ``out`` is complete (its manifest is written): drop the mark."""
+    (out / UNFINISHED).unlink(missing_ok=True)
 
 
 def _remove(paths: list[Path], out: Path) -> None:
@@ -509,10 +532,8 @@ def assemble_competition(
     seconds["split"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    # An earlier build's manifest goes first: if writing fails half-way, the folder
-    # has no manifest and so is not taken for a complete build. (Anything that fails
-    # before this line leaves the earlier build untouched.)
-    (out / MANIFEST).unlink(missing_ok=True)
+    # Anything that fails before this line leaves an earlier build untouched.
+    begin_writing(out, LATTICE_TASK.name)
     # A forced rebuild: nothing of the old competition may survive beside the new key,
     # and files a crashed build left (temporary names) go too.
     _remove([*(stale or []), *_leftovers(out)], out)
@@ -546,6 +567,7 @@ def assemble_competition(
     )
     _screen_outliers(out, train, test, patterns, config)
     write_manifest(out, config, source, summary)
+    end_writing(out)
     summary.seconds["write"] = time.perf_counter() - start
     return summary
 

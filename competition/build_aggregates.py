@@ -26,10 +26,13 @@ from competition.aggregates import AggregateConfig, draw_aggregate, features, re
 from competition.build import (
     PRIVATE_DIR_MODE,
     PRIVATE_FILE_MODE,
+    BuildError,
     _check_out_dir,
     _exclusive,
     _leftovers,
     _remove,
+    begin_writing,
+    end_writing,
 )
 from competition.manifest import package_versions
 from competition.splits import opaque_ids
@@ -37,7 +40,13 @@ from contract import layout
 from contract.io import atomic_path, atomic_write_text
 from contract.manifest import FORMAT, hashed_files, write_manifest_dict
 from contract.references import majority_label
-from contract.tasks import COUNT_COLUMN, COUNT_TRACK_NAME, TASK_METADATA_KEY, aggregates_task
+from contract.tasks import (
+    AGGREGATES_TASK_NAME,
+    COUNT_COLUMN,
+    COUNT_TRACK_NAME,
+    TASK_METADATA_KEY,
+    aggregates_task,
+)
 
 PARTICLES: Final = "private/particles.parquet"
 """Centres and radii of every row's particles (organisers: regenerate or inspect)."""
@@ -153,6 +162,7 @@ def build_aggregates(
         stale = _check_out_dir(out, force, AGGREGATE_FILES)
         start = time.perf_counter()
         rows, X = draw_rows(config, progress)
+        _check_images(X, config)
         seconds = {"draw": time.perf_counter() - start}
         start = time.perf_counter()
         seeds = np.random.SeedSequence([config.seed, 2]).spawn(3)
@@ -169,7 +179,7 @@ def build_aggregates(
         order = np.argsort(ids, kind="stable")
         rows, X = rows.iloc[order].reset_index(drop=True), X[order]
         train = rows["split"] == "train"
-        (out / layout.MANIFEST).unlink(missing_ok=True)
+        begin_writing(out, AGGREGATES_TASK_NAME)
         _remove([*stale, *_leftovers(out)], out)
         _write_files(out, config, rows, X, train.to_numpy())
         counts = {"train": _counts(rows[train], config.counts)}
@@ -188,9 +198,29 @@ def build_aggregates(
             "counts": {"per_portion": counts},
             "files": hashed_files(out),
         })  # fmt: skip
+        end_writing(out)
         seconds["write"] = time.perf_counter() - start
     summary.seconds = seconds
     return summary
+
+
+def _check_images(X: np.ndarray, config: AggregateConfig) -> None:
+    """Refuse settings whose images hold nothing to learn: blank, or all the same.
+
+    Raises
+    ------
+    BuildError
+        If an image is blank or every image is identical.
+    """
+    blank = int((np.ptp(X, axis=1) == 0).sum())
+    if blank:
+        raise BuildError(
+            f"{blank:,} of {len(X):,} images are blank with these settings (radius "
+            f"{config.radius}, size {config.size}, beamstop {config.beamstop}); use larger "
+            "particles or a smaller beamstop"
+        )
+    if len(X) > 1 and bool(np.all(X[0] == X)):
+        raise BuildError("every image is the same with these settings; nothing to learn")
 
 
 def _write_files(out: Path, config: AggregateConfig, rows: pd.DataFrame, X: np.ndarray,

@@ -279,7 +279,12 @@ def build(
     from competition.build import BuildError, build_competition
     from competition.cache import DEFAULT_CACHE_DIR
     from competition.sources import SourceError
+    from contract.io import protected_part
 
+    inside = protected_part(out / "x")
+    if inside is not None:
+        fail(f"refusing to build into {out}: it is inside {inside}, which holds a "
+             "competition's answer key, submissions or manifest; give another folder")
     if task == "aggregates":
         _build_aggregates(
             out, size, radius, counts, overlap, view, beamstop, photons,

@@ -56,6 +56,12 @@ class ClusterError(Exception):
     """The cluster cannot be reached or used; the message says what to do."""
 
 
+SCHEMES: Final = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
+"""The address schemes of a dask scheduler (``distributed.comm``)."""
+MAX_LOCAL_WORKERS: Final = 256
+"""The most processes ``local:N`` starts (each loads pymatgen: about 150 MB)."""
+
+
 def parse_scheduler(text: str) -> tuple[str, int | str]:
     """``("local", n_workers)`` for ``local:N``, else ``("address", text)``.
 
@@ -67,13 +73,23 @@ def parse_scheduler(text: str) -> tuple[str, int | str]:
     """
     if text.startswith(LOCAL_PREFIX):
         count = text[len(LOCAL_PREFIX):]
-        if not count.isdigit() or int(count) < 1:
-            raise ClusterError(f"--scheduler local:N needs a positive worker count, got {text!r}")
+        # ASCII digits only: "²".isdigit() is true, but int("²") fails.
+        if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
+            raise ClusterError(
+                f"--scheduler local:N needs a worker count from 1 to {MAX_LOCAL_WORKERS}, "
+                f"got {text!r}"
+            )
         return "local", int(count)
-    if "://" not in text:
+    scheme, sep, rest = text.partition("://")
+    if scheme in ("http", "https"):
         raise ClusterError(
-            f"--scheduler takes local:N or a scheduler address such as tcp://10.0.0.5:8786, "
-            f"got {text!r}"
+            f"--scheduler {text!r} is a web address, like that of the dask dashboard (port "
+            "8787); give the scheduler's own address, e.g. tcp://10.0.0.5:8786"
+        )
+    if not sep or scheme not in SCHEMES or not rest.strip("/"):
+        raise ClusterError(
+            f"--scheduler takes local:N or a scheduler address such as tcp://10.0.0.5:8786 "
+            f"({', '.join(f'{s}://' for s in SCHEMES)}), got {text!r}"
         )
     return "address", text
 

@@ -44,10 +44,11 @@ OVERVIEW: Final = "reports/overview.png"
 AMENDMENTS: Final = "private/amendments"
 """Where each answer key replaced by an amendment is kept."""
 
-LEADERBOARD_DB: Final = "leaderboard/leaderboard.sqlite"
+LEADERBOARD: Final = "leaderboard"
+LEADERBOARD_DB: Final = f"{LEADERBOARD}/leaderboard.sqlite"
 BASELINES: Final = "baselines"
 SUBMISSIONS: Final = "submissions"
-LIVE_FOLDERS: Final = ("leaderboard", BASELINES, SUBMISSIONS)
+LIVE_FOLDERS: Final = (LEADERBOARD, BASELINES, SUBMISSIONS)
 """Folders that the grader and the baselines add to a built competition: a course
 in progress. They change after the build and are not in the manifest."""
 

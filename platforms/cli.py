@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from contract.console import fail
+from contract.console import checked_output, fail
 from platforms.codabench import IMAGE_PYARROW, IMAGE_PYTHON
 from scoring.cli import CompetitionOption, TrackOption, resolve_track
 
@@ -31,6 +31,7 @@ def kaggle(
     from platforms.kaggle import export_kaggle
 
     spec = resolve_track(competition, track)
+    checked_output(out, folder=True)
     try:
         folder = export_kaggle(competition, out, spec.name)
     except ExportError as err:
@@ -70,6 +71,9 @@ def codabench(
     pyarrow_version: Annotated[
         str, typer.Option(help="The pyarrow vendored (it must import with the image's numpy).")
     ] = IMAGE_PYARROW,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file if it exists.")
+    ] = False,
 ) -> None:
     """A Codabench competition bundle: pages, phases, leaderboard, our scoring program."""
     import yaml
@@ -78,10 +82,12 @@ def codabench(
     from platforms.common import ExportError
 
     spec = resolve_track(competition, track)
+    checked_output(out, force=force)
     try:
         bundle = export_codabench(competition, out, spec.name, start=start, end=end,
                                   python_version=python_version, wheelhouse=wheelhouse,
-                                  pyarrow_version=pyarrow_version)
+                                  pyarrow_version=pyarrow_version,
+                                  notify=typer.echo)
     except ExportError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None

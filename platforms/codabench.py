@@ -18,10 +18,13 @@ Public and Private become two **phases**: *Development* scores the Public rows
 (its reference data holds no other label, so nothing else can be printed), and
 *Final*, which starts when Development ends, re-runs each participant's
 leaderboard submission on the Private rows (``auto_migrate_to_this_phase``).
-The leaderboard keeps each participant's best submission (``Force_Best``), as
-our grader does when a team picks none. Measured rows (``build --measured-test``)
-are predicted in both phases and scored in the Final phase's detailed results,
-never ranked.
+The Final phase is open for :data:`FINAL_WINDOW` only and allows one submission,
+which the migrated one uses up, so it takes no new file: nobody can probe the
+Private or Measured labels through it, and no Private or Measured figure appears
+before the Development phase ends. The leaderboard keeps each participant's best
+submission (``Force_Best``), as our grader does when a team picks none. Measured
+rows (``build --measured-test``) are predicted in both phases and scored in the
+Final phase's detailed results, never ranked.
 
 The scoring program runs in Codabench's standard image
 (:data:`DOCKER_IMAGE`: Python 3.12 with numpy, pandas and PyYAML, no pyarrow and
@@ -36,6 +39,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import struct
 import subprocess
 import sys
@@ -52,7 +56,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from contract import layout
-from contract.io import atomic_write_zip
+from contract.io import PRIVATE_MODE, atomic_write_zip
 from contract.tasks import Track, load_task
 from platforms.common import (
     ExportError,
@@ -76,6 +80,19 @@ EXECUTION_TIME_LIMIT: Final = 600
 """Seconds a scoring run may take (grading takes about a second)."""
 DEFAULT_LENGTH: Final = timedelta(weeks=8)
 SUBMISSION_RULE: Final = "Force_Best"
+FINAL_WINDOW: Final = timedelta(minutes=1)
+"""How long the Final phase is open. Codabench takes a participant's file only while a
+phase is active (start < now < end) but migrates the leaderboard submissions into a
+phase once it has started, whatever its end: a Final phase open for a minute, with one
+submission per participant that the migrated one uses up, ranks the picks made at the
+deadline and takes no new file that could probe the Private labels."""
+PHASE_SCHEMA_KEYS: Final = frozenset({
+    "index", "name", "description", "start", "end", "max_submissions_per_day",
+    "max_submissions", "auto_migrate_to_this_phase", "hide_output", "hide_prediction_output",
+    "hide_score_output", "execution_time_limit", "tasks", "solutions", "public_data",
+    "starting_kit",
+})  # fmt: skip
+"""The keys Codabench's v2 unpacker reads from a phase (``competitions/unpackers/v2.py``)."""
 
 PHASES: Final = (
     # name, the portion it ranks, the portions its detailed results show
@@ -151,11 +168,20 @@ def _find_wheel(folder: Path, version: str, tag: str) -> Path | None:
     return found[-1] if found else None
 
 
+def check_python_version(text: str) -> str:
+    """``text`` if it names a Python release as ``3.12`` does, else an :class:`ExportError`."""
+    if not re.fullmatch(r"3\.\d{1,2}", text):
+        raise ExportError([f"--python {text!r} is not a Python version such as 3.12 (the "
+                           "Python of the scoring image)"])  # fmt: skip
+    return text
+
+
 def pyarrow_for_image(
     python_version: str = IMAGE_PYTHON,
     wheelhouse: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
     version: str = IMAGE_PYARROW,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, bytes], str]:
     """The pyarrow files the scoring program needs on ``python_version`` (Linux, x86-64).
 
@@ -170,12 +196,17 @@ def pyarrow_for_image(
     origin : str
         Where they came from.
 
+    ``notify`` is told, before it happens, that a wheel is about to be downloaded
+    and where it will be kept.
+
     Raises
     ------
     ExportError
-        If there is no such wheel and ``pip download`` fails (no network): the
-        message says how to fetch it elsewhere.
+        If ``python_version`` is not a version, or there is no such wheel and ``pip
+        download`` fails (no network, no registry): one line that says how to fetch
+        it elsewhere.
     """
+    check_python_version(python_version)
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     native = sys.platform == "linux" and platform.machine() == "x86_64"
     if (wheelhouse is None and python_version == running and native
@@ -195,20 +226,38 @@ def pyarrow_for_image(
     cache_dir = Path(cache) if cache is not None else default_wheel_cache()
     wheel = _find_wheel(cache_dir, version, tag) if cache_dir.is_dir() else None
     if wheel is None:
+        if notify is not None:
+            notify(f"Downloading the pyarrow {version} wheel for Python {python_version} "
+                   f"(Linux x86-64, about 40 MB) into {cache_dir} with pip; pass --wheelhouse "
+                   "DIR to use a wheel you already have")  # fmt: skip
         cache_dir.mkdir(parents=True, exist_ok=True)
+        # No retries and a short timeout: without a registry, fail in seconds, not minutes.
         command = [sys.executable, "-m", "pip", "download", f"pyarrow=={version}", "--no-deps",
                    "--only-binary=:all:", "--python-version", python_version,
-                   "--platform", IMAGE_PLATFORM, "--dest", str(cache_dir), "--quiet"]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+                   "--platform", IMAGE_PLATFORM, "--dest", str(cache_dir), "--quiet",
+                   "--retries", "0", "--timeout", "20", "--disable-pip-version-check"]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False,
+                                  timeout=600)  # fmt: skip
+            output = done.stderr or done.stdout
+        except subprocess.TimeoutExpired:
+            done, output = None, "pip took more than 10 minutes"
         wheel = _find_wheel(cache_dir, version, tag)
-        if done.returncode != 0 or wheel is None:
-            lines = [ln for ln in (done.stderr or done.stdout).splitlines()
-                     if ln.strip() and not ln.startswith("WARNING")]  # fmt: skip
+        if done is None or done.returncode != 0 or wheel is None:
             raise ExportError([f"could not download pyarrow {version} for Python "
-                               f"{python_version} ({lines[-1] if lines else 'no output'}); "
-                               f"on a machine with network run: {fetch}, and pass "
-                               "--wheelhouse WHEELS"])  # fmt: skip
+                               f"{python_version} ({_pip_reason(output)}); on a machine with "
+                               f"network run: {fetch}, and pass --wheelhouse WHEELS"])  # fmt: skip
     return _wheel_files(wheel), wheel.name
+
+
+def _pip_reason(output: str) -> str:
+    """The one line of pip's output that says why it failed (never its traceback)."""
+    lines = [ln.strip() for ln in output.splitlines()
+             if ln.strip() and not ln.lstrip().startswith(("WARNING", "Traceback", "File ", "^"))]
+    for line in reversed(lines):
+        if line.startswith("ERROR:"):
+            return line.removeprefix("ERROR:").strip()[:200]
+    return lines[-1][:200] if lines else "no output"
 
 
 # --------------------------------------------------------------------------- program
@@ -314,8 +363,8 @@ def competition_yaml(
               "max_submissions": rules.daily_quota * max(days, 1)}  # fmt: skip
     phase_text = {
         "Development": "Scored on the Public rows; the leaderboard keeps each participant's best.",
-        "Final": ("Each participant's leaderboard submission is scored again on the Private "
-                  "rows: the final ranking. Submissions made now are scored on them too."),
+        "Final": ("Each participant's leaderboard submission at the deadline is scored again "
+                  "on the Private rows: the final ranking. This phase takes no new submission."),
     }  # fmt: skip
     return {
         "version": 2,
@@ -364,9 +413,17 @@ def competition_yaml(
                 "name": "Final",
                 "description": phase_text["Final"],
                 "start": _when(end + timedelta(minutes=1)),
-                **limits,
+                "end": _when(end + timedelta(minutes=1) + FINAL_WINDOW),
+                # The migrated submission counts: a participant has none left to send.
+                "max_submissions_per_day": 1,
+                "max_submissions": 1,
                 "execution_time_limit": EXECUTION_TIME_LIMIT,
                 "auto_migrate_to_this_phase": True,
+                # Logs and score files stay with the organisers; the leaderboard shows the
+                # final ranking once the phase has ended.
+                "hide_output": True,
+                "hide_prediction_output": True,
+                "hide_score_output": True,
                 "tasks": [1],
                 "public_data": "public_data",
                 "starting_kit": "starting_kit",
@@ -491,6 +548,7 @@ def export_codabench(
     python_version: str = IMAGE_PYTHON,
     wheelhouse: str | os.PathLike[str] | None = None,
     pyarrow_version: str = IMAGE_PYARROW,
+    notify: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the Codabench bundle (a zip) for one track of a built competition.
 
@@ -512,6 +570,8 @@ def export_codabench(
         A folder with the pyarrow wheel for that Python (offline exports).
     pyarrow_version : str
         The pyarrow vendored; change it only with ``docker_image`` (another numpy).
+    notify : callable, optional
+        Told before a wheel is downloaded (the command line prints it).
 
     Returns
     -------
@@ -525,13 +585,17 @@ def export_codabench(
         incomplete or altered build, phase dates out of order, no pyarrow wheel.
     """
     root = Path(competition)
+    check_python_version(python_version)
     spec = load_task(root).track(track)
     start, end = _dates(root, start, end)
 
     def pyarrow_files() -> dict[str, bytes]:
-        return pyarrow_for_image(python_version, wheelhouse, version=pyarrow_version)[0]
+        return pyarrow_for_image(python_version, wheelhouse, version=pyarrow_version,
+                                 notify=notify)[0]  # fmt: skip
 
-    atomic_write_zip(Path(out), _bundle_files(root, spec, start, end, pyarrow_files))
+    # The reference data holds every hidden label: the bundle is the organiser's alone.
+    atomic_write_zip(Path(out), _bundle_files(root, spec, start, end, pyarrow_files),
+                     mode=PRIVATE_MODE, private=("reference_data/",))  # fmt: skip
     return Path(out)
 
 

@@ -53,7 +53,9 @@ def find_submission(res: Path) -> Path:
     ScoringError
         If there is no CSV or more than one.
     """
-    found = sorted(p for p in res.rglob("*.csv") if p.is_file() and "__MACOSX" not in p.parts)
+    # Any case of the suffix: Windows and some zip tools write SUBMISSION.CSV.
+    found = sorted(p for p in res.rglob("*") if p.suffix.lower() == ".csv" and p.is_file()
+                   and "__MACOSX" not in p.parts)  # fmt: skip
     if len(found) != 1:
         names = ", ".join(p.relative_to(res).as_posix() for p in found[:5]) or "none"
         raise ScoringError(

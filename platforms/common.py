@@ -16,8 +16,11 @@ class ExportError(RuntimeError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
+        if len(self.problems) == 1:  # one problem, one line
+            super().__init__(f"export refused: {self.problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"export refused ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"export refused ({len(self.problems)} problems):\n{lines}")
 
 
 def public_data_files(competition: Path, track: Track) -> dict[str, bytes]:

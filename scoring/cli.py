@@ -20,7 +20,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from contract.console import fail
+from contract.console import checked_output, fail
 from contract.tasks import Track, load_task
 from scoring.metrics import Scores
 
@@ -277,6 +277,9 @@ def leaderboard(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write to this file instead.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file if it exists.")
+    ] = False,
 ) -> None:
     """Print the public leaderboard, or the private one and the shake-up after close."""
     from contract.io import atomic_write_text
@@ -286,6 +289,8 @@ def leaderboard(
 
     now = utc_now()
     spec = resolve_track(competition, track)
+    if out is not None:
+        checked_output(out, force=force)
     with _user_errors(), Leaderboard.open(competition) as board:
         if late:
             frame = display_late(board.late_board(spec, now))
@@ -413,12 +418,18 @@ def rules(
     }
     with _user_errors(), Leaderboard.open(competition) as board:
         current = board.set_rules(**changes) if changes else board.rules
+        log = board.audit_log()
     deadline = "none" if current.deadline is None else f"{current.deadline:%Y-%m-%d %H:%M:%S} UTC"
     typer.echo(
         f"daily quota: {current.daily_quota} valid, {current.invalid_daily_quota} invalid "
         f"submissions per team, track and UTC day\nselections: up to {current.max_selected} "
         f"per team\ndeadline: {deadline}"
     )
+    if len(log):
+        # Closes, reopens and rescores, as the store recorded them.
+        typer.echo("history:")
+        for at, action, detail in log.itertuples(index=False):
+            typer.echo(f"  {at[:19].replace('T', ' ')} UTC  {action}  {detail}")
 
 
 def register(app: typer.Typer) -> None:

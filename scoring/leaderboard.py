@@ -12,6 +12,13 @@ student-facing functions (:meth:`Leaderboard.submit`'s receipt and
 :meth:`Leaderboard.public_board`); :meth:`Leaderboard.private_board` refuses
 until :meth:`Leaderboard.close` has frozen the competition. Later submissions are
 kept as *late*: scored, never ranked.
+
+The final ranking is a function of the first close alone: when the deadline passes,
+the submissions that count for each team (its picks, or its best Public ones) are
+written to the ``finalists`` table once, and the Private and Measured boards rank
+those. Closing a closed competition is refused; only an explicit reopen (logged in
+the ``audit`` table with what it changed) moves a passed deadline, turns late
+submissions into on-time ones and lets the finalists be chosen again.
 """
 
 from __future__ import annotations
@@ -90,6 +97,17 @@ CREATE TABLE IF NOT EXISTS credentials (
     team_id INTEGER REFERENCES teams(id),
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS finalists (
+    track TEXT NOT NULL,
+    submission_id INTEGER NOT NULL REFERENCES submissions(id),
+    PRIMARY KEY (track, submission_id)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id_hash TEXT PRIMARY KEY,
     selector TEXT NOT NULL REFERENCES credentials(selector) ON DELETE CASCADE,
@@ -100,6 +118,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 # Columns added after the first release: (table, column, declaration), added on open.
 _MIGRATIONS: Final = (("teams", "removed", "INTEGER NOT NULL DEFAULT 0"),)
+# The settings key holding the deadline at which the finalists were chosen.
+_FROZEN_KEY: Final = "finalists_deadline"
 
 
 def competition_rules(competition: str | os.PathLike[str]) -> Rules:
@@ -292,6 +312,30 @@ def _parse_stamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _set_deadline(db: sqlite3.Connection, deadline: datetime | None) -> None:
+    """Store the deadline and mark every submission at or after it late."""
+    if deadline is None:
+        db.execute("DELETE FROM settings WHERE key = 'deadline'")
+    else:
+        db.execute(
+            "INSERT INTO settings (key, value) VALUES ('deadline', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_stamp(deadline),),
+        )
+    cut = _stamp(deadline) if deadline else None
+    db.execute(
+        "UPDATE submissions SET late = (? IS NOT NULL AND submitted_at >= ?)", (cut, cut)
+    )
+
+
+def _log(db: sqlite3.Connection, moment: datetime, action: str, detail: dict[str, Any]) -> None:
+    """Add a line to the store's audit log."""
+    db.execute(
+        "INSERT INTO audit (at, action, detail) VALUES (?, ?, ?)",
+        (_stamp(moment), action, json.dumps(detail, sort_keys=True)),
+    )
+
+
 def day_bounds(moment: datetime) -> tuple[datetime, datetime]:
     """Start and end (exclusive) of the UTC day holding ``moment``."""
     start = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -421,6 +465,12 @@ class Leaderboard:
         os.chmod(path.parent, 0o700)
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if not (os.access(path, os.R_OK | os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+            # SQLite would say "attempt to write a readonly database" much later.
+            raise LeaderboardError(
+                f"cannot write the store {path} (permission denied): run the command as the "
+                f"user who owns {root}, or ask them for access"
+            )
         # Long busy timeout: concurrent submitters queue on the write lock.
         connection = sqlite3.connect(path, timeout=120, isolation_level=None)
         connection.row_factory = sqlite3.Row
@@ -493,11 +543,25 @@ class Leaderboard:
         )
 
     def set_rules(self, **changes: Any) -> Rules:
-        """Change some rules (``daily_quota=10``, ``deadline=datetime(...)``) and return them."""
+        """Change some rules (``daily_quota=10``, ``deadline=datetime(...)``) and return them.
+
+        Raises
+        ------
+        LeaderboardError
+            For a negative quota, or a new deadline for a competition that has
+            closed (only :meth:`close` with ``reopen=True`` moves a passed deadline).
+        """
+        self._ensure_frozen()
         rules = replace(self.rules, **changes)
         for name in ("daily_quota", "invalid_daily_quota", "max_selected"):
             if getattr(rules, name) < 0:
                 raise LeaderboardError(f"{name} must be 0 or more")
+        if rules.deadline != self.rules.deadline and self.is_closed():
+            raise LeaderboardError(
+                "the competition has closed and its final ranking stands; its deadline moves "
+                "only by reopening it (xrd-bravais close --reopen --at ..., recorded in the "
+                "audit log)"
+            )
         values = {
             "daily_quota": str(rules.daily_quota),
             "invalid_daily_quota": str(rules.invalid_daily_quota),
@@ -509,20 +573,8 @@ class Leaderboard:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(values.items()),
             )
-            if rules.deadline is None:
-                db.execute("DELETE FROM settings WHERE key = 'deadline'")
-            else:
-                db.execute(
-                    "INSERT INTO settings (key, value) VALUES ('deadline', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (_stamp(rules.deadline),),
-                )
-            # Submissions at or after the deadline are late, whenever it is set.
-            cut = _stamp(rules.deadline) if rules.deadline else None
-            db.execute(
-                "UPDATE submissions SET late = (? IS NOT NULL AND submitted_at >= ?)",
-                (cut, cut),
-            )
+            if rules.deadline != self.rules.deadline:
+                _set_deadline(db, rules.deadline)
         return self.rules
 
     def close(
@@ -536,7 +588,8 @@ class Leaderboard:
         """Freeze the competition at ``at`` (default: now).
 
         Submissions from that moment on are late. The private leaderboard and the
-        shake-up report become available once the moment has passed.
+        shake-up report become available once the moment has passed, and the
+        submissions that count for each team are fixed then, once.
 
         Parameters
         ----------
@@ -547,27 +600,40 @@ class Leaderboard:
             into late ones (they leave both boards).
         reopen : bool
             Confirm moving the deadline of a closed competition into the future:
-            its private leaderboard has already been visible.
+            its private leaderboard has already been visible. The reopen is
+            recorded in the audit log with the submissions it makes on-time.
         now : datetime, optional
             The present (tests).
 
         Raises
         ------
         LeaderboardError
-            For either change without its confirmation; nothing is changed.
+            For a closed competition (closing again changes nothing), or either
+            change without its confirmation; nothing is changed.
         """
         moment = now or utc_now()
         deadline = at or moment
         if deadline.tzinfo is None:
             raise LeaderboardError("the deadline must say its time zone (UTC)")
         rules = self.rules
-        if rules.is_closed(moment) and deadline > moment and not reopen:
-            raise LeaderboardError(
-                f"the competition closed at {rules.deadline:%Y-%m-%d %H:%M:%S} UTC and its "
-                f"private leaderboard may have been seen; a deadline of "
-                f"{deadline:%Y-%m-%d %H:%M:%S} UTC would reopen it. Confirm with --reopen "
-                "(the Private scores are then no longer a fair final test)"
-            )
+        if rules.is_closed(moment):
+            assert rules.deadline is not None
+            closed = f"{rules.deadline:%Y-%m-%d %H:%M:%S} UTC"
+            if deadline <= moment:
+                raise LeaderboardError(
+                    f"the competition is already closed (since {closed}); closing it again "
+                    "changes nothing and its final ranking stands. To take submissions again, "
+                    "reopen it with a deadline in the future: xrd-bravais close --reopen "
+                    "--at YYYY-MM-DDTHH:MM:SS"
+                )
+            if not reopen:
+                raise LeaderboardError(
+                    f"the competition closed at {closed} and its private leaderboard may have "
+                    f"been seen; a deadline of {deadline:%Y-%m-%d %H:%M:%S} UTC would reopen "
+                    "it. Confirm with --reopen (the Private scores are then no longer a fair "
+                    "final test)"
+                )
+            return self._reopen(deadline, moment)
         if deadline < moment and not retroactive:
             (n,) = self.connection.execute(
                 "SELECT COUNT(*) FROM submissions WHERE late = 0 AND submitted_at >= ?",
@@ -579,7 +645,83 @@ class Leaderboard:
                     f"make {n} on-time submission{'s' * (n != 1)} late (removed from both "
                     "boards); confirm with --retroactive, or close now without --at"
                 )
-        return self.set_rules(deadline=deadline)
+        with self._write() as db:
+            if self.rules.is_closed(moment):  # closed by another process meanwhile
+                raise LeaderboardError("the competition was closed meanwhile; nothing changed")
+            _set_deadline(db, deadline)
+            passed = deadline <= moment
+            _log(db, moment, "close" if passed else "schedule", {"deadline": _stamp(deadline)})
+            if passed:
+                self._freeze(db)
+        return self.rules
+
+    def _reopen(self, deadline: datetime, moment: datetime) -> Rules:
+        """Move a passed deadline to ``deadline`` (in the future), logging what it changes."""
+        with self._write() as db:
+            before = self.rules.deadline
+            (n,) = db.execute(
+                "SELECT COUNT(*) FROM submissions WHERE late = 1 AND submitted_at < ?",
+                (_stamp(deadline),),
+            ).fetchone()
+            _set_deadline(db, deadline)
+            db.execute("DELETE FROM finalists")
+            db.execute("DELETE FROM settings WHERE key = ?", (_FROZEN_KEY,))
+            _log(db, moment, "reopen", {
+                "closed_at": _stamp(before) if before else None,
+                "deadline": _stamp(deadline),
+                "late_made_on_time": int(n),
+            })  # fmt: skip
+        return self.rules
+
+    def _freeze(self, db: sqlite3.Connection) -> None:
+        """Write the finalists of every track for the deadline now in force (once)."""
+        rules = self.rules
+        assert rules.deadline is not None
+        stamp = _stamp(rules.deadline)
+        row = db.execute("SELECT value FROM settings WHERE key = ?", (_FROZEN_KEY,)).fetchone()
+        if row is not None and row[0] == stamp:
+            return
+        db.execute("DELETE FROM finalists")
+        for name in self.task.track_names:
+            frame = self.submissions(name)
+            frame = frame[frame["late"] == 0]
+            chosen = _final_candidates(frame, rules.max_selected)
+            ids = chosen.loc[chosen["valid"] == 1, "submission_id"]
+            db.executemany(
+                "INSERT INTO finalists (track, submission_id) VALUES (?, ?)",
+                [(name, int(i)) for i in ids],
+            )
+        db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_FROZEN_KEY, stamp),
+        )
+
+    def _ensure_frozen(self, now: datetime | None = None) -> None:
+        """Fix the finalists if the deadline has passed and they are not fixed yet.
+
+        A deadline set in advance passes by the clock, with no call to :meth:`close`:
+        the first operation after it that reads or could change the final ranking
+        fixes them, before anything else happens.
+        """
+        moment = now or utc_now()
+        rules = self.rules
+        if not rules.is_closed(moment):
+            return
+        assert rules.deadline is not None
+        row = self.connection.execute(
+            "SELECT value FROM settings WHERE key = ?", (_FROZEN_KEY,)
+        ).fetchone()
+        if row is not None and row[0] == _stamp(rules.deadline):
+            return
+        with self._write() as db:
+            self._freeze(db)
+
+    def audit_log(self) -> pd.DataFrame:
+        """Every close, reopen and rescore, oldest first: ``at, action, detail``."""
+        return pd.read_sql_query(
+            "SELECT at, action, detail FROM audit ORDER BY id", self.connection
+        )
 
     def is_closed(self, now: datetime | None = None) -> bool:
         """Whether the deadline has passed."""
@@ -814,25 +956,30 @@ class Leaderboard:
         return ids
 
     # ------------------------------------------------------------------ reading
-    def submissions(self, track: str | Track | None = None) -> pd.DataFrame:
+    def submissions(
+        self, track: str | Track | None = None, *, removed: bool = False
+    ) -> pd.DataFrame:
         """Every stored submission of a track (grader view: includes hidden columns).
 
-        Teams removed by the organisers (``xrd-bravais teams remove``) are left out:
-        their rows stay in the store, off every board. ``measured_accuracy`` and
-        ``measured_macro_f1`` (from the stored scores; NaN where the competition has no
-        Measured portion) follow the Private ones.
+        Teams removed by the organisers (``xrd-bravais teams remove``) are left out
+        (their rows stay in the store, off every board), unless ``removed`` asks for
+        them: then a ``removed`` column marks them (the organisers' export).
+        ``measured_accuracy`` and ``measured_macro_f1`` (from the stored scores; NaN
+        where the competition has no Measured portion) follow the Private ones.
         """
         spec = self.task.track(track)
         frame = pd.read_sql_query(
             "SELECT s.id AS submission_id, t.name AS team, t.baseline, s.track, s.sha256, "
             "s.submitted_at, s.message, s.valid, s.public_accuracy, s.public_macro_f1, "
             "s.private_accuracy, s.private_macro_f1, s.scores, s.selected, s.late, "
-            "s.grader_version, s.answer_key_sha256 "
+            "s.grader_version, s.answer_key_sha256, t.removed "
             "FROM submissions s JOIN teams t ON t.id = s.team_id "
-            "WHERE s.track = ? AND t.removed = 0 ORDER BY s.id",
+            "WHERE s.track = ? AND (t.removed = 0 OR ?) ORDER BY s.id",
             self.connection,
-            params=(spec.name,),
+            params=(spec.name, int(removed)),
         )
+        if not removed:
+            frame = frame.drop(columns="removed")
         measured = [_measured_figures(scores) for scores in frame["scores"]]
         at = frame.columns.get_loc("private_macro_f1") + 1
         frame.insert(at, "measured_accuracy", [m[0] for m in measured])
@@ -868,6 +1015,8 @@ class Leaderboard:
             If the team has no submission with that id (another team's id reads the
             same as a missing one).
         """
+        if not 0 < int(submission_id) < 2**63:  # beyond SQLite's integers: no such row
+            raise LeaderboardError(f"team {team!r} has no submission {submission_id}")
         row = self.connection.execute(
             "SELECT s.id, s.track, s.sha256, s.submitted_at, s.message, s.valid, s.problems, "
             "s.scores, s.selected, s.late FROM submissions s JOIN teams t ON t.id = s.team_id "
@@ -928,8 +1077,7 @@ class Leaderboard:
         """
         frame = self._final_submissions(track, now, "the private leaderboard stays")
         public = _board(frame, "public")
-        finalists = _final_candidates(frame, self.rules.max_selected)
-        board = _board(finalists, "private")
+        board = _board(self._finalist_rows(frame, track), "private")
         public_rank = public.set_index("team")["rank"]
         public_accuracy = frame.set_index("submission_id")["public_accuracy"]
         board["public_rank"] = board["team"].map(public_rank).astype("Int64")
@@ -950,8 +1098,26 @@ class Leaderboard:
             raise LeaderboardError(
                 f"{what} hidden until the competition is closed (xrd-bravais close)"
             )
+        self._ensure_frozen(now)
         frame = self.submissions(track)
         return frame[frame["late"] == 0]
+
+    def _finalist_rows(self, frame: pd.DataFrame, track: str | Track | None) -> pd.DataFrame:
+        """The submissions fixed at the close, and one unscored row per other team.
+
+        A team with no finalist (no valid on-time submission at the close) is shown
+        unranked, whatever a later rescore makes of its files.
+        """
+        spec = self.task.track(track)
+        ids = {row[0] for row in self.connection.execute(
+            "SELECT submission_id FROM finalists WHERE track = ?", (spec.name,))}  # fmt: skip
+        chosen = frame[frame["submission_id"].isin(ids)]
+        others = frame[~frame["team"].isin(chosen["team"])].drop_duplicates("team").copy()
+        hidden = [c for c in others.columns if c.endswith(("_accuracy", "_macro_f1"))]
+        others[hidden] = float("nan")
+        others["scores"] = None
+        others["valid"] = 0
+        return pd.concat([chosen, others], ignore_index=True) if len(others) else chosen
 
     def measured_board(
         self, track: str | Track | None = None, now: datetime | None = None
@@ -976,7 +1142,7 @@ class Leaderboard:
         frame = self._final_submissions(track, now, "the Measured scores stay")
         if frame["measured_accuracy"].isna().all():
             return _board(frame.iloc[:0], "measured")
-        return _board(_final_candidates(frame, self.rules.max_selected), "measured")
+        return _board(self._finalist_rows(frame, track), "measured")
 
     def late_board(
         self, track: str | Track | None = None, now: datetime | None = None
@@ -1003,6 +1169,8 @@ class Leaderboard:
             The submissions whose validity or scores changed.
         """
         key = answer_key or load_answer_key(self.competition)
+        # The final ranking's submissions are fixed before any score moves.
+        self._ensure_frozen()
         rows = self.connection.execute(
             "SELECT s.id, s.track, s.sha256, s.valid, s.public_accuracy, s.public_macro_f1, "
             "s.private_accuracy, s.private_macro_f1, s.scores, t.name FROM submissions s "
@@ -1037,6 +1205,9 @@ class Leaderboard:
                 "grader_version = ?, answer_key_sha256 = ? WHERE id = ?",
                 updates,
             )
+            _log(db, utc_now(), "rescore", {"answer_key_sha256": key.sha256,
+                                            "grader_version": GRADER_VERSION,
+                                            "submissions": len(rows), "changed": len(changes)})
         return changes
 
 

@@ -17,7 +17,6 @@ import codecs
 import csv
 import difflib
 import hashlib
-import io
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -358,7 +357,7 @@ def _read_columns(
 
     names = [f"f{k}" for k in range(columns.width)]
     table = pv.read_csv(
-        io.BytesIO(data),
+        pa.BufferReader(data),  # Arrow's buffer: no Python file for an Arrow thread to release
         read_options=pv.ReadOptions(
             column_names=names, skip_rows=0 if columns.header_is_data else 1, use_threads=False
         ),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from contract.console import fail
+from contract.console import checked_output, fail
 from scoring.cli import CompetitionOption
 
 
@@ -17,6 +17,9 @@ def starter_kit(
     name: Annotated[
         str | None, typer.Option(help="Folder inside the zip (default: <competition>-starter-kit).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file if it exists.")
+    ] = False,
 ) -> None:
     """Bundle public/ with the README, notebook and script; refuse answer-key content."""
     import zipfile
@@ -25,6 +28,7 @@ def starter_kit(
 
     if out.is_dir():
         fail(f"--out {out} is a folder; give the zip file to write, e.g. {out / 'kit.zip'}")
+    checked_output(out, force=force)
     try:
         path = build_kit(competition, out, name)
     except KitLeakError as err:

@@ -23,6 +23,7 @@ accepts as ``--competition .``)::
     <name>/starter_notebook.ipynb
     <name>/make_submission.py
     <name>/requirements.txt   (the versions the kit was tested with, no PyTorch)
+    <name>/wheels/xrd_bravais-<version>-py3-none-any.whl   (the grader's validator and more)
     <name>/public/...
 """
 
@@ -43,6 +44,7 @@ import pandas as pd
 from competition.sources import SourceKind
 from contract import layout
 from contract.manifest import read_manifest
+from starter_kit.wheel import project_wheel
 
 KIT_FILES: Final = ("README.md", "starter_notebook.ipynb", "make_submission.py")
 """The starter kit's own files (package data of :mod:`starter_kit`)."""
@@ -155,22 +157,30 @@ def readme_values(competition: str | Path) -> dict[str, str]:
 
 
 KIT_REQUIREMENTS: Final = (
-    "xrd-bravais", "numpy", "pandas", "pyarrow", "scikit-learn", "matplotlib", "typer", "tqdm",
+    "numpy", "pandas", "pyarrow", "scikit-learn", "matplotlib", "typer", "tqdm",
 )  # fmt: skip
-"""What the notebook and script import, pinned in the kit's ``requirements.txt``."""
+"""What the notebook and script import besides ``xrd-bravais`` itself, pinned in the
+kit's ``requirements.txt``."""
+WHEELS: Final = "wheels"
+"""The kit's folder for the wheel of ``xrd-bravais`` (on no package index)."""
 
 
 def requirements_text() -> str:
-    """``requirements.txt`` pinning :data:`KIT_REQUIREMENTS` to the versions installed here.
+    """``requirements.txt``: the kit's own wheel, and :data:`KIT_REQUIREMENTS` pinned.
 
     The kit is tested with the organiser's installation, so students get the
     same versions (a newer pandas or scikit-learn may change behaviour). PyTorch
-    is left out: the notebook and script do not need it.
+    is left out: the notebook and script do not need it. ``xrd-bravais`` comes
+    from the wheel in ``wheels/`` (:mod:`starter_kit.wheel`), named by a path
+    relative to the kit's folder, where the README runs pip.
     """
     from importlib import metadata
 
-    lines = ["# The versions this starter kit was built and tested with.",
-             "# pip install -r requirements.txt jupyter"]  # fmt: skip
+    from starter_kit.wheel import wheel_name
+
+    lines = ["# The versions this starter kit was built and tested with; run pip in this",
+             "# folder: pip install -r requirements.txt jupyter",
+             f"./{WHEELS}/{wheel_name()}"]  # fmt: skip
     for name in KIT_REQUIREMENTS:
         try:
             lines.append(f"{name}=={metadata.version(name)}")
@@ -293,6 +303,8 @@ def collect_files(competition: str | Path, name: str) -> tuple[dict[str, bytes],
     else:
         files |= {f"{name}/{f}": kit_file(f) for f in KIT_FILES if f != "README.md"}
     files[f"{name}/requirements.txt"] = requirements_text().encode()
+    wheel, data = project_wheel()
+    files[f"{name}/{WHEELS}/{wheel}"] = data
     problems = []
     for path in sorted((root / layout.PUBLIC).rglob("*")):
         relative = path.relative_to(root).as_posix()
@@ -341,8 +353,13 @@ def _secret_tokens(competition: Path) -> frozenset[str]:
     meta_path = competition / layout.TEST_META
     if not meta_path.is_file():
         return frozenset()
-    meta = pd.read_parquet(meta_path, columns=["cod_id", "formula"])
-    train = pd.read_parquet(competition / layout.TRAIN, columns=[layout.COD_ID, layout.FORMULA])
+    import pyarrow.parquet as pq
+
+    # Arrow reads the files itself (pandas would hand it Python file objects; see
+    # _parquet_text).
+    meta = pq.read_table(meta_path, columns=["cod_id", "formula"]).to_pandas()
+    train = pq.read_table(competition / layout.TRAIN,
+                          columns=[layout.COD_ID, layout.FORMULA]).to_pandas()  # fmt: skip
     secrets: set[str] = set()
     for column in ("cod_id", "formula"):
         known = set(train[column].dropna().astype(str))
@@ -357,9 +374,13 @@ _SEPARATORS: Final = re.compile(r"[\s,;|\"'`]+")
 
 def _parquet_text(data: bytes) -> tuple[str, list[str]]:
     """Non-intensity columns of a parquet file as CSV text, and its column names."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(data))
+    # Read in this thread (ParquetFile, not the dataset scanner of read_table): a Python
+    # buffer that a scanner's thread releases while the interpreter exits aborts the
+    # process (std::terminate in PyGILState_Ensure).
+    table = pq.ParquetFile(pa.BufferReader(data)).read()
     names = [n for n in table.column_names if not (n.startswith("y") and n[1:].isdigit())]
     text = table.select(names).to_pandas().astype(str).to_csv(index=False) if names else ""
     return text, list(table.column_names)
@@ -465,6 +486,11 @@ def find_leaks(files: dict[str, bytes], competition: str | Path) -> list[str]:
     """
     root = Path(competition)
     secrets = _Secrets.read(root)
+    # The project's own wheel holds code, not data (a docstring may cite a COD id): it is
+    # set aside when it is byte for byte the one built from the installed packages.
+    wheel, own = project_wheel()
+    files = {path: data for path, data in files.items()
+             if not (path.endswith(f"/{WHEELS}/{wheel}") and data == own)}  # fmt: skip
     files, problems = _expand(files)
     for path, data in files.items():
         inner = path.split("/", 1)[-1]

@@ -208,6 +208,33 @@ def test_a_rebuild_that_fails_while_writing_leaves_no_manifest(cod_cifs, tmp_pat
         verify_manifest(out)
 
 
+@pytest.mark.parametrize("earlier", [False, True])
+def test_ctrl_c_while_writing_leaves_a_folder_the_same_command_resumes(
+    cod_cifs, tmp_path, monkeypatch, earlier
+):
+    """Interrupted after the data files, before the manifest: a rerun finishes the build."""
+    import competition.manifest
+
+    out = tmp_path / "out"
+    source = cod_dir_source(cod_cifs).head(40)
+    if earlier:
+        build_competition(source, out, workers=2, cache_dir=tmp_path / "c", progress=False)
+    real = competition.manifest.write_manifest
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(competition.manifest, "write_manifest", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_competition(source, out, workers=2, cache_dir=tmp_path / "c", progress=False)
+    assert (out / "public" / "train.parquet").is_file() and not (out / "manifest.json").exists()
+    monkeypatch.setattr(competition.manifest, "write_manifest", real)
+    # The same command again, no --force: it recognises its own unfinished build.
+    build_competition(source, out, workers=2, cache_dir=tmp_path / "c", progress=False)
+    assert verify_manifest(out) == []
+    assert not (out / ".unfinished-build").exists()
+
+
 def test_a_rebuild_that_fails_before_writing_keeps_the_earlier_build(cod_cifs, tmp_path):
     out = tmp_path / "out"
     build_competition(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import shutil
 import subprocess
 import sys
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from platforms import codabench_score
 from platforms.codabench import (
     COLUMNS,
     DOCKER_IMAGE,
+    FINAL_WINDOW,
+    PHASE_SCHEMA_KEYS,
     _reference_data,
     bundle_paths,
     export_codabench,
@@ -139,8 +142,10 @@ def test_the_yaml_has_every_key_codabench_requires(bundle, cod_build):
     phases = sorted(spec["phases"], key=lambda p: p["index"])
     for phase in phases:
         assert phase["tasks"] and set(phase["tasks"]) <= set(tasks)
-        quota = competition_rules(cod_build.out).daily_quota
-        assert phase["max_submissions_per_day"] == quota
+        # Only keys Codabench's v2 unpacker reads: a misspelt one would be ignored silently.
+        assert set(phase) <= PHASE_SCHEMA_KEYS, set(phase) - PHASE_SCHEMA_KEYS
+    quota = competition_rules(cod_build.out).daily_quota
+    assert phases[0]["max_submissions_per_day"] == quota
     # The total cap (Codabench's default is 100) never binds before the daily quota does.
     length = datetime.fromisoformat(phases[0]["end"]) - datetime.fromisoformat(phases[0]["start"])
     assert phases[0]["max_submissions"] >= quota * length.days
@@ -149,6 +154,22 @@ def test_the_yaml_has_every_key_codabench_requires(bundle, cod_build):
         assert datetime.fromisoformat(first["end"]) < datetime.fromisoformat(second["start"])
     assert datetime.fromisoformat(phases[0]["start"]) < datetime.fromisoformat(phases[0]["end"])
     assert phases[-1]["auto_migrate_to_this_phase"] is True
+
+
+def test_the_final_phase_takes_no_new_submission_and_shows_nothing_before_the_end(bundle):
+    """Codabench takes files only while start < now < end and counts the migrated one."""
+    spec = yaml.safe_load(zipfile.ZipFile(bundle).read("competition.yaml"))
+    development, final = sorted(spec["phases"], key=lambda p: p["index"])
+    start, end = (datetime.fromisoformat(final[k]) for k in ("start", "end"))
+    assert end - start == FINAL_WINDOW <= timedelta(minutes=5)
+    assert start > datetime.fromisoformat(development["end"])
+    assert final["max_submissions"] == final["max_submissions_per_day"] == 1
+    assert final["hide_output"] and final["hide_score_output"] and final["hide_prediction_output"]
+    assert "takes no new submission" in final["description"]
+    # The Development phase's reference data holds the Public labels only.
+    key = pd.read_csv(io.BytesIO(zipfile.ZipFile(bundle).read(
+        "reference_data/development/private/solution.csv")))  # fmt: skip
+    assert set(key["Usage"]) == {"Public"}
     (board,) = spec["leaderboards"]
     assert len(board["title"]) <= 64 and len(board["key"]) <= 36
     assert board["submission_rule"] in SUBMISSION_RULES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
 import re
 import sqlite3
@@ -12,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import solution_frame
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scoring.leaderboard import Leaderboard, LeaderboardError, QuotaExceeded
 from scoring.render import display_frame, render
@@ -343,3 +347,126 @@ def test_reopening_a_closed_competition_must_be_confirmed(board, synthetic) -> N
     assert board.is_closed(minutes(10))
     board.close(datetime(2030, 1, 1, tzinfo=UTC), reopen=True, now=minutes(10))
     assert not board.is_closed(minutes(10))
+
+
+# ---------------------------------------------------------------- the final ranking stands
+def test_a_second_close_changes_nothing_and_a_late_submission_stays_off_the_final_board(
+    board, synthetic
+) -> None:
+    board.submit(guess(synthetic, 0.6, 0.6), "early", now=minutes(1))
+    board.close(now=minutes(5))
+    late = board.submit(guess(synthetic, 1.0, 1.0), "latecomer", now=minutes(6))
+    assert late.late
+    before = board.private_board(now=minutes(7))
+    with pytest.raises(LeaderboardError, match=r"already closed .* changes nothing"):
+        board.close(now=minutes(8))  # the double click
+    assert board.rules.deadline == minutes(5)
+    assert board.submissions().set_index("team").loc["latecomer", "late"] == 1
+    after = board.private_board(now=minutes(9))
+    assert after["team"].tolist() == before["team"].tolist() == ["early"]
+
+
+def test_a_passed_deadline_moves_only_by_an_explicit_reopen_that_is_logged(
+    board, synthetic
+) -> None:
+    board.submit(guess(synthetic, 0.6, 0.6), "early", now=minutes(1))
+    board.close(now=minutes(5))
+    board.submit(guess(synthetic, 1.0, 1.0), "latecomer", now=minutes(6))
+    with pytest.raises(LeaderboardError, match="only by reopening"):
+        board.set_rules(deadline=minutes(60))
+    with pytest.raises(LeaderboardError, match="Confirm with --reopen"):
+        board.close(minutes(60), now=minutes(7))
+    assert board.submissions().set_index("team").loc["latecomer", "late"] == 1
+    board.close(minutes(60), reopen=True, now=minutes(7))
+    log = board.audit_log()
+    assert log["action"].tolist() == ["close", "reopen"]
+    detail = json.loads(log["detail"].iloc[-1])
+    assert detail["late_made_on_time"] == 1
+    assert detail["closed_at"].startswith("2026-11-20T12:05")
+    assert board.submissions().set_index("team").loc["latecomer", "late"] == 0
+
+
+def test_the_finalists_are_fixed_when_a_deadline_set_in_advance_passes(board, synthetic) -> None:
+    """Changing the number of picks after the deadline leaves the final ranking as it was."""
+    board.set_rules(max_selected=2)
+    for n, right in enumerate((0.9, 0.5, 0.7)):
+        board.submit(guess(synthetic, right, 1.0 - right, seed=n), "alpha", now=minutes(n + 1))
+    board.close(minutes(10), now=minutes(5))  # in advance: it passes by the clock
+    assert not board.is_closed(minutes(9))
+    first = board.private_board(now=minutes(11))
+    board.set_rules(max_selected=3)
+    board.rescore()
+    again = board.private_board(now=minutes(12))
+    pd.testing.assert_frame_equal(first, again)
+    assert [a for a in board.audit_log()["action"]] == ["schedule", "rescore"]
+
+
+def test_a_rescore_that_makes_an_invalid_file_valid_adds_nothing_to_the_final_board(
+    board, synthetic
+) -> None:
+    """A grader fix after the close (rescore) revalidates a file: it stays off the board."""
+    board.submit(guess(synthetic, 0.7, 0.7), "alpha", now=minutes(1))
+    beta = board.submit(guess(synthetic, 0.9, 0.9), "beta", now=minutes(2))
+    # As an older grader would have stored it: refused.
+    with board._write() as db:
+        db.execute("UPDATE submissions SET valid = 0, scores = NULL, public_accuracy = NULL, "
+                   "private_accuracy = NULL WHERE id = ?", (beta.submission_id,))  # fmt: skip
+    board.close(now=minutes(5))
+    final = board.private_board(now=minutes(6))
+    assert final.dropna(subset=["rank"])["team"].tolist() == ["alpha"]
+    assert len(board.rescore()) == 1
+    assert board.submissions().set_index("team").loc["beta", "valid"] == 1
+    after = board.private_board(now=minutes(7))
+    assert after.dropna(subset=["rank"])["team"].tolist() == ["alpha"]
+    assert np.isnan(after.set_index("team").loc["beta", "accuracy"])
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(
+    st.one_of(
+        st.tuples(st.just("submit"), st.sampled_from(["a", "b", "c"]),
+                  st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+        st.tuples(st.just("close"), st.integers(-3, 3)),
+        st.tuples(st.just("select"), st.sampled_from(["a", "b", "c"]), st.integers(0, 3)),
+        st.tuples(st.just("rescore")),
+        st.tuples(st.just("quota"), st.integers(1, 3)),
+    ),
+    min_size=1, max_size=14,
+))  # fmt: skip
+def test_the_private_board_never_gains_a_submission_after_the_first_close(
+    synthetic, tmp_path_factory, steps
+) -> None:
+    """Any sequence of submit / close / close / select / rescore: the final set only shrinks."""
+    import shutil
+
+    comp = tmp_path_factory.mktemp("prop") / "comp"
+    shutil.copytree(synthetic, comp, ignore=shutil.ignore_patterns("leaderboard"))
+    clock = T0
+    final: set[int] | None = None
+    with Leaderboard.open(comp) as store:
+        store.set_rules(daily_quota=100)
+        for step in steps:
+            clock += timedelta(minutes=1)
+            with contextlib.suppress(LeaderboardError):
+                if step[0] == "submit":
+                    _, team, public, private = step
+                    store.submit(guess(comp, public, private, seed=int(public * 100)), team,
+                                 now=clock)  # fmt: skip
+                elif step[0] == "close":
+                    store.close(clock + timedelta(minutes=step[1]), retroactive=True,
+                                now=clock)  # fmt: skip
+                elif step[0] == "select":
+                    _, team, n = step
+                    own = store.submissions().query("team == @team and valid == 1 and late == 0")
+                    store.select(team, own["submission_id"].tolist()[:n], now=clock)
+                elif step[0] == "rescore":
+                    store.rescore()
+                else:
+                    store.set_rules(max_selected=step[1])
+            if store.is_closed(clock):
+                board = store.private_board(now=clock)
+                ranked = set(board.dropna(subset=["rank"])["submission_id"].astype(int))
+                if final is None:
+                    final = ranked
+                assert ranked <= final, (steps, ranked, final)

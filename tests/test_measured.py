@@ -69,3 +69,100 @@ def test_a_folder_without_labels_or_of_another_radiation_is_refused(measured_dir
 
     with pytest.raises(MeasuredError, match="Cu K-alpha"):
         read_measured(measured_dir, replace(GRID, wavelength="MoKa"))
+
+
+def _folder(measured_dir, tmp_path, rows: list[str], files=("rruff_000.xy", "rruff_001.xy"),
+            header: str = "file,spacegroup_number", encoding: str = "utf-8"):  # fmt: skip
+    folder = tmp_path / "measured"
+    folder.mkdir()
+    for name in files:
+        shutil.copy(measured_dir / name, folder / name)
+    (folder / "labels.csv").write_bytes("\n".join([header, *rows, ""]).encode(encoding))
+    return folder
+
+
+def test_a_file_labelled_twice_is_left_out_and_an_exact_repeat_listed_once(
+    measured_dir, tmp_path
+):
+    folder = _folder(measured_dir, tmp_path,
+                     ["rruff_000.xy,12", "rruff_000.xy,225", "rruff_001.xy,113",
+                      "rruff_001.xy,113"])  # fmt: skip
+    patterns = read_measured(folder, GRID)
+    assert patterns.files == ["rruff_001.xy"]
+    reasons = {r.entry_id: r.reason for r in patterns.rejected}
+    assert len(patterns.rejected) == 2
+    assert "labelled 12 on row 2 and 225 on row 3" in reasons["measured:rruff_000.xy"]
+    assert "row 5 repeats row 4" in reasons["measured:labels.csv:5"]
+
+
+def test_every_label_row_is_used_or_rejected_with_its_reason(measured_dir, tmp_path):
+    folder = _folder(measured_dir, tmp_path,
+                     ["rruff_000.xy,12", "missing.xy,14", "notes.dat,14", ",14"])  # fmt: skip
+    (folder / "notes.dat").write_text("a note\n")
+    patterns = read_measured(folder, GRID)
+    assert patterns.files == ["rruff_000.xy"]
+    reasons = sorted(r.reason for r in patterns.rejected)
+    assert any("'missing.xy', which is not in the folder" in r for r in reasons)
+    assert any("'notes.dat', which is not a measurement file" in r for r in reasons)
+    assert any("row 5 names no file" in r for r in reasons)
+    assert any(r == "no row in labels.csv" for r in reasons)  # rruff_001.xy, unlabelled
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1252", "utf-16"])
+def test_labels_written_by_excel_are_read(measured_dir, tmp_path, encoding):
+    folder = _folder(measured_dir, tmp_path, ["rruff_000.xy,12", "rruff_001.xy,113",
+                                              "Müller.xy,14"], encoding=encoding)  # fmt: skip
+    patterns = read_measured(folder, GRID)
+    assert patterns.files == ["rruff_000.xy", "rruff_001.xy"]
+    assert [r.source_file for r in patterns.rejected] == ["Müller.xy"]
+
+
+def test_a_wrong_header_says_which_columns_it_found(measured_dir, tmp_path):
+    folder = _folder(measured_dir, tmp_path, ["rruff_000.xy,12"], header="name;group")
+    with pytest.raises(MeasuredError, match="must name the columns file,spacegroup_number; it "
+                                            "has name;group"):  # fmt: skip
+        read_measured(folder, GRID)
+
+
+def test_nothing_usable_names_the_reasons(measured_dir, tmp_path):
+    folder = _folder(measured_dir, tmp_path, ["a.xy,12", "b.xy,14"], files=())
+    with pytest.raises(MeasuredError, match=r"2 rejected: a\.xy: labels\.csv names 'a\.xy', "
+                                            "which is not in the folder"):  # fmt: skip
+        read_measured(folder, GRID)
+
+
+def test_files_that_are_not_regular_or_too_large_are_never_read(measured_dir, tmp_path):
+    import os
+
+    folder = _folder(measured_dir, tmp_path,
+                     ["rruff_000.xy,12", "dir.xy,14", "gone.xy,14", "pipe.xy,14",
+                      "huge.xy,14"])  # fmt: skip
+    (folder / "dir.xy").mkdir()
+    (folder / "gone.xy").symlink_to(folder / "nowhere.xy")
+    os.mkfifo(folder / "pipe.xy")  # opening it would block the build
+    with open(folder / "huge.xy", "wb") as handle:  # sparse: 2 GB on paper, nothing on disk
+        handle.truncate(2 * 2**30)
+    patterns = read_measured(folder, GRID)
+    assert patterns.files == ["rruff_000.xy"]
+    reasons = {r.source_file: r.reason for r in patterns.rejected}
+    assert "a folder" in reasons["dir.xy"]
+    assert "a link to nothing" in reasons["gone.xy"]
+    assert "not a regular file" in reasons["pipe.xy"]
+    assert "2,147,483,648 bytes" in reasons["huge.xy"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("".join(f"{-50 + 0.05 * i:.2f} 1\n" for i in range(2800)), "between 0 and 180"),
+        ("5.0 1\n90.0 2\n", "needs at least 100"),
+        ("".join(f"{5 + 0.5 * i:.2f} {i % 5}\n" for i in range(171)), "steps of 0.5 degrees"),
+    ],
+)
+def test_physically_impossible_measurements_are_rejected(measured_dir, tmp_path, content,
+                                                         reason):  # fmt: skip
+    folder = _folder(measured_dir, tmp_path, ["rruff_000.xy,12", "bad.xy,14"])
+    (folder / "bad.xy").write_text(content)
+    patterns = read_measured(folder, GRID)
+    assert patterns.files == ["rruff_000.xy"]
+    assert reason in patterns.rejected[0].reason

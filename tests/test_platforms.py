@@ -129,7 +129,7 @@ def test_the_command_line_exports_and_refuses_a_folder_in_use(cod_build, tmp_pat
     assert "solution/solution.csv" in done.stdout and "README.md" in done.stdout
     again = run("export", "kaggle", "-c", str(cod_build.out), "--out", str(tmp_path / "k"),
                 cwd=tmp_path)  # fmt: skip
-    assert again.returncode == 1 and "not an empty folder" in again.stderr
+    assert again.returncode == 2 and "not an empty folder" in again.stderr
 
 
 def test_an_answer_key_changed_after_the_build_is_not_exported(cod_build, tmp_path):

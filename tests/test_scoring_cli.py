@@ -236,3 +236,10 @@ def test_close_in_the_past_and_reopening_need_confirmation(comp, tmp_path) -> No
     assert run("close", "-c", str(comp), cwd=tmp_path).returncode == 0
     reopen = run("close", "-c", str(comp), "--at", "2030-01-01T00:00:00", cwd=tmp_path)
     assert reopen.returncode == 2 and "--reopen" in reopen.stderr
+    again = run("close", "-c", str(comp), cwd=tmp_path)
+    assert again.returncode == 2 and "already closed" in again.stderr
+    assert again.stderr.count("\n") == 1 and "Traceback" not in again.stderr
+    done = run("close", "-c", str(comp), "--at", "2030-01-01T00:00:00", "--reopen", cwd=tmp_path)
+    assert done.returncode == 0 and "will close at 2030-01-01" in done.stdout
+    history = run("rules", "-c", str(comp), cwd=tmp_path).stdout
+    assert "close" in history and "reopen" in history and "late_made_on_time" in history

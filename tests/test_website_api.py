@@ -322,10 +322,31 @@ def test_login_returns_to_the_page_asked_for_and_never_elsewhere(site) -> None:
     token = site.token("alpha")
     client = httpx.Client(base_url=site.url, follow_redirects=False)
     asked = client.get("/team?track=spacegroup")
-    assert asked.status_code == 303 and asked.headers["location"] == "/login?next=/team"
+    assert asked.status_code == 303
+    assert asked.headers["location"] == "/login?next=%2Fteam%3Ftrack%3Dspacegroup"
+    form = client.get(asked.headers["location"])
+    assert 'value="/team?track=spacegroup"' in form.text
     back = client.post("/login", data={"token": token, "csrf_token": _csrf(client),
-                                       "next": "/leaderboard"})  # fmt: skip
-    assert back.headers["location"] == "/leaderboard"
+                                       "next": "/team?track=spacegroup"})  # fmt: skip
+    assert back.headers["location"] == "/team?track=spacegroup"
     away = client.post("/login", data={"token": token, "csrf_token": _csrf(client),
                                        "next": "//evil.example/"})  # fmt: skip
     assert away.headers["location"] == "/team"
+
+
+def test_the_close_form_needs_a_confirmation_and_a_second_close_changes_nothing(site) -> None:
+    admin = site.cli("teams", "admin").strip().rsplit(" ", 1)[-1]
+    client = httpx.Client(base_url=site.url, follow_redirects=False)
+    client.post("/login", data={"token": admin, "csrf_token": _csrf(client)})
+    unconfirmed = client.post("/admin/close", data={"csrf_token": _csrf(client, "/admin")})
+    assert unconfirmed.status_code == 400 and "tick the box to confirm" in unconfirmed.text
+    assert not httpx.get(f"{site.url}/api/v1/competition").json()["closed"]
+    form = {"csrf_token": _csrf(client, "/admin"), "confirm": "close"}
+    assert client.post("/admin/close", data=form).status_code == 303
+    deadline = httpx.get(f"{site.url}/api/v1/competition").json()["deadline"]
+    again = client.post("/admin/close", data=form)  # the double click
+    assert again.status_code == 409 and "already closed" in again.text
+    twice = httpx.post(f"{site.url}/api/v1/admin/close",
+                       headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    assert twice.status_code == 409 and "changes nothing" in twice.json()["detail"]
+    assert httpx.get(f"{site.url}/api/v1/competition").json()["deadline"] == deadline

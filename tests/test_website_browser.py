@@ -131,6 +131,10 @@ def test_private_scores_appear_only_after_the_organisers_close(site, page, tmp_p
     _login(page, site, site.cli("teams", "admin").strip().rsplit(" ", 1)[-1])
     assert page.url.endswith("/admin")
     page.click("button:has-text('Close the competition now')")
+    # The confirmation box is required: the browser sends nothing without it.
+    assert "The competition is open" in page.inner_text("main")
+    page.check("input[name=confirm]")
+    page.click("button:has-text('Close the competition now')")
     assert "closed at" in page.inner_text("main")
     page.click("nav >> text=Private leaderboard")
     row = page.locator("table.board tr", has_text="Late Bloomers")

@@ -47,8 +47,22 @@ def create_app(
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     errors.install(app)
-    app.add_middleware(security.UploadLimit, paths=UPLOAD_PATHS,
-                       limit=site.upload_limit + security.MULTIPART_SLACK)  # fmt: skip
+    async def authorised(scope: security.Scope) -> bool:
+        """Whether an upload comes from a team: its bearer token or its session cookie."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
+
+        request = Request(scope)
+        token = security.bearer_token(request.headers.get("authorization"))
+        session = request.cookies.get(security.SESSION_COOKIE)
+        identity = await run_in_threadpool(
+            lambda: site.from_token(token) if token else site.from_session(session)
+        )
+        return identity is not None
+
+    app.add_middleware(security.BodyLimit, paths=UPLOAD_PATHS,
+                       limit=site.upload_limit + security.MULTIPART_SLACK,
+                       authorised=authorised)  # fmt: skip
 
     @app.middleware("http")
     async def headers(request, call_next):  # type: ignore[no-untyped-def]

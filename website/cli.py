@@ -130,7 +130,7 @@ def serve(
     try:
         import uvicorn
 
-        from website.app import create_app
+        import website.app  # noqa: F401  (the web extra: fastapi, jinja2 ...)
     except ImportError as err:
         fail(f"the website needs the 'web' extra ({err.name} is missing): "
              "pip install 'xrd-bravais[web]'")  # fmt: skip
@@ -140,17 +140,36 @@ def serve(
         fail(f"{competition} is not a built competition (no manifest.json)")
     if kit is not None and not kit.is_file():
         fail(f"starter kit {kit} not found; build it with `xrd-bravais starter-kit`")
+    if not (competition / layout.SOLUTION).is_file():
+        fail(f"{competition} has no {layout.SOLUTION}: the website grades submissions, so it "
+             "runs on the organisers' full build (with private/), not on a copy of public/")
+    app = _app_or_fail(competition, kit, secure_cookies)  # fail here, once, on a bad build
     typer.echo(f"Serving {competition} on http://{host}:{port} (Ctrl-C stops; nothing is lost).")
     if workers == 1:
-        app = create_app(competition, kit=kit, secure_cookies=secure_cookies)
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     os.environ["XRD_BRAVAIS_COMPETITION"] = str(competition.resolve())
     os.environ["XRD_BRAVAIS_KIT"] = str(kit.resolve()) if kit else ""
     os.environ["XRD_BRAVAIS_SECURE_COOKIES"] = "1" if secure_cookies else "0"
-    create_app(competition, kit=kit)  # fail here, once, on a bad competition
     uvicorn.run("website.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="warning")  # fmt: skip
+
+
+def _app_or_fail(competition: Path, kit: Path | None, secure_cookies: bool) -> object:
+    """The site of ``competition``, or one line saying why it cannot be served."""
+    from scoring.grade import AnswerKeyError
+    from scoring.leaderboard import LeaderboardError
+    from website.app import create_app
+
+    try:
+        return create_app(competition, kit=kit, secure_cookies=secure_cookies)
+    except (LeaderboardError, AnswerKeyError) as err:
+        fail(f"cannot serve {competition}: {err}")
+    except PermissionError:
+        raise  # the command's own one line (xrd_bravais.cli.run)
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        fail(f"cannot serve {competition}: {err.strerror or err}{where}")
 
 
 def register(app: typer.Typer) -> None:

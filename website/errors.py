@@ -14,7 +14,7 @@ log = logging.getLogger("xrd_bravais.website")
 
 _TITLES = {400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Not found",
            405: "Not allowed", 409: "Refused", 413: "Upload too large", 422: "Not valid",
-           429: "Quota used", 500: "Server error"}  # fmt: skip
+           429: "Quota used", 500: "Server error", 503: "Not available"}  # fmt: skip
 
 
 class PageError(Exception):
@@ -36,7 +36,9 @@ def _page(request: Request, status: int, message: str) -> Response:
     if status == 401:
         from urllib.parse import quote
 
-        return RedirectResponse("/login?next=" + quote(request.url.path), status_code=303)
+        # The page asked for, query included (?track=...), to come back to after login.
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/login?next=" + quote(wanted, safe=""), status_code=303)
     from website.pages import render
 
     return render(request, "error.html", status=status, title=_TITLES.get(status, "Error"),

@@ -9,6 +9,7 @@ import tempfile
 import zipfile
 from datetime import datetime
 
+from contract.io import zip_member
 from scoring.render import csv_safe
 from website.site import Site
 
@@ -17,11 +18,15 @@ def export_zip(site: Site) -> bytes:
     """A zip of ``leaderboard.sqlite`` (an online backup) and one CSV of submissions per track.
 
     The CSVs hold every column, hidden scores included (the organisers' view), with
-    spreadsheet formulas defused in team names and messages.
+    spreadsheet formulas defused in team names and messages; submissions of teams the
+    organisers removed are included, marked in the ``removed`` column. Every member is
+    stored owner-only (0600).
     """
     board = site.board()
     buffer = io.BytesIO()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = f"{site.name}-{stamp}"
+    # Every member holds hidden scores (the store also the site's secret): owner-only.
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         with tempfile.TemporaryDirectory() as tmp:
             copy = os.path.join(tmp, "leaderboard.sqlite")
@@ -30,10 +35,12 @@ def export_zip(site: Site) -> bytes:
                 board.connection.backup(target)
             finally:
                 target.close()
-            archive.write(copy, f"{site.name}-{stamp}/leaderboard.sqlite")
+            with open(copy, "rb") as handle:
+                archive.writestr(zip_member(f"{folder}/leaderboard.sqlite", private=True),
+                                 handle.read())  # fmt: skip
         for track in site.task.track_names:
-            frame = board.submissions(track).drop(columns=["scores"])
+            frame = board.submissions(track, removed=True).drop(columns=["scores"])
             frame = frame.map(csv_safe)
-            archive.writestr(f"{site.name}-{stamp}/submissions_{track}.csv",
+            archive.writestr(zip_member(f"{folder}/submissions_{track}.csv", private=True),
                              frame.to_csv(index=False))  # fmt: skip
     return buffer.getvalue()

@@ -170,9 +170,19 @@ def baseline_page(request: Request, track: str, name: str) -> HTMLResponse:
 
 @router.get("/starter-kit.zip")
 def starter_kit(request: Request) -> FileResponse:
-    """The starter-kit zip."""
+    """The starter-kit zip (a kit the leak check refuses: its reason, to the organisers only)."""
+    from starter_kit.kit import KitLeakError
+
     site = site_of(request)
-    path = site.starter_kit()
+    try:
+        path = site.starter_kit()
+    except KitLeakError as err:
+        log.error("the starter kit was refused by the leak check: %s", err)
+        identity = who(request)
+        if identity is not None and identity.is_admin:
+            raise PageError(503, f"the starter kit was refused by its leak check: {err}") from None
+        raise PageError(503, "the starter kit is not available right now; the organisers "
+                             "can see why on this page once logged in") from None  # fmt: skip
     return FileResponse(path, filename=f"{site.name}-starter-kit.zip",
                         media_type="application/zip")  # fmt: skip
 
@@ -340,12 +350,25 @@ def admin(request: Request) -> HTMLResponse:
 
 
 @router.post("/admin/close", response_class=HTMLResponse)
-def admin_close(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
-    """Close the competition now."""
+def admin_close(
+    request: Request,
+    csrf_token: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Close the competition now, once the organiser has confirmed it."""
     check_csrf(request, csrf_token)
-    require_admin(request)
+    identity = require_admin(request)
+    site = site_of(request)
+    if confirm != "close":
+        from scoring.teams import list_teams
+
+        return render(request, "admin.html", status=400, identity=identity,
+                      teams=list_teams(site.board()).to_dict("records"),
+                      error="Nothing was closed: tick the box to confirm. Closing is final: "
+                            "the private leaderboard appears and later submissions are "
+                            "never ranked.")  # fmt: skip
     try:
-        site_of(request).board().close()
+        site.board().close()
     except LeaderboardError as err:
         raise PageError(409, str(err)) from None
     log.info("competition closed from the admin page")

@@ -53,29 +53,51 @@ def bearer_token(authorization: str | None) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-class UploadLimit:
-    """Refuse a request body over ``limit`` bytes on the upload routes, while reading it.
+SMALL_BODY_LIMIT: Final = 64 * 1024
+"""Bytes any request body but a submission upload may carry: a login form, a selection."""
+BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    The body is read into memory up to the limit (it is small: the grader's own
-    submission limit plus :data:`MULTIPART_SLACK`); one byte more, or a declared
-    ``Content-Length`` over it, ends the request with 413 before anything is parsed,
-    stored or written to disk.
+
+class BodyLimit:
+    """Cap every request body before it is read, and check who sends an upload first.
+
+    Upload routes (``paths``) take up to ``limit`` bytes (the grader's own submission
+    limit plus :data:`MULTIPART_SLACK`), and only from a sender that ``authorised``
+    accepts (a team's bearer token or session), checked before a byte of the body is
+    read; every other request takes at most ``small_limit``. A declared
+    ``Content-Length`` over the limit, or one byte more while reading, ends the
+    request with 413 before anything is parsed, stored or spooled to disk.
     """
 
-    def __init__(self, app: ASGIApp, paths: frozenset[str], limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        paths: frozenset[str],
+        limit: int,
+        small_limit: int = SMALL_BODY_LIMIT,
+        authorised: Callable[[Scope], Awaitable[bool]] | None = None,
+    ) -> None:
         self.app = app
         self.paths = paths
         self.limit = limit
+        self.small_limit = small_limit
+        self.authorised = authorised
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on with its body read, or answer 413."""
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+        """Pass the request on with its body read, or answer 401 or 413."""
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
+            return
+        upload = scope["method"] == "POST" and scope["path"] in self.paths
+        limit = self.limit if upload else self.small_limit
+        if upload and self.authorised is not None and not await self.authorised(scope):
+            await self._answer(scope, send, 401, "Please log in",
+                               "log in (or send your team token) before uploading a file")
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit, upload)
             return
         chunks, total, more = [], 0, True
         while more:
@@ -84,8 +106,8 @@ class UploadLimit:
                 return
             body = message.get("body", b"")
             total += len(body)
-            if total > self.limit:
-                await self._refuse(scope, send)
+            if total > limit:
+                await self._refuse(scope, send, limit, upload)
                 return
             chunks.append(body)
             more = bool(message.get("more_body", False))
@@ -100,21 +122,26 @@ class UploadLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int, upload: bool) -> None:
         text = (
-            f"the upload is larger than {self.limit:,} bytes, the most a submission for "
-            "this test set can take; check that it is the submission CSV"
+            f"the upload is larger than {limit:,} bytes, the most a submission for this test "
+            "set can take; check that it is the submission CSV" if upload
+            else f"the request body is larger than {limit:,} bytes, the most this address takes"
         )
+        await self._answer(scope, send, 413, "Upload too large" if upload else "Too large", text)
+
+    async def _answer(self, scope: Scope, send: Send, status: int, title: str,
+                      text: str) -> None:  # fmt: skip
         if str(scope["path"]).startswith("/api/"):
             body, kind = json.dumps({"detail": text}).encode(), b"application/json"
         else:
             body = (
-                "<!doctype html><meta charset=utf-8><title>Upload too large</title>"
-                f"<h1>Upload too large</h1><p>{text}.</p><p><a href=/team>Back</a></p>"
+                f"<!doctype html><meta charset=utf-8><title>{title}</title>"
+                f"<h1>{title}</h1><p>{text}.</p><p><a href=/team>Back</a></p>"
             ).encode()
             kind = b"text/html; charset=utf-8"
         await send({
-            "type": "http.response.start", "status": 413,
+            "type": "http.response.start", "status": status,
             "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
                         (b"connection", b"close")],
         })  # fmt: skip

@@ -1,5 +1,5 @@
 """``python -m xrd_bravais`` runs the ``xrd-bravais`` command line."""
 
-from xrd_bravais.cli import app
+from xrd_bravais.cli import run
 
-app(prog_name="xrd-bravais")
+run()

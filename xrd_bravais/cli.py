@@ -8,6 +8,7 @@ calls the library; user errors exit non-zero with one line on stderr, no traceba
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -56,3 +57,19 @@ register_baselines(app)  # baselines list | run | predict
 register_starter_kit(app)  # starter-kit
 register_export(app)  # export kaggle
 register_website(app)  # serve, teams add | list | remove | token | admin
+
+
+def run() -> None:
+    """The ``xrd-bravais`` command: the application, with one line for a refused file access.
+
+    A command run by a user who may not read or write the competition folder (a TA's
+    account on a course server, say) stops with the path and what to do, never a
+    traceback; every other user error is already one line where it arises.
+    """
+    try:
+        app(prog_name="xrd-bravais")
+    except PermissionError as err:
+        where = err.filename or "a file"
+        print(f"error: permission denied: {where}: run the command as the user who owns the "
+              "competition folder, or ask them for access", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
