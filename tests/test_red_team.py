@@ -338,3 +338,20 @@ def test_a_codabench_submission_named_in_capitals_is_found(tmp_path) -> None:
     res.mkdir()
     (res / "SUB.CSV").write_text("id,bravais_lattice\n")
     assert find_submission(res).name == "SUB.CSV"
+
+
+def test_a_kit_refused_by_its_leak_check_tells_the_organisers_why(site) -> None:
+    import httpx
+
+    key = pd.read_csv(site.competition / layout.SOLUTION)
+    key[["id", "bravais_lattice"]].to_csv(site.competition / "public" / "answers.csv", index=False)
+    anonymous = httpx.get(f"{site.url}/starter-kit.zip")
+    assert anonymous.status_code == 503 and "not available" in anonymous.text
+    assert "answers.csv" not in anonymous.text and "Traceback" not in anonymous.text
+    admin = site.cli("teams", "admin").strip().rsplit(" ", 1)[-1]
+    client = httpx.Client(base_url=site.url)
+    page = client.get("/login")
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    client.post("/login", data={"token": admin, "csrf_token": csrf})
+    refused = client.get("/starter-kit.zip")
+    assert refused.status_code == 503 and "public/answers.csv" in refused.text

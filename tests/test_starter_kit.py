@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -253,3 +254,82 @@ def test_refuses_a_folder_that_is_not_a_competition(tmp_path):
     done = run("starter-kit", "--competition", str(tmp_path), "--out", str(tmp_path / "k.zip"),
                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and "is not a built competition" in done.stderr
+
+
+# ------------------------------------------------------------- a student's fresh machine
+@pytest.fixture(scope="module")
+def student_python(tmp_path_factory) -> Path:
+    """A new virtual environment with nothing of the checkout in it."""
+    venv = tmp_path_factory.mktemp("student") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    return venv / "bin"
+
+
+def _as_a_student(folder: Path, bin_dir: Path, *command: str) -> subprocess.CompletedProcess:
+    """Run a command in an unpacked kit, as its README says, with only the new venv."""
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(folder), "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": str(folder / ".mpl")}  # fmt: skip
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE"):
+        if name in os.environ:  # the machine's own registry settings, not the checkout
+            env[name] = os.environ[name]
+    return subprocess.run(list(command), cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=1200)  # fmt: skip
+
+
+def _install_and_submit(kit_files: dict[str, bytes], folder: Path, bin_dir: Path,
+                        script: tuple[str, ...]) -> None:  # fmt: skip
+    for name, data in kit_files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    done = _as_a_student(folder, bin_dir, "pip", "install", "--quiet", "-r", "requirements.txt")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _as_a_student(folder, bin_dir, "pip", "check").returncode == 0
+    done = _as_a_student(folder, bin_dir, "python", *script)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (folder / "submission.csv").is_file()
+    done = _as_a_student(folder, bin_dir, "xrd-bravais", "validate", "submission.csv",
+                         "--competition", ".")  # fmt: skip
+    assert done.returncode == 0 and "is a valid" in done.stdout, done.stderr
+
+
+def _unzipped(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name.split("/", 1)[1]: archive.read(name) for name in archive.namelist()
+                if not name.endswith("/")}  # fmt: skip
+
+
+def test_a_student_installs_the_kit_on_a_fresh_machine_and_submits(
+    kit, student_python, tmp_path
+) -> None:
+    """Unzipped into an empty folder, installed from its own requirements.txt: it works."""
+    files = _unzipped(kit.parent / "kit.zip")
+    assert any(name.startswith("wheels/xrd_bravais-") for name in files)
+    requirements = files["requirements.txt"].decode()
+    assert "xrd-bravais==" not in requirements and "./wheels/xrd_bravais-" in requirements
+    _install_and_submit(files, tmp_path / "kit", student_python,
+                        ("make_submission.py", "--sample", "300", "--cv", "2"))  # fmt: skip
+
+
+def test_the_aggregates_kit_and_the_codabench_starting_kit_install_the_same_way(
+    competition, student_python, tmp_path
+) -> None:
+    from competition.aggregates import AggregateConfig
+    from competition.build_aggregates import build_aggregates
+    from contract.tasks import load_task
+    from platforms.codabench import _starting_kit
+    from platforms.common import public_data_files
+
+    aggregates = tmp_path / "aggregates"
+    build_aggregates(aggregates, AggregateConfig(size=32, radius=(2.0, 3.0), per_count=12,
+                                                 seed=3), progress=False)  # fmt: skip
+    build_kit(aggregates, tmp_path / "agg.zip")
+    _install_and_submit(_unzipped(tmp_path / "agg.zip"), tmp_path / "agg", student_python,
+                        ("make_submission.py",))  # fmt: skip
+    # Codabench: the starting kit, and Public Data unzipped into its public/ (as its
+    # overview page says).
+    spec = load_task(competition).track(None)
+    files = {k.split("/", 1)[1]: v for k, v in _starting_kit(competition).items()}
+    files |= {f"public/{k}": v for k, v in public_data_files(competition, spec).items()}
+    _install_and_submit(files, tmp_path / "codabench", student_python,
+                        ("make_submission.py", "--sample", "300", "--cv", "2"))  # fmt: skip
