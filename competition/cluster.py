@@ -76,8 +76,8 @@ def parse_scheduler(text: str) -> tuple[str, int | str]:
         # ASCII digits only: "²".isdigit() is true, but int("²") fails.
         if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
             raise ClusterError(
-                f"--scheduler local:N needs a worker count from 1 to {MAX_LOCAL_WORKERS}, "
-                f"got {text!r}"
+                f"--scheduler local:N needs a positive worker count of at most "
+                f"{MAX_LOCAL_WORKERS}, got {text!r}"
             )
         return "local", int(count)
     scheme, sep, rest = text.partition("://")

@@ -283,8 +283,8 @@ def test_serving_a_damaged_store_or_a_copy_of_public_is_one_line(comp, tmp_path)
         ("http://127.0.0.1:8787", "like that of the dask dashboard"),
         ("tcp://", "scheduler address such as"),
         ("ftp://x", "scheduler address such as"),
-        ("local:\u00b2", "worker count from 1 to"),
-        ("local:100000", "worker count from 1 to"),
+        ("local:\u00b2", "positive worker count of at most"),
+        ("local:100000", "positive worker count of at most"),
     ],
 )
 def test_a_bad_scheduler_is_one_line(tmp_path, scheduler, reason) -> None:

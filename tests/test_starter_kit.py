@@ -19,6 +19,7 @@ from test_cli import run
 
 from scoring.submission import validate_submission
 from starter_kit.kit import KIT_FILES, KitLeakError, build_kit, kit_file, render_readme
+from starter_kit.wheel import wheel_name
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def test_kit_holds_the_public_files_and_the_kit_only(kit, competition):
     files = sorted(p.relative_to(kit).as_posix() for p in kit.rglob("*") if p.is_file())
     public = sorted(p.relative_to(competition).as_posix()
                     for p in (competition / "public").iterdir())  # fmt: skip
-    assert files == sorted([*KIT_FILES, "requirements.txt", *public])
+    wheel = f"wheels/{wheel_name()}"
+    assert files == sorted([*KIT_FILES, "requirements.txt", wheel, *public])
     pins = (kit / "requirements.txt").read_text()
     assert "pandas==" in pins and "scikit-learn==" in pins and "torch" not in pins
     assert (kit / "make_submission.py").read_bytes() == kit_file("make_submission.py")
