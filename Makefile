@@ -41,7 +41,7 @@ demo: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy scoring contract
+	$(BIN)/mypy scoring xrd_bravais/contract
 	$(BIN)/lint-imports
 
 test: lint

@@ -1,6 +1,6 @@
 """``xrd-bravais baselines``: list, run and apply the reference models.
 
-A thin layer over :mod:`baselines.run` and :mod:`baselines.report`.
+A thin layer over :mod:`baselines.runner.run` and :mod:`baselines.runner.report`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from contract import layout
-from contract.console import checked_output, fail
-from contract.layout import Layout
 from scoring.cli import CompetitionOption, TrackOption, resolve_track
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.console import checked_output, fail
+from xrd_bravais.contract.layout import Layout
 
 app = typer.Typer(
     name="baselines",
@@ -53,7 +53,7 @@ def _baselines() -> None:
 @app.command("list")
 def list_baselines() -> None:
     """List the baselines with their search spaces."""
-    from baselines.run import registry
+    from baselines.runner.run import registry
 
     for baseline in registry().values():
         grid = "; ".join(f"{k}={v}" for k, v in baseline.param_grid.items()) or (
@@ -90,14 +90,14 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Search, fit and predict baselines; write submissions/, models and a report."""
-    from contract.tasks import AGGREGATES_TASK_NAME, load_task
+    from xrd_bravais.contract.tasks import AGGREGATES_TASK_NAME, load_task
 
     if load_task(competition).name == AGGREGATES_TASK_NAME:
         _run_aggregates(competition, names, seed, record, set_, quiet)
         return
     from baselines.data import read_patterns
-    from baselines.report import write_report
-    from baselines.run import resolve_names, run_baseline
+    from baselines.runner.report import write_report
+    from baselines.runner.run import resolve_names, run_baseline
 
     try:
         chosen = resolve_names(names or ["all"])
@@ -132,7 +132,7 @@ def run(
 def _run_aggregates(competition: Path, names: list[str] | None, seed: int, record: bool,
                     set_: list[str] | None, quiet: bool) -> None:  # fmt: skip
     """``baselines run`` on an aggregates competition: random, forest, cnn2d."""
-    from baselines.aggregates import NAMES, run_aggregate_baselines
+    from baselines.aggregates.models import NAMES, run_aggregate_baselines
 
     chosen = list(NAMES) if not names or names == ["all"] else names
     unknown = [n for n in chosen if n not in NAMES]
@@ -202,8 +202,8 @@ def methods(
     seed: Annotated[int, typer.Option(help="Seeds the sample, the folds and the models.")] = 0,
 ) -> None:
     """Learning and validation curves, PCA and k-means: the course's methods on this data."""
-    from baselines.methods import run_methods
-    from baselines.report import write_report
+    from baselines.runner.methods import run_methods
+    from baselines.runner.report import write_report
 
     spec = resolve_track(competition, track)
     try:
@@ -246,8 +246,8 @@ def predict(
 ) -> None:
     """Predict any patterns on the model's grid; writes id,<label column>."""
     from baselines.data import read_patterns
-    from baselines.run import load_model, predict_patterns, write_predictions
-    from contract.tasks import get_track
+    from baselines.runner.run import load_model, predict_patterns, write_predictions
+    from xrd_bravais.contract.tasks import get_track
     if out.is_dir():
         fail(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'predictions.csv'}")
     checked_output(out, force=force)

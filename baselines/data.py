@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contract import layout
-from contract.grid import SCHEMA_METADATA_KEY, Grid
-from contract.layout import compound_key
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.grid import SCHEMA_METADATA_KEY, Grid
+from xrd_bravais.contract.layout import compound_key
 
 # Columns of train.parquet besides the intensities (test.parquet has none of them).
 LABEL_COLUMNS = layout.TRAIN_LABEL_COLUMNS[1:]

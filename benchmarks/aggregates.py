@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from baselines.aggregates import NAMES, make_baseline, read_images
-from competition.aggregates import AggregateConfig
-from competition.build_aggregates import build_aggregates
-from contract import layout
+from baselines.aggregates.models import NAMES, make_baseline, read_images
+from competition.aggregates.build import build_aggregates
+from competition.aggregates.draw import AggregateConfig
+from xrd_bravais.contract import layout
 
 CONFIGS = {
     "default": {},

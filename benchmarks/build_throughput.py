@@ -19,7 +19,7 @@ same accepted entries ("x ref" = our structures per second / the reference's).
 With ``--compare`` it sets the pymatgen pipeline and the new one side by side on
 the same files in the same run: the pipeline with pymatgen's CIF reader and
 pattern engine (``--reader pymatgen --engine pymatgen``) and with the defaults
-(:mod:`competition.reader`, :mod:`competition.diffraction`) on one worker, the
+(:mod:`competition.sources.reader`, :mod:`competition.physics.diffraction`) on one worker, the
 defaults on ``--workers`` local processes and on a dask ``LocalCluster`` of as
 many workers, and the plain serial reference. Per input set it prints structures per second per
 core for each stage and end to end, the ratios, the pattern stage's peak memory on
@@ -45,10 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
-from competition.build import assemble_competition
 from competition.config import BuildConfig
-from competition.pipeline import StructureRecord, run_pipeline
-from competition.sources import RawEntry, Source, amcsd_source, cod_dir_source
+from competition.lattice.build import assemble_competition
+from competition.lattice.pipeline import run_pipeline
+from competition.lattice.worker import StructureRecord
+from competition.sources.catalog import RawEntry, Source, amcsd_source, cod_dir_source
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -125,7 +126,7 @@ def _pattern_peak_mib(structure, config: BuildConfig, engine: str) -> float:
     """Peak memory traced while one engine computes one pattern, in MiB."""
     import tracemalloc
 
-    from competition.patterns import xrd_pattern
+    from competition.physics.patterns import xrd_pattern
 
     tracemalloc.start()
     xrd_pattern(structure, config.pattern, engine)
@@ -136,7 +137,7 @@ def _pattern_peak_mib(structure, config: BuildConfig, engine: str) -> float:
 
 def compare(name: str, source: Source, config: BuildConfig, workers: int, scheduler: str) -> dict:
     """Both engines, one and ``workers`` processes and the dask cluster, on ``source``."""
-    from competition.structures import parse_structure
+    from competition.sources.structures import parse_structure
 
     entries = list(source.entries())
     runs = {
@@ -265,7 +266,7 @@ def main() -> int:
 
 
 def _main_compare(args: argparse.Namespace, config: BuildConfig) -> int:
-    from competition.cluster import connect
+    from competition.lattice.cluster import connect
 
     inputs = [
         ("cod_cifs", cod_dir_source(SHARED / "cod_cifs"), config),

@@ -27,9 +27,9 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-from competition.sources import RawEntry, amcsd_source, cod_dir_source
-from competition.structures import RejectError, parse_structure
-from contract.labels import bravais_lattice
+from competition.sources.catalog import RawEntry, amcsd_source, cod_dir_source
+from competition.sources.structures import RejectError, parse_structure
+from xrd_bravais.contract.labels import bravais_lattice
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOLERANCES = (0.01, 0.1)

@@ -13,7 +13,7 @@ Run from the repository root::
 
 For each training set (the clean and the ``measured``-profile build of the same
 AMCSD structures, and with ``--copies K`` the clean training rows plus ``K``
-realism copies of each, :func:`baselines.augment.realism_copies`) and each
+realism copies of each, :func:`baselines.lattice.augment.realism_copies`) and each
 baseline, it fits the defaults (no search) on the training patterns, then
 prints one row per test set: the clean build's test set, the measured build's
 test set (both with the private answer key: an organiser's tool) and the real
@@ -35,10 +35,10 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from baselines.data import read_patterns
-from baselines.features import Smooth, SubtractBackground
-from baselines.run import registry
-from contract.labels import BRAVAIS_LATTICES
+from baselines.lattice.features import Smooth, SubtractBackground
+from baselines.runner.run import registry
 from scoring.metrics import accuracy_score, confusion_matrix, macro_f1_score
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = REPO.parent / "shared" / "data" / "measured"
@@ -46,9 +46,9 @@ DEFAULT_REAL = REPO.parent / "shared" / "data" / "measured"
 
 def build(out: Path, profile: str, limit: int | None) -> Path:
     """Build the AMCSD competition with ``profile`` unless ``out`` holds one."""
-    from competition.build import build_competition
     from competition.config import BuildConfig
-    from competition.sources import amcsd_source
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import amcsd_source
 
     if not (out / "manifest.json").is_file():
         source = amcsd_source()
@@ -109,7 +109,7 @@ def main() -> None:
 
     overrides = parse_overrides(args.overrides, args.names)
 
-    from competition.measured import read_measured
+    from competition.sources.measured import read_measured
 
     builds = {"clean": build(args.clean, "clean", args.limit),
               "measured": build(args.measured, "measured", args.limit)}  # fmt: skip
@@ -128,7 +128,7 @@ def main() -> None:
         loaded[trained_on] = (train.X, train.target("bravais_lattice"))
     training = {name: loaded[name] for name in ("clean", "measured") if name in args.train}
     if args.copies and "copies" in args.train:
-        from baselines.augment import realism_copies
+        from baselines.lattice.augment import realism_copies
 
         training[f"clean + {args.copies} realism copies"] = realism_copies(
             *loaded["clean"], grid, draws=args.copies, random_state=0

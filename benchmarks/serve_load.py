@@ -21,6 +21,12 @@ and that every quota is exact. Target (issue 14): nothing lost, p95 under 1 s on
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (python benchmarks/...): find the project
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import asyncio
 import shutil

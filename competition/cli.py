@@ -1,8 +1,11 @@
-"""``xrd-bravais build``: the builder's command, a thin layer over :mod:`competition.build`.
+"""``xrd-bravais build``: the builder's command, a thin layer over :mod:`competition.lattice.build`.
 
 It parses options and calls library functions with the same names; user errors
 exit non-zero with one line on stderr, no traceback. The ``xrd-bravais``
 application that registers it beside the other commands is :mod:`xrd_bravais.cli`.
+
+Over 400 lines: most of it is the options of ``build`` (typer declares each with
+its help), which stay together so ``build --help`` and the code read alike.
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from competition.config import PRESETS, BuildConfig
-from competition.sources import DEFAULT_COD_URL, DEFAULT_N_GENERATED, SourceKind
-from contract.console import fail
-from contract.labels import SPACEGROUP_NUMBERS
+from competition.sources.catalog import DEFAULT_COD_URL, DEFAULT_N_GENERATED, SourceKind
+from xrd_bravais.contract.console import fail
+from xrd_bravais.contract.labels import SPACEGROUP_NUMBERS
 
 _AGG = "--task aggregates"
 
 if TYPE_CHECKING:
-    from competition.sources import Source
-    from competition.summary import BuildSummary
+    from competition.lattice.summary import BuildSummary
+    from competition.sources.catalog import Source
 
 # Option defaults come from BuildConfig, the one place that sets them.
 DEFAULTS = BuildConfig()
@@ -79,7 +82,7 @@ def _make_source(
     seed: int,
     progress: bool = True,
 ) -> Source:
-    from competition import sources
+    from competition.sources import catalog as sources
 
     if kind in (SourceKind.cod_dir, SourceKind.cod_ids) and input_path is None:
         fail(f"--source {kind.value} needs --input PATH")
@@ -275,11 +278,11 @@ def build(
     The lattice task (default) uses the embedded AMCSD minerals unless told otherwise;
     --task aggregates draws scattering images of aggregates of 1..5 particles.
     """
-    from competition import sources
-    from competition.build import BuildError, build_competition
-    from competition.cache import DEFAULT_CACHE_DIR
-    from competition.sources import SourceError
-    from contract.io import protected_part
+    from competition.lattice.build import BuildError, build_competition
+    from competition.lattice.cache import DEFAULT_CACHE_DIR
+    from competition.sources import catalog as sources
+    from competition.sources.catalog import SourceError
+    from xrd_bravais.contract.io import protected_part
 
     inside = protected_part(out / "x")
     if inside is not None:
@@ -352,9 +355,9 @@ def _build_aggregates(out: Path, size: int, radius: str, counts: str, overlap: s
                       test_fraction: float, public_fraction: float, seed: int, quiet: bool,
                       force: bool) -> None:  # fmt: skip
     """``build --task aggregates``: draw, split, write, print the rows per count."""
-    from competition.aggregates import AggregateConfig
-    from competition.build import BuildError
-    from competition.build_aggregates import build_aggregates
+    from competition.aggregates.build import build_aggregates
+    from competition.aggregates.draw import AggregateConfig
+    from competition.outdir import BuildError
 
     try:
         config = AggregateConfig(

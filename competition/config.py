@@ -15,10 +15,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from competition.diffraction import ENGINES
-from competition.reader import READERS
-from competition.realism import RealismRanges
-from contract.grid import FWHM_PER_SIGMA, SCHEMA_METADATA_KEY, Grid
+from competition.physics.diffraction import ENGINES
+from competition.physics.realism import RealismRanges
+from competition.sources.reader import READERS
+from xrd_bravais.contract.grid import FWHM_PER_SIGMA, SCHEMA_METADATA_KEY, Grid
 
 __all__ = [
     "FWHM_PER_SIGMA", "PRESETS", "SCHEMA_METADATA_KEY", "BuildConfig", "PatternConfig",
@@ -63,7 +63,7 @@ class PatternConfig:
             self.two_theta_min, self.two_theta_max, self.step, self.wavelength, self.fwhm
         )
 
-    # The grid's own arithmetic, in one place (contract.grid.Grid).
+    # The grid's own arithmetic, in one place (xrd_bravais.contract.grid.Grid).
     @property
     def n_points(self) -> int:
         """Number of grid points, both ends included."""
@@ -127,7 +127,7 @@ class BuildConfig:
     symprec_ladder : tuple of float
         Larger tolerances to try, in increasing order, when spglib at ``symprec``
         does not find the space group the CIF declares: the first that finds it
-        labels the entry (see :func:`competition.labels.ladder_labels`). Empty by
+        labels the entry (see :func:`competition.lattice.labels.ladder_labels`). Empty by
         default, which suits experimental files (COD, AMCSD); relaxed computed
         structures carry noise of a few 0.01 A and want e.g. ``(0.05, 0.1)``.
     angle_tolerance : float
@@ -146,16 +146,16 @@ class BuildConfig:
         of each pattern with the ``measured`` profile).
     profile : {"clean", "measured"}
         ``clean``: Gaussian peaks on a zero background. ``measured``: each pattern
-        drawn through the realism model (:mod:`competition.realism`), with a
+        drawn through the realism model (:mod:`competition.physics.realism`), with a
         generator seeded by ``seed`` and the entry id.
     realism : RealismRanges
         The ranges of the ``measured`` profile.
     engine : {"vectorised", "pymatgen"}
-        What computes the reflections (:mod:`competition.diffraction`): the
+        What computes the reflections (:mod:`competition.physics.diffraction`): the
         array engine (default), or pymatgen's ``XRDCalculator``, the reference.
         Their patterns agree within 1e-3 of the maximum.
     reader : {"arrays", "pymatgen"}
-        How a CIF block becomes a structure (:mod:`competition.reader`): array
+        How a CIF block becomes a structure (:mod:`competition.sources.reader`): array
         code that follows pymatgen's rules (default; pymatgen wherever it must
         decide), or pymatgen's ``CifParser`` throughout. The structures are the
         same.

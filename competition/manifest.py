@@ -4,7 +4,7 @@
 versions, class counts per split, label agreement, the task with its label sets,
 the grid, and the sha256 of every other file. It holds no time stamp or timing,
 so the same inputs and seed give the same bytes. Reading and verifying it is the
-contract's (:mod:`contract.manifest`), re-exported here.
+contract's (:mod:`xrd_bravais.contract.manifest`), re-exported here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from contract.layout import BUILT_FOLDERS
-from contract.manifest import (
+from xrd_bravais.contract.layout import BUILT_FOLDERS
+from xrd_bravais.contract.manifest import (
     FORMAT,
     MANIFEST_NAME,
     hashed_files,
@@ -23,12 +23,12 @@ from contract.manifest import (
     verify_manifest,
     write_manifest_dict,
 )
-from contract.tasks import LATTICE_TASK
+from xrd_bravais.contract.tasks import LATTICE_TASK
 
 if TYPE_CHECKING:
     from competition.config import BuildConfig
-    from competition.sources import Source
-    from competition.summary import BuildSummary
+    from competition.lattice.summary import BuildSummary
+    from competition.sources.catalog import Source
 
 __all__ = [
     "BUILT_FOLDERS", "FORMAT", "MANIFEST_NAME", "package_versions", "read_manifest",

@@ -6,7 +6,8 @@ The modules run in the order of grading::
 
 This package imports without pymatgen, torch or scikit-learn: students install
 it to check their ``submission.csv`` before they submit. Its labels come from
-:mod:`contract.labels` through :mod:`contract.tasks`, as the competition's manifest records them.
+:mod:`xrd_bravais.contract.labels` through :mod:`xrd_bravais.contract.tasks`, as the
+competition's manifest records them.
 """
 
 from scoring.grade import GRADER_VERSION, grade

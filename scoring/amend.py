@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import pandas as pd
 
-from contract import layout
 from scoring.grade import SOLUTION_PATH, AnswerKeyError, load_answer_key
+from xrd_bravais.contract import layout
 
 AMENDMENTS_FOLDER: Final = layout.AMENDMENTS
 """Where each replaced key is kept, named by the time of its replacement."""
@@ -82,7 +82,7 @@ def _read_new_key(data: bytes) -> pd.DataFrame:
 
 def _check_new_key(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     """Every way ``new`` is not a label-only correction of ``old``."""
-    from contract.labels import SPACEGROUP_NUMBERS, bravais_lattice
+    from xrd_bravais.contract.labels import SPACEGROUP_NUMBERS, bravais_lattice
 
     problems = []
     if new["id"].duplicated().any():
@@ -154,8 +154,8 @@ def amend_answer_key(
         corrected key is not a label-only correction (every problem listed).
         Nothing is changed then.
     """
-    from contract.io import atomic_write_bytes, atomic_write_text, sha256_file
-    from contract.manifest import read_manifest, write_manifest_dict
+    from xrd_bravais.contract.io import atomic_write_bytes, atomic_write_text, sha256_file
+    from xrd_bravais.contract.manifest import read_manifest, write_manifest_dict
 
     root = Path(competition)
     reason = " ".join(reason.split())

@@ -6,6 +6,9 @@ amend-key and rules.
 A thin layer over :mod:`scoring`: each command parses its options, calls the
 library and prints. Student-facing output (validate, submit, score, the public
 leaderboard) is computed from Public rows only until the competition is closed.
+
+Over 400 lines: nine small commands over one library, each a page of options and
+printing.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from contract.console import checked_output, fail
-from contract.tasks import Track, load_task
 from scoring.metrics import Scores
+from xrd_bravais.contract.console import checked_output, fail
+from xrd_bravais.contract.tasks import Track, load_task
 
 
 class Format(StrEnum):
@@ -282,10 +285,10 @@ def leaderboard(
     ] = False,
 ) -> None:
     """Print the public leaderboard, or the private one and the shake-up after close."""
-    from contract.io import atomic_write_text
     from scoring.grade import AnswerKeyError, load_answer_key, reference_guesses
     from scoring.leaderboard import Leaderboard, utc_now
     from scoring.render import display_frame, display_late, render
+    from xrd_bravais.contract.io import atomic_write_text
 
     now = utc_now()
     spec = resolve_track(competition, track)

@@ -23,14 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from contract import layout
-from contract.io import sha256_file
-from contract.layout import ALL_PORTIONS, PORTIONS
-from contract.manifest import read_manifest
-from contract.references import reference_scores
-from contract.tasks import Task, Track, load_task, task_from_manifest
 from scoring.metrics import Scores, confusion_matrix
 from scoring.submission import SubmissionInput, validate_submission
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.io import sha256_file
+from xrd_bravais.contract.layout import ALL_PORTIONS, PORTIONS
+from xrd_bravais.contract.manifest import read_manifest
+from xrd_bravais.contract.references import reference_scores
+from xrd_bravais.contract.tasks import Task, Track, load_task, task_from_manifest
 
 GRADER_VERSION: Final = "xrd-bravais-scoring/2"
 """Changes whenever a change to validation or metrics can change a stored score

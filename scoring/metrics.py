@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from contract.references import reference_scores
+from xrd_bravais.contract.references import reference_scores
 
 __all__ = [
     "Scores", "accuracy_score", "balanced_accuracy_score", "bootstrap_interval",

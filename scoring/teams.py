@@ -25,12 +25,11 @@ import pandas as pd
 from scoring.leaderboard import (
     Leaderboard,
     LeaderboardError,
-    _parse_stamp,
-    _stamp,
     check_name_is_distinct,
     clean_team_name,
     utc_now,
 )
+from scoring.leaderboard.rules import _parse_stamp, _stamp
 
 PREFIX: Final = "xb1"
 SESSION_LIFETIME: Final = timedelta(days=14)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from contract.console import checked_output, fail
 from scoring.cli import CompetitionOption
+from xrd_bravais.contract.console import checked_output, fail
 
 
 def starter_kit(

@@ -28,9 +28,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from baselines.features import IntensityTransform, Pool
-from contract.layout import compound_key
+from baselines.lattice.features import IntensityTransform, Pool
 from scoring.submission import validate_submission
+from xrd_bravais.contract.layout import compound_key
 
 
 def load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

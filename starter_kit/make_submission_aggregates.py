@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from baselines.aggregates import make_forest, read_images
+from baselines.aggregates.models import make_forest, read_images
 from scoring.submission import validate_submission
 
 

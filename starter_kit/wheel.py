@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
-from contract.io import zip_member
+from xrd_bravais.contract.io import zip_member
 
 DISTRIBUTION: Final = "xrd-bravais"
 _SKIPPED_SUFFIXES: Final = (".pyc", ".pyo", ".so")

@@ -34,9 +34,9 @@ def edge_cases() -> Path:
 @pytest.fixture(scope="session")
 def cod_build(cod_cifs: Path, tmp_path_factory: pytest.TempPathFactory):
     """A competition built from all of cod_cifs, with its cache (built once per session)."""
-    from competition.build import build_competition
     from competition.config import BuildConfig
-    from competition.sources import cod_dir_source
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
 
     root = tmp_path_factory.mktemp("cod_build")
     summary = build_competition(
@@ -74,9 +74,9 @@ def mark_measured(competition: Path, n: int) -> None:
     """
     import pandas as pd
 
-    from contract import layout
-    from contract.io import sha256_file
-    from contract.manifest import read_manifest, write_manifest_dict
+    from xrd_bravais.contract import layout
+    from xrd_bravais.contract.io import sha256_file
+    from xrd_bravais.contract.manifest import read_manifest, write_manifest_dict
 
     key = pd.read_csv(competition / layout.SOLUTION, dtype=str, keep_default_na=False)
     key.loc[key.index[:n], layout.USAGE] = layout.MEASURED_PORTION

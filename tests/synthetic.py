@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contract import layout
-from contract.labels import BRAVAIS_LATTICES, SPACEGROUP_NUMBERS, bravais_lattice
-from contract.manifest import FORMAT, hashed_files, write_manifest_dict
-from contract.tasks import LATTICE_TASK
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES, SPACEGROUP_NUMBERS, bravais_lattice
+from xrd_bravais.contract.manifest import FORMAT, hashed_files, write_manifest_dict
+from xrd_bravais.contract.tasks import LATTICE_TASK
 
 
 def make_synthetic_competition(

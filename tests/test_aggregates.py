@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from test_cli import run
 
-from competition.aggregates import (
+from competition.aggregates.build import PARTICLES, build_aggregates
+from competition.aggregates.draw import (
     Aggregate,
     AggregateConfig,
     draw_aggregate,
@@ -21,12 +22,11 @@ from competition.aggregates import (
     render,
     scattering,
 )
-from competition.build_aggregates import PARTICLES, build_aggregates
-from contract import layout
-from contract.manifest import verify_manifest
-from contract.tasks import load_task
 from scoring.grade import grade
 from scoring.submission import SubmissionError, validate_submission
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.manifest import verify_manifest
+from xrd_bravais.contract.tasks import load_task
 
 SMALL = AggregateConfig(size=48, radius=(3.0, 3.0), per_count=30, seed=5)
 
@@ -242,7 +242,7 @@ def test_the_leaderboard_and_the_kit_work_unchanged(built, tmp_path):
 def test_the_cnn_follows_the_scikit_learn_contract_and_keeps_its_history(built, tmp_path):
     from sklearn.base import clone
 
-    from baselines.aggregates import CNN2DClassifier, read_images
+    from baselines.aggregates.models import CNN2DClassifier, read_images
 
     train = read_images(built / layout.TRAIN)
     model = CNN2DClassifier(epochs=3, batch_size=32, random_state=0)
@@ -296,8 +296,8 @@ def test_the_command_line_builds_and_refuses_bad_settings(tmp_path):
 def test_the_platform_exports_carry_this_task(built, tmp_path, platform):
     from test_codabench import HERE, run_program
 
-    from platforms.codabench import export_codabench
-    from platforms.kaggle import export_kaggle
+    from xrd_bravais.platforms.codabench import export_codabench
+    from xrd_bravais.platforms.kaggle import export_kaggle
 
     key = pd.read_csv(built / layout.SOLUTION)
     if platform == "kaggle":

@@ -19,19 +19,19 @@ from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from test_cli import run  # noqa: E402
 
-from baselines.blend import SoftVote  # noqa: E402
-from baselines.boosting import BoostedTrees  # noqa: E402
-from baselines.cnn1d import CNN1DClassifier  # noqa: E402
 from baselines.data import read_patterns, stratified_sample  # noqa: E402
-from baselines.features import (  # noqa: E402
+from baselines.lattice.blend import SoftVote  # noqa: E402
+from baselines.lattice.boosting import BoostedTrees  # noqa: E402
+from baselines.lattice.cnn1d import CNN1DClassifier  # noqa: E402
+from baselines.lattice.features import (  # noqa: E402
     IntensityTransform,
     PeakFeatures,
     Pool,
     Smooth,
     SubtractBackground,
 )
-from baselines.report import write_report  # noqa: E402
-from baselines.run import (  # noqa: E402
+from baselines.runner.report import write_report  # noqa: E402
+from baselines.runner.run import (  # noqa: E402
     load_model,
     registry,
     resolve_names,
@@ -39,9 +39,9 @@ from baselines.run import (  # noqa: E402
     training_fingerprint,
 )
 from competition.config import PRESETS  # noqa: E402
-from contract.grid import GridError  # noqa: E402
 from scoring.grade import grade  # noqa: E402
 from scoring.submission import validate_submission  # noqa: E402
+from xrd_bravais.contract.grid import GridError  # noqa: E402
 
 # A CNN small enough for the estimator checks' toy data: no pooling or stem, two
 # thin blocks, no augmentation or hold-out (the checks fit 2-feature blobs and
@@ -161,9 +161,9 @@ def test_no_silent_default_grid():
 
 def test_peak_positions_are_at_the_right_angles_on_a_nano281_build(cod_cifs, tmp_path):
     """Issue 18: on a nano281 build the peak features used the default grid's angles."""
-    from competition.build import build_competition
     from competition.config import BuildConfig
-    from competition.sources import cod_dir_source
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
 
     summary = build_competition(cod_dir_source(cod_cifs).head(40), tmp_path / "nano",
                                 BuildConfig(preset="nano281"), workers=2,
@@ -517,7 +517,7 @@ def test_cli_baselines_on_a_base_install_say_what_to_install(tmp_path):
 
 
 def test_strain_augmentation_moves_peaks_as_braggs_law_says():
-    from baselines.cnn1d import _warp
+    from baselines.lattice.cnn_training import _warp
 
     preset = PRESETS["default"]
     X = _gaussian_pattern([40.0, 80.0], [1.0, 0.6])[:, None, :]
@@ -536,7 +536,7 @@ def test_strain_augmentation_moves_peaks_as_braggs_law_says():
 
 
 def test_on_the_log_d_axis_a_larger_cell_only_shifts_the_pattern():
-    from baselines.log_d import LogD
+    from baselines.lattice.log_d import LogD
 
     # Three reflections of a cubic cell (d = a, a/sqrt 2, a/sqrt 3), then the same
     # cell 3 % larger: on the ln d axis every peak moves by ln(1.03) / (bin width).
@@ -574,7 +574,7 @@ def test_a_log_d_cnn_saves_loads_and_pickles_and_a_bad_axis_is_refused(patterns,
 
 
 def test_the_stem_tells_apart_a_doublet_that_the_pooling_alone_merges():
-    from baselines.cnn1d import _network
+    from baselines.lattice.cnn_network import network as _network
 
     torch.manual_seed(0)
     single = torch.zeros(1, 1, 400)
@@ -615,7 +615,7 @@ def test_a_cnn_with_a_stem_round_trips_and_bad_settings_are_refused(patterns, tm
 
 
 def test_test_time_strains_average_the_strained_copies(patterns):
-    from baselines.cnn1d import _warp
+    from baselines.lattice.cnn_training import _warp
 
     X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
     model = _cnn(epochs=3, augment=False, test_time_strains=()).fit(X, y)
@@ -640,7 +640,7 @@ def test_test_time_strains_average_the_strained_copies(patterns):
 
 
 def test_realism_augmentation_draws_a_share_of_each_batch_and_is_seeded(patterns):
-    from baselines.cnn1d import _realism
+    from baselines.lattice.cnn_training import _realism
 
     X = torch.from_numpy(patterns.X[:64, None, :].copy())
     drawn = _realism(X, np.random.default_rng(0), DEFAULT_GRID, 0.5).numpy()[:, 0]
@@ -666,7 +666,7 @@ def test_cnn_trains_with_realism_augmentation_and_refuses_bad_settings(patterns)
 
 
 def test_realism_copies_keep_labels_and_add_measured_looking_rows(patterns):
-    from baselines.augment import realism_copies
+    from baselines.lattice.augment import realism_copies
 
     X, y = patterns.X[:30], patterns.target("bravais_lattice")[:30]
     X_new, y_new = realism_copies(X, y, DEFAULT_GRID, draws=2, random_state=1)

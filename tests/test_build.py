@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import tree_bytes
 
-from competition.build import BuildError, build_competition
 from competition.config import BuildConfig
+from competition.lattice.build import BuildError, build_competition
 from competition.manifest import read_manifest, verify_manifest
-from competition.sources import cod_dir_source
-from contract.labels import BRAVAIS_LATTICES
+from competition.sources.catalog import cod_dir_source
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES
 
 LAYOUT = [
     "manifest.json",
@@ -453,8 +453,8 @@ def test_train_sticks_list_the_reflections_of_training_rows_only(cod_build):
 
 
 def test_rare_lattice_crystals_take_equal_shares():
-    from competition.sources import rare_lattice_source
-    from contract.labels import bravais_lattice
+    from competition.sources.catalog import rare_lattice_source
+    from xrd_bravais.contract.labels import bravais_lattice
 
     source = rare_lattice_source(n=40, lattices=("aP", "oF"), seed=2)
     order = source.description["spacegroups"]
@@ -466,7 +466,7 @@ def test_rare_lattice_crystals_take_equal_shares():
 
 
 def test_generated_training_crystals_never_reach_the_test_set(cod_cifs, tmp_path):
-    from competition.sources import rare_lattice_source
+    from competition.sources.catalog import rare_lattice_source
 
     out = tmp_path / "out"
     summary = _small_build(cod_cifs, out, train_extra=rare_lattice_source(12, ("aP", "oI"), 5))

@@ -153,7 +153,7 @@ NEON_ARGON = NACL.replace("data_NaCl", "data_NeAr").replace("Na1 Na", "Ne1 Ne").
 
 def test_a_custom_grid_from_the_command_line(small_input, tmp_path):
     """Issue 18: only presets could be chosen."""
-    from contract.grid import Grid
+    from xrd_bravais.contract.grid import Grid
 
     result = run("build", "--source", "cod-dir", "--input", str(small_input), "--out", "comp",
                  "--grid", "10:80:0.05", "--fwhm", "0.15", "--no-cache", "--quiet",

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from conftest import tree_bytes
 
-from competition.build import build_competition
-from competition.cluster import ClusterError, connect, parse_scheduler
 from competition.config import BuildConfig, PatternConfig
-from competition.pipeline import StructureRecord, run_pipeline
-from competition.sources import RawEntry, Rejected, cod_dir_source
+from competition.lattice.build import build_competition
+from competition.lattice.cluster import ClusterError, connect, parse_scheduler
+from competition.lattice.pipeline import run_pipeline
+from competition.lattice.worker import StructureRecord
+from competition.sources.catalog import RawEntry, Rejected, cod_dir_source
 
 distributed = pytest.importorskip("distributed")
 

@@ -20,9 +20,11 @@ import yaml
 from conftest import mark_measured, solution_frame
 from test_cli import run
 
-from contract import layout
-from platforms import codabench_score
-from platforms.codabench import (
+from scoring.grade import grade
+from scoring.leaderboard import competition_rules
+from xrd_bravais.contract import layout
+from xrd_bravais.platforms import codabench_score
+from xrd_bravais.platforms.codabench import (
     COLUMNS,
     DOCKER_IMAGE,
     FINAL_WINDOW,
@@ -32,9 +34,7 @@ from platforms.codabench import (
     export_codabench,
     pyarrow_for_image,
 )
-from platforms.common import ExportError
-from scoring.grade import grade
-from scoring.leaderboard import competition_rules
+from xrd_bravais.platforms.common import ExportError
 
 RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
 INSTALLED = version("pyarrow")
@@ -119,7 +119,7 @@ def run_program(
     allowed = set(IMAGE_PACKAGES)
     if unpacked is None:
         program = Path(codabench_score.__file__)
-        allowed |= {"scoring", "contract", "pyarrow"}
+        allowed |= {"scoring", "xrd_bravais", "pyarrow"}
     else:
         program = unpacked / "scoring_program" / "score.py"
     done = subprocess.run(
@@ -289,7 +289,7 @@ def test_the_space_group_bundle_scores_the_space_group_track(cod_build, tmp_path
 def test_measured_rows_are_scored_only_in_the_final_phase_details(tmp_path):
     from synthetic import make_synthetic_competition
 
-    from contract.tasks import load_task
+    from xrd_bravais.contract.tasks import load_task
 
     comp = make_synthetic_competition(tmp_path / "comp", n_test=200, n_train=100, seed=1)
     mark_measured(comp, 10)
@@ -351,7 +351,7 @@ def test_pyarrow_comes_from_a_wheel_for_another_python(tmp_path):
 
 
 def test_the_default_dates_end_at_the_competitions_deadline(cod_build, tmp_path):
-    from platforms.codabench import _dates
+    from xrd_bravais.platforms.codabench import _dates
 
     _, end = _dates(cod_build.out, datetime(2027, 1, 1, tzinfo=UTC), None)
     deadline = competition_rules(cod_build.out).deadline

@@ -59,7 +59,7 @@ def test_structure_key_ignores_split_settings_but_not_the_grid():
 
 
 def test_a_custom_grid_from_python():
-    from contract.grid import Grid
+    from xrd_bravais.contract.grid import Grid
 
     pattern = PatternConfig(two_theta_min=10.0, two_theta_max=80.0, step=0.05, fwhm=0.15)
     config = BuildConfig(preset="custom", pattern=pattern)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from competition.config import PRESETS, BuildConfig
-from competition.diffraction import powder_reflections, shell_points
-from competition.patterns import broaden, xrd_pattern
-from competition.sources import RawEntry, Source, amcsd_source, cod_dir_source
-from competition.structures import RejectError, parse_structure
+from competition.physics.diffraction import powder_reflections, shell_points
+from competition.physics.patterns import broaden, xrd_pattern
+from competition.sources.catalog import RawEntry, Source, amcsd_source, cod_dir_source
+from competition.sources.structures import RejectError, parse_structure
 
 pytest.importorskip("pymatgen")
 CU_KA = 1.54184

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from conftest import solution_frame
 
-from contract.labels import BRAVAIS_LATTICES
 from scoring.grade import AnswerKeyError, grade, load_answer_key, reference_guesses
 from scoring.submission import SubmissionError
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES
 
 
 def test_perfect_submission_scores_one_on_both_portions(synthetic) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from competition.labels import symmetry_labels
-from competition.structures import RejectError, parse_structure
-from contract.labels import BRAVAIS_LATTICES
+from competition.lattice.labels import symmetry_labels
+from competition.sources.structures import RejectError, parse_structure
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES
 
 pytest.importorskip("pymatgen")
 
@@ -94,7 +94,7 @@ def test_a_symprec_ladder_finds_the_declared_group_of_a_noisy_relaxed_cell():
     """Issue 10, item 18: relaxed structures carry ~0.02 A of numerical noise."""
     import numpy as np
 
-    from competition.labels import ladder_labels
+    from competition.lattice.labels import ladder_labels
 
     clean = _structure(225, (5.1, 5.1, 5.1, 90, 90, 90))
     noisy = clean.copy()

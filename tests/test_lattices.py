@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from contract.labels import (
+from xrd_bravais.contract.labels import (
     BRAVAIS_LATTICES,
     bravais_lattice,
     centring,
@@ -97,6 +97,6 @@ def test_normalise_legacy_spellings(given, expected):
 
 
 def test_every_lattice_has_a_name_in_canonical_order():
-    from contract.labels import LATTICE_NAMES
+    from xrd_bravais.contract.labels import LATTICE_NAMES
 
     assert tuple(LATTICE_NAMES) == BRAVAIS_LATTICES

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from competition.config import PRESETS
-from competition.measured import MeasuredError, read_measured
+from competition.sources.measured import MeasuredError, read_measured
 
 GRID = PRESETS["default"].to_grid()
 
@@ -23,7 +23,7 @@ def test_every_real_measurement_is_read_onto_the_grid(measured_dir):
 
 
 def test_resampling_keeps_the_peaks_where_they_were_measured(measured_dir):
-    from competition.measured import read_two_columns
+    from competition.sources.measured import read_two_columns
 
     patterns = read_measured(measured_dir, GRID)
     two_theta, intensity = read_two_columns(measured_dir / patterns.files[0])

@@ -13,7 +13,7 @@ from conftest import solution_frame
 from test_cli import run
 
 from competition.manifest import read_manifest, verify_manifest
-from contract import layout
+from xrd_bravais.contract import layout
 
 N_GOOD = 152
 
@@ -36,9 +36,9 @@ def measured_with_defects(measured_dir: Path, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def measured_build(cod_build, cod_cifs, measured_with_defects, tmp_path_factory):
     """The COD build again (from its cache) with the Measured portion."""
-    from competition.build import build_competition
     from competition.config import BuildConfig
-    from competition.sources import cod_dir_source
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
 
     out = tmp_path_factory.mktemp("measured_build") / "out"
     return build_competition(
@@ -67,7 +67,7 @@ def test_measurements_join_the_test_set_as_a_third_portion(measured_build, cod_b
 
 def test_each_measured_row_is_its_file_on_the_grid(measured_build, measured_dir):
     from competition.config import PRESETS
-    from competition.measured import read_measured
+    from competition.sources.measured import read_measured
 
     out = measured_build.out
     meta = pd.read_parquet(out / layout.TEST_META)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_cli import run
 
-from baselines.methods import learning_curve_frame, pca_kmeans, validation_curve_frame
+from baselines.runner.methods import learning_curve_frame, pca_kmeans, validation_curve_frame
 
 
 def test_k_means_finds_separated_classes_and_chance_gives_zero():

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from competition.outliers import CONTAMINATION, OUTLIERS, OUTLIERS_PLOT, write_outlier_report
+from competition.lattice.outliers import (
+    CONTAMINATION,
+    OUTLIERS,
+    OUTLIERS_PLOT,
+    write_outlier_report,
+)
 
 
 def _pattern(two_theta, centres, rng):

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from competition.config import PRESETS, PatternConfig
-from competition.patterns import broaden, xrd_pattern
-from competition.structures import RejectError, parse_structure
+from competition.physics.patterns import broaden, xrd_pattern
+from competition.sources.structures import RejectError, parse_structure
 
 pytest.importorskip("pymatgen")
 CU_KA = 1.54184  # pymatgen's WAVELENGTHS["CuKa"], Angstrom
@@ -127,7 +127,7 @@ def cod_build_train_sources(train: pd.DataFrame, cod_cifs) -> list[tuple[str, st
 def test_stick_table_of_rock_salt():
     from pymatgen.core import Lattice, Structure
 
-    from competition.patterns import xrd_pattern_and_sticks
+    from competition.physics.patterns import xrd_pattern_and_sticks
 
     a = 5.64
     nacl = Structure.from_spacegroup(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from competition.config import BuildConfig, PatternConfig
-from competition.pipeline import StructureRecord, process_entry, run_pipeline
-from competition.sources import RawEntry, Rejected
+from competition.lattice.pipeline import run_pipeline
+from competition.lattice.worker import StructureRecord, process_entry
+from competition.sources.catalog import RawEntry, Rejected
 
 
 def _entry(path, name=None) -> RawEntry:
@@ -71,8 +72,8 @@ def test_workers_keep_library_warnings_off_the_terminal():
 
     code = (
         "import warnings\n"
-        "from competition.pipeline import _init_worker\n"
-        "_init_worker()\n"
+        "from competition.lattice.worker import init_worker\n"
+        "init_worker()\n"
         "warnings.warn('No Pauling electronegativity for Ne. Setting to NaN.')\n"
         "print('done')\n"
     )
@@ -83,7 +84,7 @@ def test_workers_keep_library_warnings_off_the_terminal():
 
 
 def _hammer(args):  # runs in a separate process
-    from competition.cache import ResultCache
+    from competition.lattice.cache import ResultCache
 
     path, worker = args
     with ResultCache(path) as cache:
@@ -97,7 +98,7 @@ def test_processes_share_a_fresh_cache_without_lock_errors(tmp_path):
     """Issue 10, item 3: concurrent builds died with 'database is locked'."""
     import multiprocessing
 
-    from competition.cache import ResultCache
+    from competition.lattice.cache import ResultCache
 
     path = tmp_path / "results.sqlite"
     with multiprocessing.get_context("spawn").Pool(4) as pool:

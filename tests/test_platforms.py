@@ -11,10 +11,10 @@ import pytest
 from conftest import mark_measured, solution_frame
 from test_cli import run
 
-from contract import layout
-from platforms.common import ExportError
-from platforms.kaggle import export_kaggle
 from scoring.grade import grade
+from xrd_bravais.contract import layout
+from xrd_bravais.platforms.common import ExportError
+from xrd_bravais.platforms.kaggle import export_kaggle
 
 
 def kaggle_accuracy(solution: pd.DataFrame, submission: pd.DataFrame, column: str,
@@ -87,8 +87,8 @@ def test_the_space_group_track_gets_its_own_solution_and_sample(cod_build, tmp_p
 def test_measured_rows_are_ignored_on_kaggle(tmp_path):
     from synthetic import make_synthetic_competition
 
-    from contract.tasks import load_task
-    from platforms.kaggle import kaggle_solution
+    from xrd_bravais.contract.tasks import load_task
+    from xrd_bravais.platforms.kaggle import kaggle_solution
 
     comp = make_synthetic_competition(tmp_path / "comp", n_test=200, n_train=100, seed=1)
     mark_measured(comp, 10)
@@ -101,7 +101,7 @@ def test_measured_rows_are_ignored_on_kaggle(tmp_path):
 def test_an_export_that_would_leak_is_refused_and_writes_nothing(cod_build, tmp_path, platform):
     from test_codabench import HERE, HERE_CLI
 
-    from platforms.codabench import export_codabench
+    from xrd_bravais.platforms.codabench import export_codabench
 
     comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
     key = solution_frame(comp)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from competition.reader import fast_structure
-from competition.sources import RawEntry, amcsd_source, cod_dir_source
-from competition.structures import RejectError, parse_structure
+from competition.sources.catalog import RawEntry, amcsd_source, cod_dir_source
+from competition.sources.reader import fast_structure
+from competition.sources.structures import RejectError, parse_structure
 
 pytest.importorskip("pymatgen")
 

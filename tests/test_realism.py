@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from competition.realism import (
+from competition.physics.realism import (
     CU_KALPHA1,
     CU_KALPHA2,
     KALPHA2_RATIO,
@@ -20,7 +20,7 @@ from competition.realism import (
     render,
     tch_mixing,
 )
-from contract.grid import Grid
+from xrd_bravais.contract.grid import Grid
 
 GRID = Grid.spanning(5.0, 90.0, 0.005)
 SHARP = Measurement(caglioti=(0.0, 0.0, 0.0025), kalpha2=False)  # 0.05 degree Gaussian
@@ -125,7 +125,7 @@ def test_poisson_noise_has_poisson_statistics():
 def test_reflections_carry_d_spacings_and_symmetry_equivalent_normals():
     from pymatgen.core import Lattice, Structure
 
-    from competition.patterns import reflections
+    from competition.physics.patterns import reflections
 
     magnesium = Structure.from_spacegroup(194, Lattice.hexagonal(3.21, 5.21), ["Mg"],
                                           [[1 / 3, 2 / 3, 0.25]])  # fmt: skip
@@ -138,10 +138,10 @@ def test_reflections_carry_d_spacings_and_symmetry_equivalent_normals():
 
 
 def test_a_measured_build_is_deterministic_and_looks_measured(cod_cifs, tmp_path):
-    from competition.build import build_competition
     from competition.config import BuildConfig
-    from competition.sources import cod_dir_source
-    from contract.manifest import read_manifest
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
+    from xrd_bravais.contract.manifest import read_manifest
 
     def build(name, workers, **changes):
         return build_competition(cod_dir_source(cod_cifs).head(40), tmp_path / name,
@@ -181,9 +181,9 @@ def test_a_measured_build_is_deterministic_and_looks_measured(cod_cifs, tmp_path
 def test_draws_give_each_training_structure_k_different_patterns(cod_cifs, tmp_path):
     import pandas as pd
 
-    from competition.build import build_competition
     from competition.config import BuildConfig
-    from competition.sources import cod_dir_source
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
 
     def build(name, **changes):
         config = BuildConfig(profile="measured", **changes)
@@ -232,7 +232,7 @@ def _clean_peak(two_theta: float) -> np.ndarray:
 
 
 def test_degrade_adds_the_kalpha2_line_where_braggs_law_puts_it():
-    from competition.realism import RealismRanges, degrade
+    from competition.physics.realism import RealismRanges, degrade
 
     d = 1.1
     alpha1 = float(bragg_two_theta([d], CU_KALPHA1)[0])
@@ -247,7 +247,7 @@ def test_degrade_adds_the_kalpha2_line_where_braggs_law_puts_it():
 
 
 def test_degrade_shifts_by_the_zero_offset_and_keeps_shape_scale_and_seed():
-    from competition.realism import RealismRanges, degrade
+    from competition.physics.realism import RealismRanges, degrade
 
     ranges = RealismRanges(**{**QUIET, "zero": (0.1, 0.1)})
     clean = np.stack([_clean_peak(30.0), _clean_peak(60.0)])
@@ -261,7 +261,7 @@ def test_degrade_shifts_by_the_zero_offset_and_keeps_shape_scale_and_seed():
 
 
 def test_degrade_broadens_by_crystallite_size_and_adds_background_and_noise():
-    from competition.realism import RealismRanges, degrade
+    from competition.physics.realism import RealismRanges, degrade
 
     clean = _clean_peak(45.0)
     small = RealismRanges(**{**QUIET, "size_nm": (20.0, 20.0)})
@@ -275,7 +275,7 @@ def test_degrade_broadens_by_crystallite_size_and_adds_background_and_noise():
 
 
 def test_impurity_peaks_appear_with_their_probability_and_height():
-    from competition.realism import RealismRanges, impurity_peaks
+    from competition.physics.realism import RealismRanges, impurity_peaks
 
     never = impurity_peaks(GRID, np.random.default_rng(0), RealismRanges(impurity_probability=0),
                            SHARP)  # fmt: skip
@@ -288,7 +288,7 @@ def test_impurity_peaks_appear_with_their_probability_and_height():
 
 
 def test_a_subtracted_background_leaves_counting_noise_around_zero():
-    from competition.realism import RealismRanges, background_and_counts
+    from competition.physics.realism import RealismRanges, background_and_counts
 
     peaks = _clean_peak(45.0)
     peaks = peaks / peaks.max()

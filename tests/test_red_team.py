@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from test_cli import run
 
-from contract import layout
-from contract.io import OutputError, check_output, protected_part
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.io import OutputError, check_output, protected_part
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_building_into_a_competitions_private_folder_is_refused(comp, tmp_path) 
 
 # ---------------------------------------------------------------- hidden material is owner-only
 def test_the_codabench_bundle_and_its_reference_data_are_owner_only(cod_build, tmp_path) -> None:
-    from platforms.codabench import export_codabench
+    from xrd_bravais.platforms.codabench import export_codabench
 
     # The running Python's pyarrow stands in for the image's: no download in a test.
     bundle = export_codabench(cod_build.out, tmp_path / "bundle.zip", python_version="3.11",
@@ -332,7 +332,7 @@ def test_export_codabench_says_before_downloading_and_fails_in_one_line_offline(
 
 
 def test_a_codabench_submission_named_in_capitals_is_found(tmp_path) -> None:
-    from platforms.codabench_score import find_submission
+    from xrd_bravais.platforms.codabench_score import find_submission
 
     res = tmp_path / "res"
     res.mkdir()

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from competition.sources import (
+from competition.sources.catalog import (
     DownloadSettings,
     RawEntry,
     Rejected,
@@ -26,7 +26,7 @@ from competition.sources import (
     open_readonly,
     read_cod_ids,
 )
-from competition.structures import parse_structure
+from competition.sources.structures import parse_structure
 
 # ------------------------------------------------------------------ amcsd
 

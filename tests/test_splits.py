@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from competition.splits import (
+from competition.lattice.splits import (
     balance,
     deduplicate,
     group_keys,

@@ -316,11 +316,11 @@ def test_a_student_installs_the_kit_on_a_fresh_machine_and_submits(
 def test_the_aggregates_kit_and_the_codabench_starting_kit_install_the_same_way(
     competition, student_python, tmp_path
 ) -> None:
-    from competition.aggregates import AggregateConfig
-    from competition.build_aggregates import build_aggregates
-    from contract.tasks import load_task
-    from platforms.codabench import _starting_kit
-    from platforms.common import public_data_files
+    from competition.aggregates.build import build_aggregates
+    from competition.aggregates.draw import AggregateConfig
+    from xrd_bravais.contract.tasks import load_task
+    from xrd_bravais.platforms.codabench import _starting_kit
+    from xrd_bravais.platforms.common import public_data_files
 
     aggregates = tmp_path / "aggregates"
     build_aggregates(aggregates, AggregateConfig(size=32, radius=(2.0, 3.0), per_count=12,

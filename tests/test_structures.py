@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from competition.structures import RejectError, declared_spacegroup, parse_structure
+from competition.sources.structures import RejectError, declared_spacegroup, parse_structure
 
 NACL = """data_NaCl
 _cell_length_a 5.64
@@ -160,7 +160,7 @@ def test_nonsense_values_are_rejected_with_their_reason(text, reason):
 
 def test_generated_crystals_declare_the_group_they_were_generated_in():
     """Issue 10, item 13: they declared P1, so DATA.md reported 0 % agreement."""
-    from competition.sources import generated_cif
+    from competition.sources.catalog import generated_cif
 
     for group in (14, 62, 225):
         parsed = parse_structure(generated_cif(group, 0, 0), max_sites=500)

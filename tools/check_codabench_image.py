@@ -2,7 +2,7 @@
 
 The test suite runs the scoring program offline, on this interpreter's packages.
 Codabench runs it in ``codalab/codalab-legacy:py312`` (numpy 1.26.4, pandas 2.2.3,
-no pyarrow), where only the vendored pyarrow (:data:`platforms.codabench.IMAGE_PYARROW`)
+no pyarrow), where only the vendored pyarrow (:data:`xrd_bravais.platforms.codabench.IMAGE_PYARROW`)
 exists. This script (it needs PyPI) makes a virtual environment with those pins
 for the running Python, exports a bundle vendoring ``IMAGE_PYARROW`` for it, and
 grades a perfect, a random, a malformed and a space-group submission in both
@@ -58,9 +58,9 @@ def main() -> int:
     parser.add_argument("--competition", type=Path, required=True)
     args = parser.parse_args()
 
-    from platforms.codabench import IMAGE_PYARROW, export_codabench
     from scoring.grade import grade
     from scoring.submission import SubmissionError, validate_submission
+    from xrd_bravais.platforms.codabench import IMAGE_PYARROW, export_codabench
 
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     key = pd.read_csv(args.competition / "private" / "solution.csv", dtype=str)

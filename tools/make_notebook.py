@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from contract.grid import Grid
+from xrd_bravais.contract.grid import Grid
 
 DATA = Path(".")          # the unpacked kit
 SAMPLE_SIZE = 10_000      # rows to explore with; 0 for every row
@@ -47,7 +47,7 @@ two_theta = grid.two_theta()
 print(f"{len(train):,} training and {len(test):,} test patterns of {grid.n_points:,} points, "
       f"{grid.two_theta_min:g}..{grid.two_theta_max:g} degrees 2theta, {grid.wavelength}")
 train[["id", "formula", "spacegroup_number", "bravais_lattice"]].head()"""),
-    ("code", """from contract.labels import BRAVAIS_LATTICES
+    ("code", """from xrd_bravais.contract.labels import BRAVAIS_LATTICES
 
 counts = train["bravais_lattice"].value_counts().reindex(BRAVAIS_LATTICES, fill_value=0)
 ax = counts.plot.bar(figsize=(8, 3), color="#4c72b0", title="Training patterns per lattice")
@@ -76,7 +76,7 @@ group) on one side, as the organisers' train/test split does: otherwise the
 same compound in two folds flatters the score."""),
     ("code", """from sklearn.model_selection import StratifiedGroupKFold
 
-from contract.layout import compound_key
+from xrd_bravais.contract.layout import compound_key
 
 if SAMPLE_SIZE and len(train) > SAMPLE_SIZE:
     share = SAMPLE_SIZE / len(train)
@@ -104,7 +104,7 @@ for name, strategy in [("uniform guess", "uniform"), ("prior-matched guess", "st
 pd.Series(results, name="CV accuracy").round(3)"""),
     ("md", """## 4. Two model types, with a parameter search
 
-Both start with the same preprocessing from `baselines.features`: the square
+Both start with the same preprocessing from `baselines.lattice.features`: the square
 root of the intensities (weak peaks count beside the strongest) and pooling to
 0.2-degree bins (features that survive small peak shifts)."""),
     ("code", """from sklearn.ensemble import RandomForestClassifier
@@ -113,7 +113,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from baselines.features import IntensityTransform, Pool
+from baselines.lattice.features import IntensityTransform, Pool
 
 forest = Pipeline([("sqrt", IntensityTransform("sqrt")), ("pool", Pool(10)),
                    ("model", RandomForestClassifier(n_estimators=200, class_weight="balanced",
@@ -163,7 +163,7 @@ print(f"submission.csv is valid: {len(valid.ids):,} rows ({best_name}).")"""),
     ("md", """## 7. Over-fitting, under-fitting, and structure in the data
 
 Three views the course asks about, on the same sample and the same grouped folds
-(`baselines.methods` has them; `xrd-bravais baselines methods` puts them in the
+(`baselines.runner.methods` has them; `xrd-bravais baselines methods` puts them in the
 organisers' report):
 
 - a **learning curve**: the forest's training and validation accuracy as the
@@ -175,7 +175,7 @@ organisers' report):
   adjusted Rand index says how well 14 k-means clusters match the 14 lattices
   (0: chance, 1: perfect)."""),
     ("code", """# Over- and under-fitting: the forest against its training size, the SVM against C.
-from baselines.methods import learning_curve_frame, pca_kmeans, validation_curve_frame
+from baselines.runner.methods import learning_curve_frame, pca_kmeans, validation_curve_frame
 
 learning = learning_curve_frame(forest_search.best_estimator_, X, y, groups, cv=CV,
                                 random_state=SEED)
@@ -211,9 +211,9 @@ print(f"2 components hold {100 * figures['explained_variance']:.1f} % of the var
 - Submit: `xrd-bravais submit submission.csv --team YOUR_TEAM --competition COMPETITION`
   where the grader runs (your organisers say where).
 - Train on every row (`SAMPLE_SIZE = 0`) once the parameters are chosen.
-- Try `baselines.features.PeakFeatures`: peak positions in sin²θ and their ratios,
+- Try `baselines.lattice.features.PeakFeatures`: peak positions in sin²θ and their ratios,
   the quantities a crystallographer indexes a pattern with.
-- Try a 1D-CNN: `baselines.cnn1d.CNN1DClassifier` works with `GridSearchCV` too
+- Try a 1D-CNN: `baselines.lattice.cnn1d.CNN1DClassifier` works with `GridSearchCV` too
   (it needs PyTorch: `pip install torch`).
 - Keep a note of what you tried: the course asks for your parameter searches and
   the comparison with random guessing."""),

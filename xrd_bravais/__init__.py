@@ -1,5 +1,11 @@
-"""The ``xrd-bravais`` command: the one place that registers every subcommand.
+"""xrd-bravais: the project's own namespace, and the ``xrd-bravais`` command.
 
-The top layer: it imports the builder, the grader, the baselines and the starter
-kit, and none of them imports it.
+* :mod:`xrd_bravais.contract`: the bottom layer, what every part relies on (labels,
+  tasks, grid, layout, manifest, references, atomic io, the one-line error);
+* :mod:`xrd_bravais.platforms`: exports to Kaggle and Codabench;
+* :mod:`xrd_bravais.web`: the competition's own website (``xrd-bravais serve``);
+* :mod:`xrd_bravais.cli`: the composition root, the one place that registers every
+  subcommand.
+
+This file imports nothing, so importing the contract stays cheap.
 """

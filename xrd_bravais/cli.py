@@ -1,9 +1,10 @@
 """The ``xrd-bravais`` application: every subcommand, registered in the order of use.
 
 Each package owns its commands (``competition.cli``, ``scoring.cli``,
-``baselines.cli``, ``starter_kit.cli``, ``platforms.cli``, ``website.cli``) and exposes a
-``register(app)``; this module composes them. Every command parses its options and
-calls the library; user errors exit non-zero with one line on stderr, no traceback.
+``baselines.cli``, ``starter_kit.cli``, ``xrd_bravais.platforms.cli``,
+``xrd_bravais.web.cli``) and exposes a ``register(app)``; this module composes them.
+Every command parses its options and calls the library; user errors exit non-zero
+with one line on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import typer
 
 from baselines.cli import register as register_baselines
 from competition.cli import register as register_build
-from platforms.cli import register as register_export
 from scoring.cli import register as register_scoring
 from starter_kit.cli import register as register_starter_kit
-from website.cli import register as register_website
+from xrd_bravais.platforms.cli import register as register_export
+from xrd_bravais.web.cli import register as register_website
 
 app = typer.Typer(
     name="xrd-bravais",

@@ -1,0 +1,1 @@
+"""The reference models of the aggregates task (:mod:`baselines.aggregates.models`)."""

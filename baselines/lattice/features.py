@@ -1,0 +1,328 @@
+"""Preprocessing transformers for powder patterns, reusable in any scikit-learn pipeline.
+
+* :class:`IntensityTransform` compresses the dynamic range (sqrt or log), so that
+  weak reflections, which carry the centring extinctions, count beside the
+  strongest peak.
+* :class:`Pool` bins the 2theta grid to a coarser one (4,251 points to 426 with
+  ``factor=10``), keeping the peak maxima: a tree or a kernel then sees features
+  that survive small peak shifts.
+* :class:`PeakFeatures` finds the strongest peaks and describes them the way a
+  crystallographer indexes a pattern: by their positions in ``sin^2(theta)``
+  (proportional to ``1/d^2 = 4 sin^2(theta) / lambda^2``) and by the ratios of
+  those positions to the first peak's, which do not depend on the wavelength
+  and follow the lattice's quadratic form (for cubic P, 1 : 2 : 3 : 4 : 5 : 6 : 8...;
+  for cubic I, 2 : 4 : 6 : 8...; for cubic F, 3 : 4 : 8 : 11...).
+
+All three are stateless apart from ``n_features_in_`` and follow the
+scikit-learn transformer contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from xrd_bravais.contract.grid import Grid, require_grid
+
+
+class IntensityTransform(TransformerMixin, BaseEstimator):
+    """Compress intensities with a square root or a logarithm.
+
+    Parameters
+    ----------
+    func : {"sqrt", "log", "identity"}, default="sqrt"
+        ``sqrt``: ``sqrt(x)``. ``log``: ``log1p(x / floor) / log1p(1 / floor)``, which
+        maps ``[0, 1]`` onto ``[0, 1]`` and stretches intensities above ``floor``.
+    floor : float, default=1e-3
+        Intensity scale of the logarithm (relative to the strongest peak).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> IntensityTransform("sqrt").fit_transform(np.array([[0.0, 0.25, 1.0]]))
+    array([[0. , 0.5, 1. ]])
+    """
+
+    def __init__(self, func: str = "sqrt", floor: float = 1e-3) -> None:
+        self.func = func
+        self.floor = floor
+
+    def fit(self, X: Any, y: Any = None) -> IntensityTransform:
+        """Check the parameters and record the number of columns."""
+        if self.func not in ("sqrt", "log", "identity"):
+            raise ValueError(f"func must be 'sqrt', 'log' or 'identity', got {self.func!r}")
+        if not self.floor > 0:
+            raise ValueError(f"floor must be positive, got {self.floor!r}")
+        validate_data(self, X, dtype=(np.float32, np.float64))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The transformed rows of ``X``."""
+        check_is_fitted(self, "n_features_in_")
+        X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
+        # Intensities are non-negative; a negative value (noise, a baseline
+        # subtraction) is clipped rather than turned into NaN.
+        X = np.clip(X, 0, None)
+        if self.func == "sqrt":
+            return np.sqrt(X)
+        if self.func == "log":
+            return (np.log1p(X / self.floor) / np.log1p(1 / self.floor)).astype(X.dtype)
+        return X
+
+
+class Pool(TransformerMixin, BaseEstimator):
+    """Bin consecutive grid points: ``factor`` points become one.
+
+    Parameters
+    ----------
+    factor : int, default=10
+        Points per bin. The last bin takes what is left.
+    method : {"max", "mean"}, default="max"
+        ``max`` keeps each peak's height wherever it falls in the bin; ``mean``
+        keeps its area.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Pool(factor=2).fit_transform(np.array([[0.0, 1.0, 0.5, 0.2, 0.9]]))
+    array([[1. , 0.5, 0.9]])
+    """
+
+    def __init__(self, factor: int = 10, method: str = "max") -> None:
+        self.factor = factor
+        self.method = method
+
+    def fit(self, X: Any, y: Any = None) -> Pool:
+        """Check the parameters and record the number of columns."""
+        if not (isinstance(self.factor, int | np.integer) and self.factor >= 1):
+            raise ValueError(f"factor must be a positive integer, got {self.factor!r}")
+        if self.method not in ("max", "mean"):
+            raise ValueError(f"method must be 'max' or 'mean', got {self.method!r}")
+        validate_data(self, X, dtype=(np.float32, np.float64))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The transformed rows of ``X``."""
+        check_is_fitted(self, "n_features_in_")
+        X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
+        starts = np.arange(0, X.shape[1], self.factor)
+        if self.method == "max":
+            return np.maximum.reduceat(X, starts, axis=1)
+        widths = np.diff(np.append(starts, X.shape[1]))
+        return (np.add.reduceat(X, starts, axis=1) / widths).astype(X.dtype)
+
+
+class SubtractBackground(TransformerMixin, BaseEstimator):
+    """Estimate a smooth background with SNIP and subtract it; rescale to maximum 1.
+
+    SNIP (statistics-sensitive non-linear iterative peak clipping; Ryan et al.,
+    *Nucl. Instrum. Meth. B* 34, 396, 1988) replaces each point, for widths
+    ``p = 1 .. half_width``, by the smaller of itself and the mean of its
+    neighbours ``p`` points away. Peaks narrower than the window are clipped
+    away and what remains follows the background. It works on square roots
+    (counting statistics), as is usual.
+
+    Parameters
+    ----------
+    half_width : int, default=50
+        Widest clipping window, in grid points (50 points is 1 degree on the
+        default grid): peaks narrower than about twice this survive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(0, 1, 201)
+    >>> y = (0.2 + 0.1 * x + np.exp(-0.5 * ((x - 0.5) / 0.005) ** 2))[None, :]
+    >>> flat = SubtractBackground(half_width=10).fit_transform(y)
+    >>> bool(abs(flat[0, 0]) < 0.02 and flat.max() == 1.0)
+    True
+    """
+
+    def __init__(self, half_width: int = 50) -> None:
+        self.half_width = half_width
+
+    def fit(self, X: Any, y: Any = None) -> SubtractBackground:
+        """Check the parameters and record the number of columns."""
+        if not (isinstance(self.half_width, int | np.integer) and self.half_width >= 1):
+            raise ValueError(f"half_width must be a positive integer, got {self.half_width!r}")
+        validate_data(self, X, dtype=(np.float32, np.float64))
+        return self
+
+    def background(self, X: Any) -> np.ndarray:
+        """The SNIP background of each row of ``X``."""
+        check_is_fitted(self, "n_features_in_")
+        X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
+        v = np.sqrt(np.maximum(np.asarray(X, dtype=np.float64), 0.0))
+        n = v.shape[1]
+        for p in range(1, min(self.half_width, (n - 1) // 2) + 1):
+            middle = 0.5 * (v[:, :-2 * p] + v[:, 2 * p:])
+            v[:, p:-p] = np.minimum(v[:, p:-p], middle)
+        return v**2
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``X`` minus its background, clipped at 0, each row scaled to maximum 1."""
+        X = np.asarray(validate_data(self, X, dtype=(np.float32, np.float64), reset=False))
+        flat = np.maximum(X - self.background(X), 0.0)
+        top = flat.max(axis=1, keepdims=True)
+        return (flat / np.where(top > 0, top, 1.0)).astype(X.dtype)
+
+
+class Smooth(TransformerMixin, BaseEstimator):
+    """Savitzky-Golay smoothing along each pattern (suppresses counting noise).
+
+    Parameters
+    ----------
+    window : int, default=7
+        Odd number of grid points of the fitting window.
+    order : int, default=2
+        Degree of the local polynomial (keeps peak heights better than a mean).
+    """
+
+    def __init__(self, window: int = 7, order: int = 2) -> None:
+        self.window = window
+        self.order = order
+
+    def fit(self, X: Any, y: Any = None) -> Smooth:
+        """Check the parameters and record the number of columns."""
+        if not (isinstance(self.window, int | np.integer) and self.window >= 3
+                and self.window % 2 == 1):  # fmt: skip
+            raise ValueError(f"window must be an odd integer >= 3, got {self.window!r}")
+        if not (isinstance(self.order, int | np.integer) and 0 <= self.order < self.window):
+            raise ValueError(f"order must be an integer in [0, window), got {self.order!r}")
+        validate_data(self, X, dtype=(np.float32, np.float64))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The smoothed rows of ``X`` (short rows are returned unchanged)."""
+        from scipy.signal import savgol_filter
+
+        check_is_fitted(self, "n_features_in_")
+        X = np.asarray(validate_data(self, X, dtype=(np.float32, np.float64), reset=False))
+        if X.shape[1] < self.window:
+            return X.copy()
+        return savgol_filter(X, self.window, self.order, axis=1).astype(X.dtype)
+
+
+class PeakFeatures(TransformerMixin, BaseEstimator):
+    """Positions, heights and position ratios of the strongest peaks.
+
+    A peak is a local maximum of at least ``min_height`` (relative to the
+    pattern's maximum). Its position is refined between grid points by a
+    parabola through the three highest points. The ``n_peaks`` strongest peaks,
+    sorted by angle, give ``3 * n_peaks`` features:
+
+    * ``s_k = sin^2(theta_k)``: proportional to ``1/d_k^2``, the quantity an
+      indexing program fits with the lattice's quadratic form;
+    * ``h_k``: the peak height;
+    * ``s_k / s_1``: ratios to the first (lowest-angle) peak, wavelength-free.
+
+    Missing peaks (a pattern with fewer than ``n_peaks``) give zeros.
+
+    Parameters
+    ----------
+    n_peaks : int, default=12
+    min_height : float, default=0.01
+    grid : Grid
+        Where the columns lie in 2theta (:class:`xrd_bravais.contract.grid.Grid`, e.g.
+        ``read_patterns("public/train.parquet").grid``). Required: there is no
+        default, since a wrong grid puts every peak at a wrong angle.
+
+    Raises
+    ------
+    GridError
+        From :meth:`fit`, if no grid was given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xrd_bravais.contract.grid import Grid
+    >>> x = np.zeros((1, 7)); x[0, 2] = 1.0; x[0, 5] = 0.5
+    >>> f = PeakFeatures(n_peaks=2, grid=Grid(20.0, 80.0, 10.0, 7)).fit_transform(x)
+    >>> np.round(f, 4)  # peaks at 40 and 70 degrees 2theta: sin^2, heights, ratios
+    array([[0.117 , 0.329 , 1.    , 0.5   , 1.    , 2.8124]])
+    """
+
+    def __init__(
+        self,
+        n_peaks: int = 12,
+        min_height: float = 0.01,
+        grid: Grid | None = None,
+    ) -> None:
+        self.n_peaks = n_peaks
+        self.min_height = min_height
+        self.grid = grid
+
+    def fit(self, X: Any, y: Any = None) -> PeakFeatures:
+        """Check the parameters and the grid, and record the number of columns."""
+        if not (isinstance(self.n_peaks, int | np.integer) and self.n_peaks >= 1):
+            raise ValueError(f"n_peaks must be a positive integer, got {self.n_peaks!r}")
+        require_grid(self.grid, "PeakFeatures")
+        validate_data(self, X, dtype=(np.float32, np.float64))
+        return self
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``sin2theta_k``, ``height_k`` and ``ratio_k`` for each of the ``n_peaks``."""
+        check_is_fitted(self, "n_features_in_")
+        k = range(1, self.n_peaks + 1)
+        return np.array(
+            [f"sin2theta_{i}" for i in k] + [f"height_{i}" for i in k] + [f"ratio_{i}" for i in k],
+            dtype=object,
+        )
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The transformed rows of ``X``."""
+        check_is_fitted(self, "n_features_in_")
+        X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
+        grid = require_grid(self.grid, "PeakFeatures")
+        start, step = grid.two_theta_min, grid.step
+        index, heights = _strongest_peaks(np.asarray(X, dtype=np.float64), self.n_peaks,
+                                          self.min_height)  # fmt: skip
+        found = heights > 0
+        theta = np.radians(start + step * index) / 2
+        s = np.where(found, np.sin(theta) ** 2, 0.0)
+        first = np.where(s[:, :1] > 0, s[:, :1], 1.0)
+        return np.hstack([s, heights, s / first])
+
+
+def _strongest_peaks(
+    X: np.ndarray, n_peaks: int, min_height: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refined positions (in grid units) and heights of each row's strongest peaks.
+
+    Peaks are sorted by position; ``(0, 0)`` pads rows with fewer peaks.
+    """
+    n_rows, n_points = X.shape
+    scale = X.max(axis=1, keepdims=True)
+    Y = X / np.where(scale > 0, scale, 1.0)
+    inner = np.zeros_like(Y, dtype=bool)
+    if n_points >= 3:
+        # A plateau counts once: strictly above the left neighbour, not below the right.
+        inner[:, 1:-1] = (Y[:, 1:-1] > Y[:, :-2]) & (Y[:, 1:-1] >= Y[:, 2:])
+    inner &= min_height <= Y
+    score = np.where(inner, Y, -np.inf)
+    k = min(n_peaks, n_points)
+    top = np.argpartition(-score, k - 1, axis=1)[:, :k] if k < n_points else np.argsort(
+        -score, axis=1)[:, :k]  # fmt: skip
+    top = np.sort(top, axis=1)
+    heights = np.take_along_axis(score, top, axis=1)
+    valid = np.isfinite(heights)
+    # Parabolic refinement through the neighbours: the vertex offset in (-0.5, 0.5).
+    left = np.take_along_axis(Y, np.clip(top - 1, 0, n_points - 1), axis=1)
+    mid = np.take_along_axis(Y, top, axis=1)
+    right = np.take_along_axis(Y, np.clip(top + 1, 0, n_points - 1), axis=1)
+    curvature = left - 2 * mid + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
+    position = np.where(valid, top + np.clip(offset, -0.5, 0.5), 0.0)
+    heights = np.where(valid, heights, 0.0)
+    # Valid peaks first (in angle order), padding after.
+    order = np.argsort(~valid, axis=1, kind="stable")
+    position = np.take_along_axis(position, order, axis=1)
+    heights = np.take_along_axis(heights, order, axis=1)
+    if k < n_peaks:
+        pad = np.zeros((n_rows, n_peaks - k))
+        position, heights = np.hstack([position, pad]), np.hstack([heights, pad])
+    return position, heights

@@ -1,0 +1,472 @@
+"""Build a competition on disk: the last stage, which ties the others together.
+
+:func:`build_competition` runs sources -> structures -> labels -> patterns ->
+splits and writes the layout of DESIGN.md::
+
+    <out>/manifest.json
+    <out>/public/{train.parquet, test.parquet, sample_submission*.csv, DATA.md}
+    <out>/private/{solution.csv, train_meta.parquet, test_meta.parquet}
+    <out>/reports/{rejects.csv, overview.png}
+
+Every file is written atomically and ``manifest.json`` (with the sha256 of every
+other file) is written last, so a folder with a manifest is a complete build.
+
+Over 400 lines: :func:`assemble_competition` is the build's one sequence after the
+per-structure work (dedup, balance, split, extras, measured rows, ids, write), read
+top to bottom; the folder and the files are :mod:`competition.outdir` and
+:mod:`competition.lattice.write`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from competition.config import BuildConfig
+from competition.lattice.cluster import ClusterError, parse_scheduler
+from competition.lattice.outliers import OUTLIERS, OUTLIERS_PLOT
+from competition.lattice.pipeline import run_pipeline
+from competition.lattice.splits import (
+    CELL_COLUMNS,
+    balance,
+    deduplicate,
+    grouped_stratified_split,
+    opaque_ids,
+)
+from competition.lattice.summary import BuildSummary
+from competition.lattice.worker import StructureRecord
+from competition.lattice.write import (
+    DRAW,
+    _counts,
+    _rejects_frame,
+    _write_outputs,
+    _write_sticks,
+)
+from competition.outdir import (
+    BuildError,
+    begin_writing,
+    check_out_dir,
+    end_writing,
+    exclusive,
+    leftovers,
+    remove,
+)
+from competition.sources.catalog import Rejected, Source
+from competition.sources.measured import MeasuredError, MeasuredPatterns, read_measured
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.labels import bravais_lattice
+from xrd_bravais.contract.tasks import LATTICE_TASK
+
+LAYOUT_FILES: Final = (
+    layout.TRAIN, layout.TRAIN_STICKS, layout.TEST,
+    *(layout.sample_submission(t) for t in LATTICE_TASK.track_names),
+    layout.DATA_CARD, layout.SOLUTION, layout.TRAIN_META, layout.TEST_META,
+    layout.REJECTS, layout.OVERVIEW, OUTLIERS, OUTLIERS_PLOT,
+)  # fmt: skip
+"""Every file a build writes besides ``manifest.json``. Rebuilding under the live
+folders of :data:`xrd_bravais.contract.layout.LIVE_FOLDERS` would mix scores graded on two keys."""
+
+def _check_scheduler(scheduler: str | None, workers: int | None) -> None:
+    """Refuse a bad ``--scheduler`` before any work (see :mod:`competition.lattice.cluster`)."""
+    if scheduler is None:
+        return
+    if workers is not None:
+        raise BuildError(
+            "--workers counts local processes and --scheduler names a dask cluster; give one"
+        )
+    try:
+        parse_scheduler(scheduler)
+    except ClusterError as err:
+        raise BuildError(str(err)) from None
+
+
+def _meta_frame(records: list[StructureRecord]) -> pd.DataFrame:
+    rows = [
+        {
+            "entry_id": r.entry_id,
+            "cod_id": r.cod_id,
+            "source_file": r.source_file,
+            "formula": r.formula,
+            "spacegroup_number": r.spacegroup_number,
+            "declared_spacegroup": r.declared_spacegroup,
+            "bravais_lattice": r.bravais_lattice,
+            "n_sites": r.n_sites,
+            "symprec_used": r.symprec_used,
+            **dict(zip(CELL_COLUMNS, r.conventional_cell, strict=True)),
+        }
+        for r in records
+    ]
+    meta = pd.DataFrame(rows)
+    meta["cod_id"] = meta["cod_id"].astype("Int64")
+    meta["declared_spacegroup"] = meta["declared_spacegroup"].astype("Int64")
+    return meta
+
+
+def label_agreement(meta: pd.DataFrame) -> dict[str, Any]:
+    """How often spglib's space group equals the one the CIF declares.
+
+    Returns counts and the rate over the entries that declare a space group, and
+    the same for the Bravais lattice implied by each.
+    """
+    declared = meta.dropna(subset=["declared_spacegroup"])
+    n = len(declared)
+    same_group = int((declared["declared_spacegroup"] == declared["spacegroup_number"]).sum())
+    same_lattice = int(
+        sum(
+            bravais_lattice(int(d)) == found
+            for d, found in zip(
+                declared["declared_spacegroup"], declared["bravais_lattice"], strict=True
+            )
+        )
+    )
+    # Which tolerance labelled how many entries (several only with a symprec ladder).
+    used = meta["symprec_used"].dropna() if "symprec_used" in meta else pd.Series([])
+    by_symprec = {f"{t:g}": int(n) for t, n in sorted(Counter(used).items())}
+    return {
+        "n_declared": n,
+        "n_spacegroup_agree": same_group,
+        "spacegroup_agreement": round(same_group / n, 4) if n else None,
+        "n_lattice_agree": same_lattice,
+        "lattice_agreement": round(same_lattice / n, 4) if n else None,
+        "labelled_at_symprec": by_symprec,
+    }
+
+
+def build_competition(
+    source: Source,
+    out: str | Path,
+    config: BuildConfig | None = None,
+    *,
+    workers: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    force: bool = False,
+    measured_test: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
+    train_extra: Source | None = None,
+) -> BuildSummary:
+    """Build a competition from a source of structures and write it to ``out``.
+
+    Parameters
+    ----------
+    source : Source
+        Where the structures come from (see :mod:`competition.sources.catalog`).
+    out : path
+        Output folder; created if missing. An existing folder must be empty or
+        hold an earlier build, which is overwritten file by file.
+    config : BuildConfig, optional
+        Grid, tolerances, caps, fractions and seed; default ``BuildConfig()``.
+    workers : int, optional
+        Worker processes; default all available CPUs.
+    scheduler : str, optional
+        Run the per-structure work on a dask cluster instead: ``local:N`` or a
+        scheduler address such as ``tcp://10.0.0.5:8786``
+        (:mod:`competition.lattice.cluster`). The output is the same, byte for byte.
+    cache_dir : Path, optional
+        Folder of the resumable per-structure cache; ``None`` disables it.
+    progress : bool
+        Show progress bars.
+    force : bool
+        Rebuild over a competition in use: its leaderboard, baselines,
+        submissions and any file the earlier build did not write are deleted
+        (only once the new build is ready to be written).
+    measured_test : path, optional
+        A folder of real measurements and their ``labels.csv`` (see
+        :mod:`competition.sources.measured`): they join the test set as the Measured
+        portion, scored apart and hidden until the competition is closed.
+    train_extra : Source, optional
+        More structures for the *training* split only, such as pyxtal crystals of
+        the rare lattices (:func:`competition.sources.catalog.generated_source`): computed
+        like the others, never balanced away, never in the test set, and dropped
+        where their compound (formula and space group) is a test compound.
+
+    Returns
+    -------
+    BuildSummary
+
+    Raises
+    ------
+    BuildError
+        If the output folder is unsuitable, is in use by another build or a
+        running course, if the cache is locked, if the accepted structures
+        cannot make a competition, or if ``measured_test`` holds no usable
+        measurement.
+    """
+    config = config or BuildConfig()
+    out = Path(out)
+    check_out_dir(out, LAYOUT_FILES, force)
+    _check_scheduler(scheduler, workers)
+    measured = None
+    if measured_test is not None:
+        # Read first: a folder that cannot be used stops the build before hours of work.
+        try:
+            measured = read_measured(measured_test, config.pattern.to_grid())
+        except MeasuredError as err:
+            raise BuildError(f"--measured-test: {err}") from None
+    with exclusive(out):
+        # Again: the folder may have changed meanwhile.
+        stale = check_out_dir(out, LAYOUT_FILES, force)
+        start = time.perf_counter()
+        cache_path = None if cache_dir is None else Path(cache_dir) / "results.sqlite"
+        try:
+            results, n_cached = run_pipeline(
+                source.entries(),
+                config,
+                workers=workers,
+                cache_path=cache_path,
+                total=source.size,
+                progress=progress,
+                scheduler=scheduler,
+            )
+        except ClusterError as err:
+            raise BuildError(str(err)) from None
+        except sqlite3.OperationalError as err:
+            raise BuildError(
+                f"the result cache {cache_path} cannot be used ({err}): another build has held "
+                "it for minutes; wait for it, or use --cache-dir elsewhere or --no-cache"
+            ) from None
+        extra = None
+        if train_extra is not None:
+            extra, n_extra_cached = run_pipeline(
+                train_extra.entries(), config, workers=workers, cache_path=cache_path,
+                total=train_extra.size, progress=progress, scheduler=scheduler,
+            )  # fmt: skip
+            n_cached += n_extra_cached
+        structures_seconds = time.perf_counter() - start
+        summary = assemble_competition(
+            results, source, out, config, stale=stale, measured=measured,
+            train_extra=extra, train_extra_source=train_extra,
+        )  # fmt: skip
+    summary.n_cached = n_cached
+    summary.seconds = {"structures": structures_seconds, **summary.seconds}
+    return summary
+
+
+def assemble_competition(
+    results: list[StructureRecord | Rejected],
+    source: Source,
+    out: Path,
+    config: BuildConfig,
+    *,
+    stale: list[Path] | None = None,
+    measured: MeasuredPatterns | None = None,
+    train_extra: list[StructureRecord | Rejected] | None = None,
+    train_extra_source: Source | None = None,
+) -> BuildSummary:
+    """Deduplicate, balance, split and write per-structure results to ``out``.
+
+    This is the part of :func:`build_competition` after the per-structure work;
+    it is deterministic given ``results`` (in entry-id order) and ``config.seed``.
+
+    ``stale`` lists what a forced rebuild deletes (see :func:`build_competition`);
+    ``measured`` real measurements that make the Measured portion of the test set;
+    ``train_extra`` the per-structure results of ``train_extra_source``, added to the
+    training split only (see :func:`build_competition`).
+
+    Raises
+    ------
+    BuildError
+        If no structure was accepted, or the accepted ones cannot fill a
+        training set and both test portions.
+    """
+    seconds: dict[str, float] = {}
+    records = [r for r in results if isinstance(r, StructureRecord)]
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    rejected += [
+        Rejected(
+            f"{r.entry_id}#{block}", r.source_file, "parse",
+            f"data block {block!r} not used: one structure per file is taken "
+            "(the first block with a structure)", r.entry_id,
+        )
+        for r in records
+        for block in r.extra_blocks
+    ]  # fmt: skip
+    if not records:
+        reasons = Counter(r.reason for r in rejected).most_common(3)
+        raise BuildError(
+            f"no structure was accepted out of {len(results)}; commonest reasons: "
+            + "; ".join(f"{reason} ({n})" for reason, n in reasons)
+        )
+
+    start = time.perf_counter()
+    patterns = {r.entry_id: r.pattern for r in records}
+    sticks = {r.entry_id: r.sticks for r in records}
+    extra_draws = {r.entry_id: r.extra_draws for r in records if r.extra_draws is not None}
+    meta = _meta_frame(records)
+    agreement = label_agreement(meta)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)]
+    rng_balance, rng_split, rng_public, rng_ids = streams
+
+    meta, repeats = deduplicate(meta, config.dedup_length_rtol, config.dedup_angle_atol)
+    rejected += [
+        Rejected(
+            row.entry_id, row.source_file, "dedup",
+            f"repeat of {row.kept_id}: same formula {row.formula}, space group "
+            f"{row.spacegroup_number} and conventional cell", row.kept_id,
+        )
+        for row in repeats.itertuples()
+    ]  # fmt: skip
+    meta, capped = balance(meta, config.per_class, rng_balance)
+    rejected += [
+        Rejected(
+            row.entry_id, row.source_file, "balance",
+            f"not drawn: {row.bravais_lattice} is capped at --per-class {config.per_class}",
+        )
+        for row in capped.itertuples()
+    ]  # fmt: skip
+
+    meta = meta.reset_index(drop=True)
+    in_test = grouped_stratified_split(meta, config.test_fraction, rng_split)
+    train = meta[~in_test].reset_index(drop=True)
+    test = meta[in_test].reset_index(drop=True)
+    in_public = grouped_stratified_split(test, config.public_fraction, rng_public)
+    test[layout.USAGE] = np.where(in_public, *layout.PORTIONS)
+    _check_makes_a_competition(train, test, len(records))
+    generated = None
+    if train_extra is not None:
+        extra, extra_rejected = _training_extras(train_extra, test)
+        rejected += extra_rejected
+        patterns |= {r.entry_id: r.pattern for r in extra}
+        sticks |= {r.entry_id: r.sticks for r in extra}
+        extra_draws |= {r.entry_id: r.extra_draws for r in extra if r.extra_draws is not None}
+        if extra:
+            train = pd.concat([train, _meta_frame(extra)], ignore_index=True)
+        generated = {
+            "source": train_extra_source.description if train_extra_source else None,
+            "n": len(extra),
+            "per_lattice": _counts(_meta_frame(extra)) if extra else {},
+        }
+    if measured is not None:
+        rejected += measured.rejected
+        patterns |= dict(zip(measured.entry_ids(), measured.X, strict=True))
+        test = pd.concat([test, _measured_frame(measured)], ignore_index=True)
+    # Several measured draws of a training structure are rows of their own.
+    train = train.loc[train.index.repeat(config.draws)].reset_index(drop=True)
+    train[DRAW] = np.tile(np.arange(config.draws), len(train) // config.draws)
+    train["id"] = opaque_ids(len(train), "r", rng_ids)
+    # One draw for every test row: a measured row's id is like any other's.
+    test["id"] = opaque_ids(len(test), "t", rng_ids)
+    train = train.sort_values("id").reset_index(drop=True)
+    test = test.sort_values("id").reset_index(drop=True)
+    seconds["split"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    # Anything that fails before this line leaves an earlier build untouched.
+    begin_writing(out, LATTICE_TASK.name)
+    # A forced rebuild: nothing of the old competition may survive beside the new key,
+    # and files a crashed build left (temporary names) go too.
+    remove([*(stale or []), *leftovers(out)], out)
+    rejects = _rejects_frame(rejected)
+    counts = {
+        "train": _counts(train[train[DRAW] == 0]),
+        "public": _counts(test[test[layout.USAGE] == layout.PUBLIC_PORTION]),
+        "private": _counts(test[test[layout.USAGE] == layout.PRIVATE_PORTION]),
+    }
+    if measured is not None:
+        counts[layout.MEASURED_SPLIT] = _counts(test[test[layout.USAGE] == layout.MEASURED_PORTION])
+    _write_outputs(out, config, train, test, patterns, rejects, extra_draws)
+    _write_sticks(train, sticks, out / layout.TRAIN_STICKS)
+    summary = BuildSummary(
+        out=out,
+        n_input=len(results),
+        n_accepted=len(records),
+        counts=counts,
+        rejected_by_stage=dict(sorted(Counter(rejects["stage"]).items())),
+        label_agreement=agreement,
+        seconds=seconds,
+        measured_test=None if measured is None else measured.description,
+        train_generated=generated,
+    )
+    from competition.lattice.report import write_data_card, write_overview_figure
+    from competition.manifest import write_manifest
+
+    write_data_card(out / layout.DATA_CARD, config, summary, source.kind)
+    write_overview_figure(
+        out / layout.OVERVIEW, summary, train, patterns, config.pattern.grid()
+    )
+    _screen_outliers(out, train, test, patterns, config)
+    write_manifest(out, config, source, summary)
+    end_writing(out)
+    summary.seconds["write"] = time.perf_counter() - start
+    return summary
+
+
+def _training_extras(
+    results: list[StructureRecord | Rejected], test: pd.DataFrame
+) -> tuple[list[StructureRecord], list[Rejected]]:
+    """The extra training structures that may join: none shares a test compound."""
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    records = [r for r in results if isinstance(r, StructureRecord)]
+    if not records:
+        return [], rejected
+    keys = layout.compound_key(
+        pd.Series([r.formula for r in records]), pd.Series([r.spacegroup_number for r in records])
+    )
+    in_test = set(layout.compound_key(test[layout.FORMULA], test[layout.SPACEGROUP]))
+    kept = []
+    for record, key in zip(records, keys, strict=True):
+        if key in in_test:
+            rejected.append(Rejected(
+                record.entry_id, record.source_file, "dedup",
+                f"extra training structure left out: {record.formula} in space group "
+                f"{record.spacegroup_number} is a test compound",
+            ))  # fmt: skip
+        else:
+            kept.append(record)
+    return kept, rejected
+
+
+def _screen_outliers(out: Path, train: pd.DataFrame, test: pd.DataFrame,
+                     patterns: dict[str, np.ndarray], config: BuildConfig) -> None:  # fmt: skip
+    """``reports/outliers.csv`` and its plot: each structure once (training: its first draw)."""
+    from competition.lattice.outliers import write_outlier_report
+
+    columns = [layout.ID, "split", "entry_id", layout.FORMULA, layout.SPACEGROUP, layout.LATTICE]
+    first = train[train[DRAW] == 0].assign(split="train")
+    rows = pd.concat([first, test.assign(split=test[layout.USAGE])], ignore_index=True)[columns]
+    X = np.stack([patterns[entry] for entry in rows["entry_id"]])
+    write_outlier_report(out, rows, X, config.pattern.grid(), config.seed)
+
+
+def _measured_frame(measured: MeasuredPatterns) -> pd.DataFrame:
+    """Test rows of the Measured portion, with the columns of the structures' rows."""
+    n = len(measured)
+    return pd.DataFrame({
+        "entry_id": measured.entry_ids(),
+        "cod_id": pd.array([pd.NA] * n, dtype="Int64"),
+        "source_file": measured.files,
+        "formula": [""] * n,
+        "spacegroup_number": measured.spacegroup_number,
+        "declared_spacegroup": pd.array(measured.spacegroup_number, dtype="Int64"),
+        "bravais_lattice": measured.bravais_lattice,
+        "n_sites": pd.array([pd.NA] * n, dtype="Int64"),
+        "symprec_used": np.full(n, np.nan),
+        **{column: np.full(n, np.nan) for column in CELL_COLUMNS},
+        layout.USAGE: [layout.MEASURED_PORTION] * n,
+    })  # fmt: skip
+
+
+def _check_makes_a_competition(train: pd.DataFrame, test: pd.DataFrame, n_kept: int) -> None:
+    """Refuse a split that has no training rows or leaves a test portion empty."""
+    portions = {
+        "training": len(train),
+        **{f"{portion} test": int((test[layout.USAGE] == portion).sum())
+           for portion in layout.PORTIONS},
+    }
+    empty = [name for name, n in portions.items() if n == 0]
+    if empty:
+        raise BuildError(
+            f"these structures cannot make a competition: {n_kept} kept after removing "
+            f"repeats and capping, which leaves the {' and '.join(empty)} set(s) empty "
+            f"({', '.join(f'{k} {v}' for k, v in portions.items())}); add structures "
+            "(at least a few per lattice) or change --test-fraction / --public-fraction"
+        )
+
+

@@ -1,0 +1,313 @@
+"""Human-facing outputs of a build: the DATA.md data card and the overview figure."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from competition.sources.catalog import SourceKind
+from xrd_bravais.contract.grid import SCHEMA_METADATA_KEY
+from xrd_bravais.contract.io import atomic_path, atomic_write_text
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES
+from xrd_bravais.contract.layout import MEASURED_SPLIT
+from xrd_bravais.contract.references import majority_label, reference_scores
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from competition.config import BuildConfig
+    from competition.lattice.summary import BuildSummary
+
+_COD_LICENCE = (
+    "Structures from the Crystallography Open Database (Gražulis et al., "
+    "*J. Appl. Cryst.* 42, 726-729, 2009); COD data are in the public domain."
+)
+_LICENCES = {
+    SourceKind.amcsd: (
+        "Structures from the American Mineralogist Crystal Structure Database "
+        "(Downs & Hall-Wallace, *Am. Mineral.* 88, 247-250, 2003), as shipped by the "
+        "`larixite` package; the database is freely available for research and teaching."
+    ),
+    SourceKind.cod_dir: _COD_LICENCE,
+    SourceKind.cod_ids: _COD_LICENCE,
+    SourceKind.generated: (
+        "Random crystals generated with pyxtal (Fredericks et al., 2021); no licence needed."
+    ),
+}
+
+
+def markdown_table(table: pd.DataFrame, index_name: str = "lattice") -> str:
+    """A Markdown table: the index first (a left-aligned column), numbers right-aligned."""
+    header = f"| {index_name} | " + " | ".join(table.columns) + " |"
+    rule = "|---|" + "---:|" * len(table.columns)
+    rows = [
+        f"| {index} | " + " | ".join(str(v) for v in row) + " |" for index, row in table.iterrows()
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _profile_text(config: BuildConfig) -> str:
+    """The DATA.md lines on how measured-looking patterns were drawn."""
+    if config.profile == "clean":
+        return "- Profile: clean (ideal peaks on a zero background, no noise)."
+    r = config.realism
+    return (
+        "- Profile: measured. Each pattern was drawn through a model of a laboratory\n"
+        "  Bragg-Brentano Cu diffractometer, with its own random settings: the Cu\n"
+        "  K-alpha1/K-alpha2 doublet (ratio 2:1, in "
+        f"{100 * r.kalpha2_probability:g} % of patterns), pseudo-Voigt peaks\n"
+        f"  (Caglioti W {r.w[0]:g}..{r.w[1]:g} deg^2, crystallite size {r.size_nm[0]:g}.."
+        f"{r.size_nm[1]:g} nm,\n  microstrain up to {r.strain[1]:g}), zero offset within "
+        f"+-{r.zero[1]:g} deg, sample displacement\n  within +-{r.displacement[1]:g} mm, "
+        f"March-Dollase texture ({r.texture_ratio[0]:g}..{r.texture_ratio[1]:g}) in "
+        f"{100 * r.texture_probability:g} % of patterns,\n  a background of "
+        f"{100 * r.background[0]:g}..{100 * r.background[1]:g} % of the strongest peak "
+        f"with air scatter and sometimes an amorphous hump,\n  a log-normal graininess of "
+        f"{100 * r.graininess:g} % on each reflection, weak peaks of an impurity in "
+        f"{100 * r.impurity_probability:g} % of patterns,\n  and Poisson noise with the "
+        f"strongest peak at {r.counts[0]:.0e}..{r.counts[1]:.0e} counts. In "
+        f"{100 * r.background_subtracted_probability:g} % of patterns\n  the background "
+        "was then subtracted, as in processed data; in the others the minimum\n"
+        "  of a pattern is its background, not 0. The ranges and sources are in\n"
+        "  `competition/realism.py` and in `manifest.json` (`config.realism`)."
+        + (f"\n- Draws: {config.draws} patterns per training structure, each with its own "
+           "settings and\n  noise (rows with the same formula and space group are one "
+           "structure);\n  test structures are drawn once." if config.draws > 1 else "")
+    )
+
+
+def _ladder_text(config: BuildConfig, agreement: dict[str, object]) -> str:
+    """The DATA.md line on the symprec ladder, when one was used."""
+    if not config.symprec_ladder:
+        return ""
+    used = agreement.get("labelled_at_symprec") or {}
+    counts = ", ".join(f"{n} at {t}" for t, n in used.items())  # type: ignore[union-attr]
+    ladder = ", ".join(f"{t:g}" for t in config.symprec_ladder)
+    return (
+        f"\n- Where spglib at {config.symprec:g} Angstrom missed the declared group, the\n"
+        f"  larger tolerances {ladder} were tried in turn, the first that found it kept\n"
+        f"  (entries labelled: {counts})."
+    )
+
+
+def _reference_text(train_counts: np.ndarray) -> str:
+    if train_counts.sum() == 0:
+        return "(no training rows)"
+    ref = reference_scores(train_counts)
+    majority = majority_label(train_counts, BRAVAIS_LATTICES)
+    return "\n".join([
+        f"- uniform guess (each lattice with probability 1/14): {100 * ref['uniform']:.2f} %",
+        f"- prior-matched guess (each lattice with its training share): "
+        f"{100 * ref['prior']:.2f} %",
+        f"- majority guess (always `{majority}`, the commonest training lattice): "
+        f"{100 * ref['majority']:.2f} %",
+    ])  # fmt: skip
+
+
+_STICKS = "`two_theta`, `d`, `intensity`, `h`, `k`, `l`, `nx`, `ny`, `nz` (see below)"
+
+
+def _generated_text(generated: dict[str, Any] | None) -> str:
+    """The extra training crystals in words: how many, of which lattices, from what."""
+    if not generated:
+        return ""
+    n = int(generated["n"])
+    per = ", ".join(f"{lattice} {count}" for lattice, count in generated["per_lattice"].items())
+    source = generated.get("source") or {}
+    return (
+        f"\n{n} of these training structures are not real: they are random crystals made by\n"
+        f"pyxtal (seed {source.get('seed', 'n/a')}) in the space groups of the rarest lattices "
+        f"({per or 'none kept'}),\nadded to the training split only so that rare lattices have "
+        "more examples. None of\ntheir compounds (formula and space group) is in the test "
+        "set, which holds real\nstructures only.\n"
+    )
+
+
+def _measured_text(n_measured: int) -> str:
+    """The Measured portion in words: how many, from where; never which rows or labels."""
+    if not n_measured:
+        return ""
+    return (
+        f" {n_measured} of them are real laboratory measurements (Cu K-alpha, read\n"
+        "from two-column files and interpolated onto the grid above, scaled to a maximum\n"
+        "of 1): they make a third portion, Measured, which is scored apart from the\n"
+        "simulated ones and shown only when the competition is closed. Their labels come\n"
+        "from the organisers' identification of each sample, not from spglib, and their\n"
+        "lattice mix is the samples', not the training set's. Nothing in the `id` tells\n"
+        "them apart.\n\n"
+    )
+
+
+def write_data_card(
+    path: Path, config: BuildConfig, summary: BuildSummary, source_kind: str
+) -> None:
+    """Write the public data card: what the columns mean, how patterns were made, counts."""
+    grid = config.pattern
+    agreement = summary.label_agreement
+    rate = agreement["spacegroup_agreement"]
+    rate_text = "n/a" if rate is None else f"{100 * rate:.1f} %"
+    last = f"`y0 .. y{grid.n_points - 1}`"
+    table = summary.class_table()
+    train_counts = table[["train"]]
+    n_measured = int(table.loc["total", MEASURED_SPLIT]) if MEASURED_SPLIT in table else 0
+    n_test = int(table.loc["total", "public"] + table.loc["total", "private"]) + n_measured
+    reference = _reference_text(table.loc[list(BRAVAIS_LATTICES), "train"].to_numpy())
+    ladder = _ladder_text(config, agreement)
+    text = f"""# Data card
+
+Classify each simulated powder X-ray diffraction pattern into one of the 14
+Bravais lattices ({", ".join(BRAVAIS_LATTICES)}), or, in the second track,
+into one of the 230 space groups.
+
+## Files
+
+| file | content |
+|---|---|
+| `train.parquet` | `id`, `cod_id`, `formula`, `spacegroup_number`, `bravais_lattice`, {last} |
+| `train_sticks.parquet` | each training row's reflections: `id`, {_STICKS} |
+| `test.parquet` | `id`, {last} (no labels) |
+| `sample_submission.csv` | `id,bravais_lattice`: a valid file, the commonest training lattice |
+| `sample_submission_spacegroup.csv` | `id,spacegroup_number`: the same for the space-group track |
+
+`cod_id` is the Crystallography Open Database id where the structure came from
+COD, and empty otherwise. Test ids are opaque and in random order.
+`train_sticks.parquet` lists the reflections each training pattern was made from
+(within 3 degrees of the grid's ends: 2theta, d-spacing in Angstrom, intensity
+relative to the strongest, the `hkl` that names each peak and its reciprocal-lattice
+vector in Cartesian coordinates, 1/Angstrom), so that a training loop can render them
+again as a different instrument would measure them (`competition.physics.realism`);
+there is no such file for the test set.
+
+## Patterns
+
+- Radiation: {grid.wavelength} (the physics of pymatgen's `XRDCalculator`: kinematic
+  intensities with atomic scattering factors, multiplicities and the
+  Lorentz-polarisation factor; computed by the `{config.engine}` engine).
+- Grid: 2theta from {grid.two_theta_min:g} to {grid.two_theta_max:g} degrees in steps of
+  {grid.step:g} degrees, {grid.n_points} points; column `yK` is at
+  `{grid.two_theta_min:g} + {grid.step:g} * K` degrees.
+- Peak shape: Gaussian, FWHM {grid.fwhm:.4g} degrees (standard deviation {grid.sigma:.4g}).
+- Scale: each pattern is divided by its maximum (so the largest value is 1); float32.
+{_profile_text(config)}
+- The grid is also stored in the parquet schema metadata (`{SCHEMA_METADATA_KEY.decode()}`).
+
+## Labels
+
+- `spacegroup_number`: found by spglib at `symprec` = {config.symprec:g} Angstrom and
+  angle tolerance {config.angle_tolerance:g} degrees, on the unit cell given in the CIF.
+- `bravais_lattice`: crystal family letter plus centring (A, B, C centring is written `S`).
+- Agreement of spglib with the space group declared in the source files:
+  {agreement["n_spacegroup_agree"]} of {agreement["n_declared"]} ({rate_text}).{ladder}
+
+## How the set was built
+
+- Repeated entries (same reduced formula, space group and conventional cell) were
+  dropped; at most {config.per_class} structures per lattice were kept.
+- {100 * config.test_fraction:g} % of the structures are in the test set, chosen per lattice
+  and by compound (reduced formula + space group), so no compound is in both train
+  and test. {100 * config.public_fraction:g} % of the test set is scored on the public
+  leaderboard, the rest on the private one at the end.
+- Seed: {config.seed}.
+
+## Counts
+
+Training structures per lattice:
+
+{markdown_table(train_counts)}
+{_generated_text(summary.train_generated)}
+Test set: {n_test} patterns.{_measured_text(n_measured)} The simulated test set was drawn
+per lattice with the same share
+({100 * config.test_fraction:g} %) of every lattice, so its count per lattice is about
+{config.test_fraction / (1 - config.test_fraction):.3g} times the training count above
+(of real structures):
+the class mix of the test set is not a secret, only which pattern is which.
+
+## Metric and the random-guess reference
+
+Submissions are ranked by accuracy on the test set (the public leaderboard uses
+its public share; the final ranking uses the rest, at the end), ties broken by
+macro-F1, then by the earlier submission. Guessing without looking at the
+patterns scores, in expectation, if the test set follows the training class
+counts:
+
+{reference}
+
+## Licence
+
+{_LICENCES.get(source_kind, "See the source of the structures.")}
+"""
+    atomic_write_text(path, text)
+
+
+def write_overview_figure(
+    path: Path,
+    summary: BuildSummary,
+    train: pd.DataFrame,
+    patterns: dict[str, np.ndarray],
+    two_theta: np.ndarray,
+) -> None:
+    """Write a PNG with the class histogram and one training pattern per lattice.
+
+    The figure is for organisers (it lives in ``reports/``): the test bars are
+    computed from hidden labels. The example patterns come from the training set.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summary.class_table().drop(index="total")
+    fig = plt.figure(figsize=(14, 12), layout="constrained")
+    grid = fig.add_gridspec(5, 4, height_ratios=[1.4, 1, 1, 1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    x = np.arange(len(BRAVAIS_LATTICES))
+    ax.bar(x, table["train"], label="train", color="tab:blue")
+    ax.bar(
+        x,
+        table["public"] + table["private"],
+        bottom=table["train"],
+        label="test",
+        color="tab:orange",
+    )
+    if MEASURED_SPLIT in table:
+        ax.bar(
+            x,
+            table[MEASURED_SPLIT],
+            bottom=table["train"] + table["public"] + table["private"],
+            label="test: real measurements",
+            color="tab:green",
+        )
+    ax.set_xticks(x, BRAVAIS_LATTICES)
+    ax.set_ylabel("structures")
+    n_used = int(table.to_numpy()[:, :3].sum())
+    ax.set_title(
+        f"Structures per Bravais lattice: {n_used} in the competition "
+        f"({summary.n_accepted} accepted of {summary.n_input} entries)"
+    )
+    ax.legend()
+
+    first = (
+        train.sort_values("entry_id")
+        .drop_duplicates("bravais_lattice")
+        .set_index("bravais_lattice")
+    )
+    for k, lattice in enumerate(BRAVAIS_LATTICES):
+        sub = fig.add_subplot(grid[1 + k // 4, k % 4])
+        if lattice in first.index:
+            row = first.loc[lattice]
+            y = patterns[row["entry_id"]]
+            sub.plot(two_theta, y, lw=0.6, color="black")
+            sub.set_title(
+                f"{lattice}: {row['formula']} (SG {row['spacegroup_number']})", fontsize=9
+            )
+        else:
+            sub.set_title(f"{lattice}: none in train", fontsize=9)
+        sub.set_yticks([])
+        sub.tick_params(axis="x", labelsize=7)
+        if k >= len(BRAVAIS_LATTICES) - 4:
+            sub.set_xlabel("2θ (degrees)", fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,133 @@
+"""From accepted structures to a fair competition: deduplicate, balance, split.
+
+All functions take and return pandas DataFrames with one row per structure and
+the columns ``entry_id``, ``formula``, ``spacegroup_number``, ``bravais_lattice``
+and the conventional cell ``a b c alpha beta gamma``. Every random choice takes a
+``numpy.random.Generator`` so the build is reproducible from one seed.
+
+Leakage is controlled by *groups*: a compound is its reduced formula plus its
+space group, and a compound never straddles train and test (or the Public and
+Private portions). A group has a single space group, hence a single lattice, so
+splitting each lattice's groups separately is both grouped and stratified.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from xrd_bravais.contract import layout
+from xrd_bravais.contract.layout import compound_key
+
+CELL_COLUMNS: Final = ("a", "b", "c", "alpha", "beta", "gamma")
+
+
+def group_keys(meta: pd.DataFrame) -> pd.Series:
+    """The compound of each row: ``"<reduced formula>|<space-group number>"``."""
+    keys = compound_key(meta[layout.FORMULA], meta[layout.SPACEGROUP])
+    return pd.Series(keys, index=meta.index, dtype=object)
+
+
+def _same_cell(a: np.ndarray, b: np.ndarray, length_rtol: float, angle_atol: float) -> bool:
+    lengths = np.all(np.abs(a[:3] - b[:3]) <= length_rtol * np.maximum(a[:3], b[:3]))
+    return bool(lengths and np.all(np.abs(a[3:] - b[3:]) <= angle_atol))
+
+
+def deduplicate(
+    meta: pd.DataFrame, length_rtol: float, angle_atol: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop repeated entries of the same structure, keeping the first by entry id.
+
+    Two rows are repeats when they share the reduced formula and space group and
+    their conventional cells agree: lengths within ``length_rtol`` (relative) and
+    angles within ``angle_atol`` degrees.
+
+    Returns
+    -------
+    kept : DataFrame
+        One row per distinct structure, in entry-id order.
+    dropped : DataFrame
+        The repeats, with a ``kept_id`` column naming the entry kept instead.
+    """
+    meta = meta.sort_values("entry_id", kind="stable")
+    keys = group_keys(meta).to_numpy()
+    cells = meta[list(CELL_COLUMNS)].to_numpy(dtype=float)
+    ids = meta["entry_id"].to_numpy()
+    representatives: dict[str, list[int]] = {}
+    kept_id = np.full(len(meta), "", dtype=object)
+    for row, key in enumerate(keys):
+        reps = representatives.setdefault(key, [])
+        match = next(
+            (r for r in reps if _same_cell(cells[r], cells[row], length_rtol, angle_atol)), None
+        )
+        if match is None:
+            reps.append(row)
+        else:
+            kept_id[row] = ids[match]
+    is_repeat = kept_id != ""
+    dropped = meta[is_repeat].assign(kept_id=kept_id[is_repeat])
+    return meta[~is_repeat], dropped
+
+
+def balance(
+    meta: pd.DataFrame, per_class: int, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep at most ``per_class`` rows per Bravais lattice, chosen at random.
+
+    Returns
+    -------
+    kept, dropped : DataFrame
+        Both in entry-id order.
+    """
+    meta = meta.sort_values("entry_id", kind="stable")
+    chosen = np.zeros(len(meta), dtype=bool)
+    positions = np.arange(len(meta))
+    for lattice in sorted(meta["bravais_lattice"].unique()):
+        rows = positions[(meta["bravais_lattice"] == lattice).to_numpy()]
+        if len(rows) > per_class:
+            rows = rng.choice(rows, size=per_class, replace=False)
+        chosen[rows] = True
+    return meta[chosen], meta[~chosen]
+
+
+def grouped_stratified_split(
+    meta: pd.DataFrame, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Choose about ``fraction`` of each lattice's rows, taking whole compounds.
+
+    For each lattice the compounds are shuffled and taken one by one while taking
+    the next brings the count closer to ``round(fraction * n)``.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True for the rows chosen, aligned with ``meta``.
+    """
+    keys = group_keys(meta).to_numpy()
+    lattices = meta["bravais_lattice"].to_numpy()
+    chosen = np.zeros(len(meta), dtype=bool)
+    for lattice in sorted(set(lattices)):
+        in_lattice = lattices == lattice
+        groups, sizes = np.unique(keys[in_lattice], return_counts=True)
+        target = round(fraction * int(in_lattice.sum()))
+        taken: list[str] = []
+        count = 0
+        for i in rng.permutation(len(groups)):
+            if abs(count + sizes[i] - target) < abs(count - target):
+                taken.append(groups[i])
+                count += int(sizes[i])
+        chosen |= in_lattice & np.isin(keys, taken)
+    return chosen
+
+
+def opaque_ids(n: int, prefix: str, rng: np.random.Generator) -> np.ndarray:
+    """Ids ``{prefix}000000 ..`` in a random order, to label ``n`` rows.
+
+    Row ``i`` gets the id at position ``i`` of a random permutation, so once rows
+    are sorted by id their order is random: neither the id nor the position says
+    anything about the label or the source entry.
+    """
+    width = max(6, len(str(n - 1)))
+    return np.array([f"{prefix}{k:0{width}d}" for k in rng.permutation(n)], dtype=object)

@@ -1,0 +1,220 @@
+"""The boards and a team's own view: what each reader may see, when.
+
+Before the deadline only Public scores leave here through student-facing methods
+(:meth:`Boards.public_board`, a team's own history); the Private, Measured and
+late boards' hidden columns wait for the close.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from scoring.leaderboard.closing import Closing
+from scoring.leaderboard.ranking import _board
+from scoring.leaderboard.rules import LeaderboardError, _parse_stamp
+from scoring.metrics import Scores
+from xrd_bravais.contract.tasks import Track
+
+
+@dataclass(frozen=True)
+class TeamSubmission:
+    """A stored submission as its team may see it: Public scores only.
+
+    Attributes
+    ----------
+    submission_id : int
+    team, track, sha256 : str
+    submitted_at : datetime
+    message : str
+    valid : bool
+    problems : tuple of str
+        Every problem the validator found, for an invalid file.
+    public : Scores or None
+        Public-portion scores of a valid submission.
+    selected, late : bool
+    """
+
+    submission_id: int
+    team: str
+    track: str
+    sha256: str
+    submitted_at: datetime
+    message: str
+    valid: bool
+    problems: tuple[str, ...]
+    public: Scores | None
+    selected: bool
+    late: bool
+
+
+
+class Boards(Closing):
+    """The public, private, measured and late boards, and a team's own submissions."""
+
+    def team_history(self, team: str, track: str | Track | None = None) -> pd.DataFrame:
+        """A team's own submissions with Public scores only (safe to show the team)."""
+        frame = self.submissions(track)
+        frame = frame[frame["team"] == team]
+        columns = [
+            "submission_id", "submitted_at", "message", "valid",
+            "public_accuracy", "public_macro_f1", "selected", "late",
+        ]  # fmt: skip
+        return frame[columns].reset_index(drop=True)
+
+    def team_submission(self, team: str, submission_id: int) -> TeamSubmission:
+        """One of a team's own submissions, with its Public scores only (safe to show it).
+
+        Raises
+        ------
+        LeaderboardError
+            If the team has no submission with that id (another team's id reads the
+            same as a missing one).
+        """
+        if not 0 < int(submission_id) < 2**63:  # beyond SQLite's integers: no such row
+            raise LeaderboardError(f"team {team!r} has no submission {submission_id}")
+        row = self.connection.execute(
+            "SELECT s.id, s.track, s.sha256, s.submitted_at, s.message, s.valid, s.problems, "
+            "s.scores, s.selected, s.late FROM submissions s JOIN teams t ON t.id = s.team_id "
+            "WHERE s.id = ? AND t.name = ? AND t.removed = 0",
+            (int(submission_id), team),
+        ).fetchone()
+        if row is None:
+            raise LeaderboardError(f"team {team!r} has no submission {submission_id}")
+        scores = json.loads(row["scores"]) if row["scores"] else None
+        return TeamSubmission(
+            submission_id=int(row["id"]),
+            team=team,
+            track=row["track"],
+            sha256=row["sha256"],
+            submitted_at=_parse_stamp(row["submitted_at"]),
+            message=row["message"],
+            valid=bool(row["valid"]),
+            problems=tuple(json.loads(row["problems"])) if row["problems"] else (),
+            public=Scores.from_dict(scores["public"]) if scores else None,
+            selected=bool(row["selected"]),
+            late=bool(row["late"]),
+        )
+
+    def public_board(self, track: str | Track | None = None) -> pd.DataFrame:
+        """The public leaderboard: each team's best on-time Public score.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``rank, team, baseline, accuracy, macro_f1, accuracy_ci_low,
+            accuracy_ci_high, entries, submission_id, submitted_at``; sorted by
+            accuracy, macro-F1, then the earlier submission; teams without a valid
+            submission last with no rank; baselines flagged and unranked.
+        """
+        frame = self.submissions(track)
+        frame = frame[frame["late"] == 0]
+        return _board(frame, "public")
+
+    def private_board(
+        self, track: str | Track | None = None, now: datetime | None = None
+    ) -> pd.DataFrame:
+        """The final leaderboard, with the shake-up: only after the deadline.
+
+        Each team is scored by the best Private accuracy among its selected
+        submissions (or, with none selected, its two best Public ones).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The :meth:`public_board` columns on Private scores, plus
+            ``public_rank``, ``change`` (places gained) and ``gap`` (Public minus
+            Private accuracy of the submission that counts).
+
+        Raises
+        ------
+        LeaderboardError
+            Before the deadline.
+        """
+        frame = self._final_submissions(track, now, "the private leaderboard stays")
+        public = _board(frame, "public")
+        board = _board(self._finalist_rows(frame, track), "private")
+        public_rank = public.set_index("team")["rank"]
+        public_accuracy = frame.set_index("submission_id")["public_accuracy"]
+        board["public_rank"] = board["team"].map(public_rank).astype("Int64")
+        # Entries count every on-time valid submission, not only the finalists.
+        board["entries"] = board["team"].map(public.set_index("team")["entries"])
+        board["change"] = board["public_rank"] - board["rank"]
+        board["gap"] = board["submission_id"].map(public_accuracy) - board["accuracy"]
+        # The same submission's score on the real measurements, if the test set has them.
+        measured = frame.set_index("submission_id")["measured_accuracy"]
+        board["measured_accuracy"] = board["submission_id"].map(measured).astype(float)
+        return board
+
+    def _final_submissions(
+        self, track: str | Track | None, now: datetime | None, what: str
+    ) -> pd.DataFrame:
+        """On-time submissions of a track, for a board of hidden scores: after close only."""
+        if not self.is_closed(now):
+            raise LeaderboardError(
+                f"{what} hidden until the competition is closed (xrd-bravais close)"
+            )
+        self._ensure_frozen(now)
+        frame = self.submissions(track)
+        return frame[frame["late"] == 0]
+
+    def _finalist_rows(self, frame: pd.DataFrame, track: str | Track | None) -> pd.DataFrame:
+        """The submissions fixed at the close, and one unscored row per other team.
+
+        A team with no finalist (no valid on-time submission at the close) is shown
+        unranked, whatever a later rescore makes of its files.
+        """
+        spec = self.task.track(track)
+        ids = {row[0] for row in self.connection.execute(
+            "SELECT submission_id FROM finalists WHERE track = ?", (spec.name,))}  # fmt: skip
+        chosen = frame[frame["submission_id"].isin(ids)]
+        others = frame[~frame["team"].isin(chosen["team"])].drop_duplicates("team").copy()
+        hidden = [c for c in others.columns if c.endswith(("_accuracy", "_macro_f1"))]
+        others[hidden] = float("nan")
+        others["scores"] = None
+        others["valid"] = 0
+        return pd.concat([chosen, others], ignore_index=True) if len(others) else chosen
+
+    def measured_board(
+        self, track: str | Track | None = None, now: datetime | None = None
+    ) -> pd.DataFrame:
+        """The final submissions ranked on the real measurements: only after the deadline.
+
+        Each team is represented by the submissions that count for the private
+        leaderboard (its picks, or its two best Public ones), and ranked by the
+        best accuracy among them on the Measured portion.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The :meth:`public_board` columns on Measured scores (empty where the
+            competition has no Measured portion).
+
+        Raises
+        ------
+        LeaderboardError
+            Before the deadline.
+        """
+        frame = self._final_submissions(track, now, "the Measured scores stay")
+        if frame["measured_accuracy"].isna().all():
+            return _board(frame.iloc[:0], "measured")
+        return _board(self._finalist_rows(frame, track), "measured")
+
+    def late_board(
+        self, track: str | Track | None = None, now: datetime | None = None
+    ) -> pd.DataFrame:
+        """Submissions after the deadline: scored for information, never ranked."""
+        frame = self.submissions(track)
+        frame = frame[frame["late"] == 1]
+        closed = self.is_closed(now)
+        columns = ["submission_id", "team", "submitted_at", "valid", "public_accuracy",
+                   "public_macro_f1"]  # fmt: skip
+        if closed:
+            columns += ["private_accuracy", "private_macro_f1"]
+            if frame["measured_accuracy"].notna().any():
+                columns += ["measured_accuracy", "measured_macro_f1"]
+        return frame[columns].reset_index(drop=True)
+
