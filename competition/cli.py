@@ -284,7 +284,7 @@ def build(
     from competition.sources.catalog import SourceError
     from xrd_bravais.contract.io import protected_part
 
-    inside = protected_part(out / "x")
+    inside = protected_part(out)
     if inside is not None:
         fail(f"refusing to build into {out}: it is inside {inside}, which holds a "
              "competition's answer key, submissions or manifest; give another folder")

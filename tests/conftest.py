@@ -187,3 +187,16 @@ def site(web_base: Path, tmp_path: Path):
     server = SiteServer(Path(shutil.copytree(web_base, tmp_path / "comp"))).start()
     yield server
     server.stop()
+
+
+def clean_venv_env(bin_dir: Path, home: Path) -> dict[str, str]:
+    """The environment of a fresh virtual environment, with nothing of the checkout.
+
+    Its own bin comes first; the machine's package-registry settings pass (pip needs them).
+    """
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home), "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": str(home / ".mpl")}  # fmt: skip
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import clean_venv_env
 
 REPO = Path(__file__).resolve().parents[1]
 TOP_LEVEL = {"xrd_bravais", "competition", "scoring", "baselines", "starter_kit"}
@@ -44,10 +44,7 @@ def test_the_wheel_runs_the_demo_build_in_a_clean_virtual_environment(wheel, tmp
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     bin_dir = venv / "bin"
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "MPLBACKEND": "Agg"}
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE"):
-        if name in os.environ:  # the machine's own registry settings
-            env[name] = os.environ[name]
+    env = clean_venv_env(bin_dir, tmp_path)
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(command), cwd=tmp_path, env=env, capture_output=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import clean_venv_env
 from test_cli import run
 
 from scoring.submission import validate_submission
@@ -269,11 +269,7 @@ def student_python(tmp_path_factory) -> Path:
 
 def _as_a_student(folder: Path, bin_dir: Path, *command: str) -> subprocess.CompletedProcess:
     """Run a command in an unpacked kit, as its README says, with only the new venv."""
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(folder), "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": str(folder / ".mpl")}  # fmt: skip
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE"):
-        if name in os.environ:  # the machine's own registry settings, not the checkout
-            env[name] = os.environ[name]
+    env = clean_venv_env(bin_dir, folder)
     return subprocess.run(list(command), cwd=folder, env=env, capture_output=True, text=True,
                           timeout=1200)  # fmt: skip
 
