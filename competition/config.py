@@ -88,10 +88,11 @@ class PatternConfig:
 
 
 PROFILES: Final = ("clean", "measured")
-RECORD_VERSION: Final = 2
-"""Changes whenever a per-structure result gains or changes a field (2: the
-reflections' table), so that a cache never returns a record of the old shape."""
 """How patterns are made: ideal peaks, or drawn through the realism model."""
+RECORD_VERSION: Final = 3
+"""Changes whenever a per-structure result gains or changes a field, or its physics
+changes (2: the reflections' table; 3: Debye-Waller factors, the compound formula
+per formula unit), so that a cache never returns a record of the old kind."""
 
 CUSTOM_PRESET: Final = "custom"
 """The preset name a build records when it was given a grid of its own."""

@@ -11,6 +11,7 @@ is reported as NaN and left out of the macro averages, exactly as scikit-learn's
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -143,13 +144,97 @@ def wilson_interval(
             min(1.0, float((centre + spread) / denominator)))  # fmt: skip
 
 
+BOOTSTRAP_METHODS: Final = ("bca", "percentile")
+"""Bootstrap intervals: bias-corrected and accelerated with expanded levels (the
+default), or plain percentiles."""
+
+
+def _normal_quantile(p: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(min(max(p, 1e-12), 1 - 1e-12))
+
+
+def _normal_cdf(z: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().cdf(z)
+
+
+def _t_quantile(p: float, df: int) -> float:
+    """Student's t quantile by the Cornish-Fisher expansion in ``1/df`` (numpy only).
+
+    Within 0.3 % of the exact value at the 97.5 % point for ``df >= 5``.
+    """
+    z = _normal_quantile(p)
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))  # fmt: skip
+
+
+def _cell_scores(
+    draws: npt.NDArray[np.int64], rows: IntArray, cols: IntArray, n_labels: int
+) -> tuple[FloatArray, FloatArray]:
+    """Accuracy and macro-F1 of confusion matrices given as counts of the cells ``rows, cols``.
+
+    ``draws`` has one matrix per row (its counts in the order of the cells).
+    """
+    n = draws.shape[0]
+    tp = np.zeros((n, n_labels), dtype=np.int64)
+    actual = np.zeros((n, n_labels), dtype=np.int64)
+    predicted = np.zeros((n, n_labels), dtype=np.int64)
+    for j, (r, q) in enumerate(zip(rows, cols, strict=True)):
+        actual[:, r] += draws[:, j]
+        predicted[:, q] += draws[:, j]
+        if r == q:
+            tp[:, r] = draws[:, j]
+    totals = np.maximum(draws.sum(axis=1), 1)
+    accuracy = tp.sum(axis=1) / totals
+    f1 = _divide((2 * tp).astype(np.float64), (actual + predicted).astype(np.float64))
+    # A class drawn on neither side of a resample has no F1 there (NaN), as in the
+    # metric itself; average over the classes present in each resample.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no class at all
+        macro_f1 = np.nanmean(np.where(np.isfinite(f1), f1, np.nan), axis=1)
+    return accuracy, macro_f1
+
+
+def _bca_levels(
+    boot: FloatArray, estimate: float, jackknife: FloatArray, weights: FloatArray,
+    total: int, confidence: float,
+) -> tuple[float, float]:  # fmt: skip
+    """The two quantile levels of the BCa interval, with expanded nominal levels.
+
+    Bias correction ``z0`` from the share of resamples below the estimate (ties
+    count half); acceleration ``a`` from the jackknife (one row left out of each
+    cell, weighted by the cell's count); the nominal normal point is widened to
+    ``sqrt(n / (n - 1)) t_{n-1}`` (Hesterberg's expanded percentile), which is what
+    brings the coverage to its nominal level on portions of 40-150 rows.
+    """
+    below = float(np.mean(boot < estimate) + 0.5 * np.mean(boot == estimate))
+    z0 = _normal_quantile(below)
+    mean = float(np.sum(weights * jackknife) / np.sum(weights))
+    d = mean - jackknife
+    spread = float(np.sum(weights * d**2))
+    a = float(np.sum(weights * d**3)) / (6 * spread**1.5) if spread > 0 else 0.0
+    alpha = (1 - confidence) / 2
+    z = np.sqrt(total / (total - 1)) * _t_quantile(1 - alpha, total - 1) if total > 1 \
+        else _normal_quantile(1 - alpha)  # fmt: skip
+    levels = []
+    for point in (-z, z):
+        shifted = z0 + point
+        levels.append(_normal_cdf(z0 + shifted / (1 - a * shifted)) if 1 - a * shifted > 0
+                      else (0.0 if point < 0 else 1.0))  # fmt: skip
+    return levels[0], levels[1]
+
+
 def bootstrap_interval(
     cm: npt.ArrayLike,
     n_resamples: int = N_BOOTSTRAP,
     confidence: float = CONFIDENCE,
     seed: int = 0,
+    method: str = "bca",
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of accuracy and macro-F1, resampling rows.
+    """Bootstrap interval of accuracy and macro-F1, resampling rows.
 
     Resampling the ``n`` rows of a portion with replacement gives a multinomial
     draw of ``n`` over the cells of its confusion matrix; drawing those counts
@@ -158,6 +243,15 @@ def bootstrap_interval(
     bootstrap stratified by class holds them fixed and comes out too narrow).
     Scores use it for macro-F1, which has no closed form; accuracy has the Wilson
     interval (:func:`wilson_interval`).
+
+    ``method="percentile"`` takes the resamples' quantiles; it covers the true
+    macro-F1 only 92-93 % of the time at 40-150 rows (nominal 95 %) and collapses
+    to a point on a perfect portion. The default ``"bca"`` corrects the quantiles
+    for bias and skew (BCa, Efron 1987) at expanded nominal levels (Hesterberg
+    2015): 94-96 % at those sizes (``tests/test_metrics.py`` simulates it). When
+    every resample scores the same (a portion with no error, or one class
+    only), no resample can show the errors the portion did not make, and the
+    interval is the Wilson interval of its accuracy, a floor on how sure one can be.
 
     Parameters
     ----------
@@ -169,12 +263,15 @@ def bootstrap_interval(
         Coverage of the interval.
     seed : int
         Seed of the random generator; the same seed gives the same interval.
+    method : {"bca", "percentile"}
 
     Returns
     -------
     dict
         ``{"accuracy": (low, high), "macro_f1": (low, high)}``; NaNs for an empty matrix.
     """
+    if method not in BOOTSTRAP_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(BOOTSTRAP_METHODS)}")
     c = np.asarray(cm, dtype=np.int64)
     total = int(c.sum())
     if total == 0:
@@ -184,25 +281,26 @@ def bootstrap_interval(
     n_labels = c.shape[0]
     # Draw over the non-zero cells only: the cost grows with them, not with K x K.
     rows, cols = np.nonzero(c)
-    draws = rng.multinomial(total, c[rows, cols] / total, size=n_resamples)
-    tp = np.zeros((n_resamples, n_labels), dtype=np.int64)
-    actual = np.zeros((n_resamples, n_labels), dtype=np.int64)
-    predicted = np.zeros((n_resamples, n_labels), dtype=np.int64)
-    for j, (r, q) in enumerate(zip(rows, cols, strict=True)):
-        actual[:, r] += draws[:, j]
-        predicted[:, q] += draws[:, j]
-        if r == q:
-            tp[:, r] = draws[:, j]
-    accuracy = tp.sum(axis=1) / total
-    f1 = _divide((2 * tp).astype(np.float64), (actual + predicted).astype(np.float64))
-    # A class drawn on neither side of a resample has no F1 there (NaN), as in the
-    # metric itself; average over the classes present in each resample.
-    with np.errstate(invalid="ignore"):
-        macro_f1 = np.nanmean(np.where(np.isfinite(f1), f1, np.nan), axis=1)
+    counts = c[rows, cols]
+    draws = rng.multinomial(total, counts / total, size=n_resamples)
+    boot = dict(zip(("accuracy", "macro_f1"), _cell_scores(draws, rows, cols, n_labels),
+                    strict=True))  # fmt: skip
+    estimates = {"accuracy": accuracy_score(c), "macro_f1": macro_f1_score(c)}
+    # One row left out of each cell in turn: the jackknife of the acceleration.
+    jackknife = dict(zip(("accuracy", "macro_f1"),
+                         _cell_scores(counts[None, :] - np.eye(len(counts), dtype=np.int64),
+                                      rows, cols, n_labels), strict=True))  # fmt: skip
     alpha = (1 - confidence) / 2
     out = {}
-    for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1)):
-        low, high = np.quantile(values, [alpha, 1 - alpha])
+    for name, values in boot.items():
+        if method == "percentile":
+            low, high = np.quantile(values, [alpha, 1 - alpha])
+        elif np.ptp(values) == 0 or not np.isfinite(estimates[name]):
+            low, high = wilson_interval(int(np.trace(c)), total, confidence)
+        else:
+            levels = _bca_levels(values, estimates[name], jackknife[name], counts.astype(float),
+                                 total, confidence)  # fmt: skip
+            low, high = np.quantile(values, levels)
         out[name] = (float(low), float(high))
     return out
 

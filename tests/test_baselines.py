@@ -673,7 +673,10 @@ def test_realism_copies_keep_labels_and_add_measured_looking_rows(patterns):
     assert X_new.shape == (90, X.shape[1]) and X_new.dtype == np.float32
     np.testing.assert_array_equal(X_new[:30], X)
     np.testing.assert_array_equal(y_new, np.concatenate([y, y, y]))
-    assert np.all(np.median(X_new[30:], axis=1) > 0)
+    # A background under most copies (a fifth are drawn background-subtracted, and a
+    # short scan of one of those can count zero at most points).
+    assert np.mean(np.median(X_new[30:], axis=1) > 0) > 0.7
+    assert not np.any(np.all(X_new[30:60] == X, axis=1))
     assert not np.array_equal(X_new[30:60], X_new[60:])
     only, _ = realism_copies(X, y, DEFAULT_GRID, draws=1, keep_clean=False)
     assert only.shape == X.shape

@@ -68,9 +68,15 @@ def test_every_input_is_in_the_dataset_or_in_rejects(cod_build, cod_cifs):
     assert used | set(rejects["entry_id"]) == every
     assert not used & set(rejects["entry_id"])
     assert (rejects["reason"].str.len() > 0).all()
-    assert set(rejects["stage"]) <= {"parse", "symmetry", "pattern", "dedup", "balance"}
+    assert set(rejects["stage"]) <= {"parse", "symmetry", "pattern", "dedup", "balance",
+                                     "near-copy"}  # fmt: skip
     dropped = rejects[rejects["stage"] == "dedup"]
     assert set(dropped["kept_id"]) <= used
+    # A near-copy names the test entry it copies, which is in the test set.
+    copies = rejects[rejects["stage"] == "near-copy"]
+    test_entries = set(pd.read_parquet(cod_build.out / "private" / "test_meta.parquet")["entry_id"])
+    assert set(copies["kept_id"]) <= test_entries
+    assert copies["reason"].str.contains("cosine").all()
 
 
 def test_schema_and_grid_metadata(cod_build):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from competition.config import PRESETS, BuildConfig
-from competition.physics.diffraction import powder_reflections, shell_points
+from competition.physics.diffraction import ENGINES, powder_reflections, shell_points
 from competition.physics.patterns import broaden, xrd_pattern
 from competition.sources.catalog import RawEntry, Source, amcsd_source, cod_dir_source
 from competition.sources.structures import RejectError, parse_structure
@@ -125,20 +125,21 @@ def test_an_unknown_engine_is_refused_with_the_choices():
 
 
 def _worst_difference(source: Source, max_sites: int) -> tuple[int, float]:
-    """Patterns of both engines on every parseable entry: count, max abs difference."""
+    """Count and largest difference of both engines' patterns (the file's B), every entry."""
     config = PRESETS["default"]
     worst, n = 0.0, 0
     for entry in source.entries():
         if not isinstance(entry, RawEntry):
             continue
         try:
-            structure = parse_structure(entry.text, max_sites).structure
-            reference = xrd_pattern(structure, config, engine="pymatgen")
+            parsed = parse_structure(entry.text, max_sites)
+            structure, factors = parsed.structure, parsed.debye_waller
+            reference = xrd_pattern(structure, config, "pymatgen", factors)
         except RejectError:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mine = xrd_pattern(structure, config)
+            mine = xrd_pattern(structure, config, debye_waller=factors)
         worst = max(worst, float(np.abs(mine - reference).max()))
         n += 1
     return n, worst
@@ -181,3 +182,41 @@ def test_a_cell_too_small_to_diffract_gets_the_same_reason_from_both_engines():
         reasons.append(caught.value.reason)
     assert reasons[0] == reasons[1]
     assert "largest d-spacing (0.7 A) is too small for CuKa" in reasons[0]
+
+
+def test_debye_waller_weakens_each_peak_by_exp_minus_2_b_s_squared_in_both_engines():
+    from competition.physics.diffraction import DEFAULT_B
+
+    copper = _cubic(("Fm-3m", ["Cu"]), [[0, 0, 0]], 3.615)
+    rigid = powder_reflections(copper, CU_KA, RANGE, debye_waller={"Cu": 0.0})
+    for engine in ENGINES:
+        damped = powder_reflections(copper, CU_KA, RANGE, engine, debye_waller={"Cu": 0.5})
+        s2 = 1 / (2 * damped.d) ** 2  # (sin(theta) / lambda)^2 = 1 / (4 d^2)
+        np.testing.assert_allclose(damped.intensity / rigid.intensity, np.exp(-2 * 0.5 * s2),
+                                   rtol=1e-9)  # fmt: skip
+    # No value given: DEFAULT_B for every element.
+    default = powder_reflections(copper, CU_KA, RANGE)
+    given = powder_reflections(copper, CU_KA, RANGE, debye_waller={"Cu": DEFAULT_B})
+    np.testing.assert_array_equal(default.intensity, given.intensity)
+
+
+def test_the_cifs_displacements_reach_the_pattern(cod_cifs):
+    # An AMCSD entry with U_iso: its B per element reaches the reflections, whose
+    # high-angle peaks weaken relative to a rigid lattice.
+    from pymatgen.io.cif import CifParser
+
+    from competition.sources.displacements import debye_waller_factors
+
+    entry = next(e for e in amcsd_source().entries() if "_atom_site_U_iso_or_equiv" in e.text)
+    parsed = parse_structure(entry.text, 500)
+    block = next(iter(CifParser.from_str(entry.text).as_dict().values()))
+    assert parsed.debye_waller == debye_waller_factors(block) and parsed.debye_waller
+    assert all(0 < b <= 10 for b in parsed.debye_waller.values())
+    rigid = powder_reflections(parsed.structure, CU_KA, RANGE,
+                               debye_waller=dict.fromkeys(parsed.debye_waller, 0.0))  # fmt: skip
+    real = powder_reflections(parsed.structure, CU_KA, RANGE, debye_waller=parsed.debye_waller)
+    # The weakest peaks may fall under the cut-off in one of them: compare those in both.
+    _, i, j = np.intersect1d(np.round(real.d, 9), np.round(rigid.d, 9), return_indices=True)
+    ratio = real.intensity[i] / rigid.intensity[j]
+    ratio = ratio[np.argsort(real.d[i])[::-1]]  # by increasing angle
+    assert np.all(ratio <= 1 + 1e-12) and ratio[-1] < ratio[0]

@@ -166,3 +166,21 @@ def test_physically_impossible_measurements_are_rejected(measured_dir, tmp_path,
     patterns = read_measured(folder, GRID)
     assert patterns.files == ["rruff_000.xy"]
     assert reason in patterns.rejected[0].reason
+
+
+def test_bin_average_integrates_the_measured_curve_over_each_bin():
+    from competition.sources.measured import bin_average
+    from xrd_bravais.contract.grid import Grid
+
+    grid = Grid.spanning(5.0, 90.0, 0.02)
+    x = np.round(np.arange(4.9, 90.1, 0.01), 6)
+    # A straight line is its own average over any bin.
+    np.testing.assert_allclose(bin_average(x, 3 * x + 2, grid), 3 * grid.two_theta() + 2,
+                               rtol=1e-12)  # fmt: skip
+    # Counting noise at 0.01-degree steps: averaged, not decimated (interpolation at
+    # the grid's points keeps every other count, and all of its variance).
+    noise = np.random.default_rng(0).normal(0.0, 1.0, len(x))
+    averaged = bin_average(x, noise, grid).std()
+    decimated = np.interp(grid.two_theta(), x, noise).std()
+    assert decimated == pytest.approx(1.0, abs=0.05)
+    assert averaged == pytest.approx(np.sqrt(0.375), abs=0.05)  # weights 1/4, 1/2, 1/4

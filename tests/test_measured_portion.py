@@ -102,6 +102,7 @@ def test_the_data_card_says_how_many_but_not_which(measured_build):
     out = measured_build.out
     card = (out / layout.DATA_CARD).read_text()
     assert f"{N_GOOD} of them are real laboratory measurements" in card
+    assert "name no formula, so the minerals measured may also be among" in card
     assert "Measured" in card and "shown only when the competition is closed" in card
     # The kit's leak checks (ids with labels, in any public file) pass.
     from starter_kit.kit import collect_files, find_leaks, render_readme
@@ -173,3 +174,37 @@ def test_the_command_line_refuses_an_unusable_folder_before_any_work(cod_cifs, t
     clean = run("build", "--source", "cod-dir", "--input", str(cod_cifs), "--out", "comp2",
                 "--draws", "2", "-q", cwd=tmp_path)  # fmt: skip
     assert clean.returncode == 2 and "needs profile 'measured'" in clean.stderr
+
+
+def test_a_formula_in_labels_csv_keeps_that_compound_out_of_training(
+    cod_build, cod_cifs, measured_dir, tmp_path
+):
+    from competition.config import BuildConfig
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
+
+    train = pd.read_parquet(cod_build.out / layout.TRAIN, columns=["formula", "spacegroup_number"])
+    formula, group = train.iloc[0]
+    n_rows = int(((train["formula"] == formula) & (train["spacegroup_number"] == group)).sum())
+    folder = tmp_path / "measured"
+    folder.mkdir()
+    names = sorted(p.name for p in measured_dir.glob("*.xy"))[:2]
+    for name in names:
+        (folder / name).symlink_to(measured_dir / name)
+    # The first names the training compound (with the same space group), the second nothing.
+    (folder / "labels.csv").write_text(
+        f"file,spacegroup_number,formula\n{names[0]},{group},{formula}\n{names[1]},2,\n"
+    )
+    out = build_competition(
+        cod_dir_source(cod_cifs), tmp_path / "out", BuildConfig(), workers=2,
+        cache_dir=cod_build.out.parent / "cache", progress=False, measured_test=folder,
+    ).out  # fmt: skip
+    after = pd.read_parquet(out / layout.TRAIN, columns=["formula", "spacegroup_number"])
+    assert not ((after["formula"] == formula) & (after["spacegroup_number"] == group)).any()
+    rejects = pd.read_csv(out / "reports" / "rejects.csv")
+    left_out = rejects[rejects["stage"] == "measured-compound"]
+    assert len(left_out) == n_rows and left_out["reason"].str.contains(names[0]).all()
+    card = (out / layout.DATA_CARD).read_text()
+    assert "1 of the measurements name their phase's formula" in card
+    assert f"({n_rows} training\nstructures left out)" in card
+    assert "the others may share a mineral with training" in card

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from competition.config import PRESETS, PatternConfig
+from competition.physics.diffraction import debye_waller_table
 from competition.physics.patterns import broaden, xrd_pattern
 from competition.sources.structures import RejectError, parse_structure
 
@@ -22,11 +23,15 @@ def _bragg(d: float) -> float:
     return math.degrees(2 * math.asin(CU_KA / (2 * d)))
 
 
-def _dense_reference(structure, config: PatternConfig) -> np.ndarray:
-    """Broaden pymatgen's sticks with a full Gaussian at every grid point (no cut-off)."""
+def _dense_reference(structure, config: PatternConfig, factors=None) -> np.ndarray:
+    """Broaden pymatgen's sticks with a full Gaussian at every grid point (no cut-off).
+
+    ``factors``: the Debye-Waller ``B`` per element the build applied.
+    """
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    pattern = XRDCalculator("CuKa").get_pattern(structure, scaled=False, two_theta_range=(0, 120))
+    calculator = XRDCalculator("CuKa", debye_waller_factors=factors)
+    pattern = calculator.get_pattern(structure, scaled=False, two_theta_range=(0, 120))
     grid = config.grid()
     x, y = np.asarray(pattern.x), np.asarray(pattern.y)
     profile = (y[:, None] * np.exp(-0.5 * ((grid[None, :] - x[:, None]) / config.sigma) ** 2)).sum(
@@ -109,8 +114,9 @@ def test_built_patterns_match_direct_pymatgen_within_1e3(cod_build, cod_cifs):
     worst = 0.0
     for source_file, row_id in pairs:
         text = Path(source_file).read_text(encoding="latin-1")
-        structure = parse_structure(text, 500).structure
-        expected = _dense_reference(structure, config)
+        parsed = parse_structure(text, 500)
+        factors = debye_waller_table(parsed.structure, parsed.debye_waller)
+        expected = _dense_reference(parsed.structure, config, factors)
         built = frames[row_id[0]].loc[row_id, columns].to_numpy(dtype=np.float64)
         worst = max(worst, float(np.abs(built - expected).max()))
     assert worst <= 1e-3

@@ -95,3 +95,26 @@ def test_opaque_ids_are_unique_random_and_fixed_width():
     assert sorted(numbers) == list(range(1000))
     # Row i does not get id i: the order is a random permutation.
     assert abs(np.corrcoef(numbers, np.arange(1000))[0, 1]) < 0.1
+
+
+def test_near_copies_finds_training_patterns_almost_equal_to_a_test_pattern():
+    from competition.lattice.splits import NEAR_COPY_COSINE, near_copies
+
+    x = np.linspace(5, 90, 4251)
+
+    def peaks(*centres):
+        return sum(np.exp(-0.5 * ((x - c) / 0.05) ** 2) for c in centres)
+
+    test = np.stack([peaks(20, 30, 40), peaks(25, 50)])
+    train = np.stack([
+        peaks(60, 70),                 # unrelated
+        peaks(20, 30, 40) * 0.5,       # the same pattern at another scale: a copy
+        peaks(20.01, 30.01, 40.01),    # a hair apart: a near-copy
+        peaks(20.3, 30.3, 40.3),       # shifted by several widths: a different pattern
+        peaks(25, 50, 80),             # shares two of three peaks
+    ])  # fmt: skip
+    rows, nearest, similarity = near_copies(train, test, block=2)
+    assert rows.tolist() == [1, 2] and nearest.tolist() == [0, 0]
+    assert np.all(similarity >= NEAR_COPY_COSINE)
+    empty = near_copies(train[:0], test)
+    assert all(len(a) == 0 for a in empty)

@@ -165,3 +165,19 @@ def test_generated_crystals_declare_the_group_they_were_generated_in():
     for group in (14, 62, 225):
         parsed = parse_structure(generated_cif(group, 0, 0), max_sites=500)
         assert parsed.declared_spacegroup == group
+
+
+@pytest.mark.parametrize(("name", "formula"), [("5910029.cif", "Mg3CO6"), ("5910097.cif", "FeCl")])
+def test_an_r_group_on_rhombohedral_axes_read_with_hexagonal_operators_is_rejected(
+    cod_cifs, name, formula
+):
+    with pytest.raises(RejectError, match="rhombohedral axes") as caught:
+        parse_structure((cod_cifs / name).read_text("latin-1"), 500)
+    assert caught.value.stage == "parse" and formula in caught.value.reason
+
+
+def test_a_file_whose_sites_differ_from_its_formula_in_another_way_is_kept(cod_cifs):
+    # A spinel (COD 5910063) whose sites swap the two cations of its formula, and
+    # corundum on hexagonal axes (R group, not rhombohedral axes): both stay.
+    for name in ("5910063.cif", "1010914.cif"):
+        parse_structure((cod_cifs / name).read_text("latin-1"), 500)

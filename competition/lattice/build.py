@@ -343,7 +343,11 @@ def assemble_competition(
             "n": len(extra),
             "per_lattice": _counts(_meta_frame(extra)) if extra else {},
         }
+    train, near = _drop_near_copies(train, test, sticks, config)
+    rejected += near
     if measured is not None:
+        train, shared = _drop_measured_compounds(train, measured)
+        rejected += shared
         rejected += measured.rejected
         patterns |= dict(zip(measured.entry_ids(), measured.X, strict=True))
         test = pd.concat([test, _measured_frame(measured)], ignore_index=True)
@@ -423,6 +427,72 @@ def _training_extras(
     return kept, rejected
 
 
+def _drop_near_copies(
+    train: pd.DataFrame, test: pd.DataFrame, sticks: dict[str, np.ndarray], config: BuildConfig
+) -> tuple[pd.DataFrame, list[Rejected]]:
+    """Drop training rows whose clean pattern is a near-copy of a test row's.
+
+    Patterns are compared clean (each structure's reflections broadened on the
+    grid), whatever the profile, so noise does not hide a copy; see
+    :func:`competition.lattice.splits.near_copies` for the threshold.
+    """
+    from competition.lattice.splits import NEAR_COPY_COSINE, near_copies
+    from competition.physics.patterns import broaden
+
+    def clean(entries: pd.Series) -> np.ndarray:
+        rows = [broaden(sticks[e][:, 0].astype(np.float64), sticks[e][:, 2].astype(np.float64),
+                        config.pattern) for e in entries]  # fmt: skip
+        return np.stack(rows) if rows else np.empty((0, config.pattern.n_points))
+
+    rows, nearest, similarity = near_copies(clean(train["entry_id"]), clean(test["entry_id"]))
+    rejected = [
+        Rejected(
+            train.at[r, "entry_id"], train.at[r, "source_file"], "near-copy",
+            f"its clean pattern is a near-copy of test entry {test.at[t, 'entry_id']} "
+            f"({test.at[t, layout.FORMULA]}, space group {test.at[t, layout.SPACEGROUP]}): "
+            f"cosine {value:.4f} >= {NEAR_COPY_COSINE}", test.at[t, "entry_id"],
+        )
+        for r, t, value in zip(train.index[rows], test.index[nearest], similarity, strict=True)
+    ]  # fmt: skip
+    return train.drop(index=train.index[rows]).reset_index(drop=True), rejected
+
+
+def measured_compounds(measured: MeasuredPatterns) -> dict[str, str]:
+    """``{compound key: file}`` of the measurements whose ``labels.csv`` gives a formula."""
+    from pymatgen.core import Composition
+
+    from competition.lattice.labels import compound_formula
+
+    keys = {}
+    for name, formula, group in zip(measured.files, measured.formula,
+                                    measured.spacegroup_number, strict=True):  # fmt: skip
+        try:
+            normal = compound_formula(Composition(formula)) if formula else ""
+        except Exception:  # pymatgen raises several kinds for a formula it cannot read
+            normal = ""
+        if normal:
+            keys[str(layout.compound_key([normal], [int(group)])[0])] = name
+    return keys
+
+
+def _drop_measured_compounds(
+    train: pd.DataFrame, measured: MeasuredPatterns
+) -> tuple[pd.DataFrame, list[Rejected]]:
+    """Drop training rows of a compound a measurement's ``formula`` names (same group too)."""
+    keys = measured_compounds(measured)
+    if not keys or train.empty:
+        return train, []
+    train_keys = layout.compound_key(train[layout.FORMULA], train[layout.SPACEGROUP])
+    shared = np.isin(train_keys, list(keys))
+    rejected = [
+        Rejected(row.entry_id, row.source_file, "measured-compound",
+                 f"the compound of measured test file {keys[key]} ({row.formula}, space group "
+                 f"{row.spacegroup_number}): kept out of training")
+        for row, key in zip(train[shared].itertuples(), train_keys[shared], strict=True)
+    ]  # fmt: skip
+    return train[~shared].reset_index(drop=True), rejected
+
+
 def _screen_outliers(out: Path, train: pd.DataFrame, test: pd.DataFrame,
                      patterns: dict[str, np.ndarray], config: BuildConfig) -> None:  # fmt: skip
     """``reports/outliers.csv`` and its plot: each structure once (training: its first draw)."""
@@ -442,7 +512,7 @@ def _measured_frame(measured: MeasuredPatterns) -> pd.DataFrame:
         "entry_id": measured.entry_ids(),
         "cod_id": pd.array([pd.NA] * n, dtype="Int64"),
         "source_file": measured.files,
-        "formula": [""] * n,
+        "formula": list(measured.formula),
         "spacegroup_number": measured.spacegroup_number,
         "declared_spacegroup": pd.array(measured.spacegroup_number, dtype="Int64"),
         "bravais_lattice": measured.bravais_lattice,

@@ -11,15 +11,22 @@ one that labelled each entry is recorded beside it.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from competition.sources.structures import RejectError
 from xrd_bravais.contract.labels import bravais_lattice
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.core import Composition, Structure
+
+MAX_FORMULA_ATOMS: Final = 200
+"""Largest formula unit :func:`compound_formula` looks for (atoms, all elements)."""
+ATOM_TOLERANCE: Final = 0.02
+"""How far (in atoms per formula unit) an element's amount may be from a whole
+number: a refined occupancy of 0.333 is 1/3, and O7.992 is O8."""
 
 
 @dataclass(frozen=True)
@@ -144,3 +151,43 @@ def symmetry_labels(
         conventional_cell=params,  # type: ignore[arg-type]
         symprec=symprec,
     )
+
+
+def compound_formula(composition: Composition) -> str:
+    """The formula of one formula unit, whatever cell the file was written in.
+
+    pymatgen reduces integer formulas only, so a disordered phase got a formula per
+    cell: PZT is ``Zr2.1Ti3.9Pb6O18`` in its hexagonal cell and ``Zr0.7Ti1.3Pb2O6`` in
+    its primitive one, two compounds for the splitter. Here the composition is
+    taken as atomic fractions and scaled by the smallest number of atoms ``n`` (up
+    to :data:`MAX_FORMULA_ATOMS`) that makes every amount whole within
+    :data:`ATOM_TOLERANCE`, then reduced (pymatgen's ``reduced_formula`` of
+    the whole amounts): both PZT cells give one formula, and an ordered compound
+    keeps the reduced formula it always had. A composition no such ``n`` fits
+    keeps pymatgen's reduced formula.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Composition
+    >>> hexagonal, primitive = Composition("Zr2.1Ti3.9Pb6O18"), Composition("Zr0.7Ti1.3Pb2O6")
+    >>> compound_formula(hexagonal), compound_formula(primitive)
+    ('Zr7Ti13(PbO3)20', 'Zr7Ti13(PbO3)20')
+    >>> compound_formula(Composition("Mg2C2O6")), compound_formula(Composition("Fe0.333Mg0.667O"))
+    ('MgCO3', 'Mg2FeO3')
+    """
+    from pymatgen.core import Composition
+
+    amounts = composition.get_el_amt_dict()
+    total = sum(amounts.values())
+    if not total > 0:
+        return composition.reduced_formula
+    fractions = {element: amount / total for element, amount in amounts.items()}
+    for n in range(1, MAX_FORMULA_ATOMS + 1):
+        whole = {element: round(f * n) for element, f in fractions.items()}
+        if all(whole.values()) and all(
+            abs(f * n - whole[element]) <= ATOM_TOLERANCE
+            for element, f in fractions.items()
+        ):
+            divisor = math.gcd(*whole.values())
+            return Composition({e: k // divisor for e, k in whole.items()}).reduced_formula
+    return composition.reduced_formula

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from competition.lattice.splits import NEAR_COPY_COSINE
+from competition.physics.diffraction import DEFAULT_B
 from competition.sources.catalog import SourceKind
 from xrd_bravais.contract.grid import SCHEMA_METADATA_KEY
 from xrd_bravais.contract.io import atomic_path, atomic_write_text
@@ -70,8 +72,9 @@ def _profile_text(config: BuildConfig) -> str:
         f"strongest peak at {r.counts[0]:.0e}..{r.counts[1]:.0e} counts. In "
         f"{100 * r.background_subtracted_probability:g} % of patterns\n  the background "
         "was then subtracted, as in processed data; in the others the minimum\n"
-        "  of a pattern is its background, not 0. The ranges and sources are in\n"
-        "  `competition/realism.py` and in `manifest.json` (`config.realism`)."
+        "  of a pattern is its background, not 0. The ranges, calibrated on the aggregate\n"
+        "  statistics of real patterns (benchmarks/realism_calibration.py), are in\n"
+        "  `competition/physics/realism.py` and in `manifest.json` (`config.realism`)."
         + (f"\n- Draws: {config.draws} patterns per training structure, each with its own "
            "settings and\n  noise (rows with the same formula and space group are one "
            "structure);\n  test structures are drawn once." if config.draws > 1 else "")
@@ -125,18 +128,34 @@ def _generated_text(generated: dict[str, Any] | None) -> str:
     )
 
 
-def _measured_text(n_measured: int) -> str:
+def _measured_text(n_measured: int, measured: dict[str, Any] | None, n_excluded: int) -> str:
     """The Measured portion in words: how many, from where; never which rows or labels."""
     if not n_measured:
         return ""
+    n_formula = int((measured or {}).get("n_with_formula", 0))
+    if n_formula:
+        overlap = (
+            f"{n_formula} of the measurements name their phase's formula: those compounds\n"
+            f"(formula and space group) were kept out of training ({n_excluded} training\n"
+            "structures left out)"
+            + (", the others may share a mineral with training" if n_formula < n_measured
+               else "")
+            + ".\n\n"
+        )  # fmt: skip
+    else:
+        overlap = (
+            "The measurements name no formula, so the minerals measured may also be among\n"
+            "the training structures (the Measured portion tests transfer from simulated\n"
+            "to real patterns, not unseen compounds).\n\n"
+        )
     return (
         f" {n_measured} of them are real laboratory measurements (Cu K-alpha, read\n"
-        "from two-column files and interpolated onto the grid above, scaled to a maximum\n"
-        "of 1): they make a third portion, Measured, which is scored apart from the\n"
+        "from two-column files and averaged over each bin of the grid above, scaled to a\n"
+        "maximum of 1): they make a third portion, Measured, which is scored apart from the\n"
         "simulated ones and shown only when the competition is closed. Their labels come\n"
         "from the organisers' identification of each sample, not from spglib, and their\n"
         "lattice mix is the samples', not the training set's. Nothing in the `id` tells\n"
-        "them apart.\n\n"
+        "them apart. " + overlap
     )
 
 
@@ -155,6 +174,8 @@ def write_data_card(
     n_test = int(table.loc["total", "public"] + table.loc["total", "private"]) + n_measured
     reference = _reference_text(table.loc[list(BRAVAIS_LATTICES), "train"].to_numpy())
     ladder = _ladder_text(config, agreement)
+    n_near = summary.rejected_by_stage.get("near-copy", 0)
+    n_excluded = summary.rejected_by_stage.get("measured-compound", 0)
     text = f"""# Data card
 
 Classify each simulated powder X-ray diffraction pattern into one of the 14
@@ -183,8 +204,10 @@ there is no such file for the test set.
 ## Patterns
 
 - Radiation: {grid.wavelength} (the physics of pymatgen's `XRDCalculator`: kinematic
-  intensities with atomic scattering factors, multiplicities and the
-  Lorentz-polarisation factor; computed by the `{config.engine}` engine).
+  intensities with atomic scattering factors, multiplicities, the
+  Lorentz-polarisation factor and each element's Debye-Waller factor (the file's
+  isotropic displacement, else B = {DEFAULT_B:g} A^2); computed by the
+  `{config.engine}` engine).
 - Grid: 2theta from {grid.two_theta_min:g} to {grid.two_theta_max:g} degrees in steps of
   {grid.step:g} degrees, {grid.n_points} points; column `yK` is at
   `{grid.two_theta_min:g} + {grid.step:g} * K` degrees.
@@ -203,11 +226,14 @@ there is no such file for the test set.
 
 ## How the set was built
 
-- Repeated entries (same reduced formula, space group and conventional cell) were
-  dropped; at most {config.per_class} structures per lattice were kept.
+- Repeated entries (same formula per formula unit, space group and conventional
+  cell) were dropped; at most {config.per_class} structures per lattice were kept.
 - {100 * config.test_fraction:g} % of the structures are in the test set, chosen per lattice
-  and by compound (reduced formula + space group), so no compound is in both train
-  and test. {100 * config.public_fraction:g} % of the test set is scored on the public
+  and by compound (formula per formula unit + space group, whatever cell a file
+  used), so no compound is in both train and test. Different compounds whose clean
+  patterns are near-copies of a test pattern (cosine similarity >= {NEAR_COPY_COSINE})
+  were taken out of training: {n_near} structures.
+  {100 * config.public_fraction:g} % of the test set is scored on the public
   leaderboard, the rest on the private one at the end.
 - Seed: {config.seed}.
 
@@ -217,7 +243,8 @@ Training structures per lattice:
 
 {markdown_table(train_counts)}
 {_generated_text(summary.train_generated)}
-Test set: {n_test} patterns.{_measured_text(n_measured)} The simulated test set was drawn
+Test set: {n_test} patterns.{_measured_text(n_measured, summary.measured_test, n_excluded)}\
+The simulated test set was drawn
 per lattice with the same share
 ({100 * config.test_fraction:g} %) of every lattice, so its count per lattice is about
 {config.test_fraction / (1 - config.test_fraction):.3g} times the training count above

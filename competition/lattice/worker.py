@@ -61,7 +61,7 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
     -------
     StructureRecord or Rejected
     """
-    from competition.lattice.labels import ladder_labels
+    from competition.lattice.labels import compound_formula, ladder_labels
     from competition.physics.patterns import xrd_pattern_and_sticks
     from competition.sources.structures import parse_structure
 
@@ -79,11 +79,12 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         start = time.perf_counter()
         extra_draws = None
         if config.profile == "measured":
-            drawn, sticks = measured_entry_pattern(parsed.structure, entry.entry_id, config)
+            drawn, sticks = measured_entry_pattern(parsed.structure, entry.entry_id, config,
+                                                   parsed.debye_waller)  # fmt: skip
             pattern, extra_draws = drawn[0], (drawn[1:] if len(drawn) > 1 else None)
         else:
             pattern, sticks = xrd_pattern_and_sticks(
-                parsed.structure, config.pattern, config.engine
+                parsed.structure, config.pattern, config.engine, parsed.debye_waller
             )
         seconds["pattern"] = time.perf_counter() - start
     except RejectError as err:
@@ -97,7 +98,7 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         entry_id=entry.entry_id,
         cod_id=entry.cod_id,
         source_file=entry.source_file,
-        formula=structure.composition.reduced_formula,
+        formula=compound_formula(structure.composition),
         spacegroup_number=labels.spacegroup_number,
         spacegroup_symbol=labels.spacegroup_symbol,
         declared_spacegroup=parsed.declared_spacegroup,
@@ -124,8 +125,9 @@ def entry_rng(entry_id: str, seed: int) -> np.random.Generator:
 
 
 def measured_entry_pattern(
-    structure: Any, entry_id: str, config: BuildConfig
-) -> tuple[np.ndarray, np.ndarray]:
+    structure: Any, entry_id: str, config: BuildConfig,
+    debye_waller: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The ``measured`` profile's patterns of one structure and its reflections' table.
 
     ``config.draws`` patterns, shape (draws, n_points), drawn one after another
@@ -141,7 +143,8 @@ def measured_entry_pattern(
     from competition.physics.realism import measured_pattern
 
     grid = config.pattern.to_grid()  # type: ignore[union-attr]
-    d, intensity, normals, sticks = reflections_and_sticks(structure, grid, config.engine)
+    d, intensity, normals, sticks = reflections_and_sticks(structure, grid, config.engine,
+                                                           debye_waller)  # fmt: skip
     rng = entry_rng(entry_id, config.seed)
     try:
         drawn = [measured_pattern(d, intensity, grid, rng, config.realism, normals)

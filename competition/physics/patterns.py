@@ -7,8 +7,11 @@ intensity
 
     I_hkl = |F_hkl|^2 * m_hkl * (1 + cos^2 2theta) / (sin^2 theta cos theta)
 
-(structure factor with atomic scattering factors, multiplicity, Lorentz-
-polarisation factor). Each stick is then spread as a normalised Gaussian
+(structure factor with atomic scattering factors weakened by each element's
+Debye-Waller factor, multiplicity, Lorentz-polarisation factor); ``debye_waller``
+gives ``B`` per element (from the CIF), the rest take
+:data:`competition.physics.diffraction.DEFAULT_B`.
+Each stick is then spread as a normalised Gaussian
 
     y(x) = sum_hkl I_hkl * exp(-(x - 2theta_hkl)^2 / (2 sigma^2)),
     sigma = FWHM / (2 sqrt(2 ln 2)),
@@ -20,6 +23,7 @@ result is scaled so that its maximum is 1 and stored as float32.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -39,8 +43,9 @@ TRUNCATE_SIGMAS: Final = 6.0
 
 
 def _reflections(
-    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
-) -> Reflections:
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0],
+    debye_waller: Mapping[str, float] | None = None,
+) -> Reflections:  # fmt: skip
     """The reflections over the grid's range widened by the Gaussian tails."""
     from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
 
@@ -52,7 +57,8 @@ def _reflections(
     if engine == "pymatgen":
         _check_largest_d(structure, config, hi)
     try:
-        return powder_reflections(structure, WAVELENGTHS[config.wavelength], (lo, hi), engine)
+        return powder_reflections(structure, WAVELENGTHS[config.wavelength], (lo, hi), engine,
+                                  debye_waller)  # fmt: skip
     except RejectError:
         _check_largest_d(structure, config, hi)  # the clearer reason, where it applies
         raise
@@ -77,8 +83,9 @@ def _check_largest_d(structure: Structure, config: PatternConfig, hi: float) -> 
 
 
 def stick_pattern(
-    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
-) -> tuple[np.ndarray, np.ndarray]:
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0],
+    debye_waller: Mapping[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Reflection positions (degrees 2theta) and intensities of ``structure``.
 
     Sticks up to ``TRUNCATE_SIGMAS`` standard deviations outside the grid are
@@ -90,7 +97,7 @@ def stick_pattern(
         With stage ``pattern`` when the pattern cannot be computed (an element
         without scattering factors, say).
     """
-    found = _reflections(structure, config, engine)
+    found = _reflections(structure, config, engine, debye_waller)
     return found.two_theta, found.intensity
 
 
@@ -133,8 +140,9 @@ def broaden(two_theta: np.ndarray, intensity: np.ndarray, config: PatternConfig)
 
 
 def xrd_pattern(
-    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
-) -> np.ndarray:
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0],
+    debye_waller: Mapping[str, float] | None = None,
+) -> np.ndarray:  # fmt: skip
     """The competition pattern of ``structure``: broadened, max-scaled, float32.
 
     Returns
@@ -148,14 +156,15 @@ def xrd_pattern(
         With stage ``pattern`` when the pattern cannot be computed or no
         reflection falls in range.
     """
-    return xrd_pattern_and_sticks(structure, config, engine)[0]
+    return xrd_pattern_and_sticks(structure, config, engine, debye_waller)[0]
 
 
 def xrd_pattern_and_sticks(
-    structure: Structure, config: PatternConfig, engine: str = ENGINES[0]
-) -> tuple[np.ndarray, np.ndarray]:
+    structure: Structure, config: PatternConfig, engine: str = ENGINES[0],
+    debye_waller: Mapping[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """:func:`xrd_pattern` and the reflections it was made from (:func:`stick_table`)."""
-    found = _reflections(structure, config, engine)
+    found = _reflections(structure, config, engine, debye_waller)
     profile = broaden(found.two_theta, found.intensity, config)
     peak = profile.max(initial=0.0)
     if not np.isfinite(peak) or peak <= 0:
@@ -167,19 +176,21 @@ def xrd_pattern_and_sticks(
 
 
 def reflections(
-    structure: Structure, grid: Grid, engine: str = ENGINES[0]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    structure: Structure, grid: Grid, engine: str = ENGINES[0],
+    debye_waller: Mapping[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """d-spacings, intensities and symmetry-equivalent normals of every reflection.
 
     See :func:`reflections_and_sticks`, which also gives the stick table.
     """
-    d, intensity, normals, _ = reflections_and_sticks(structure, grid, engine)
+    d, intensity, normals, _ = reflections_and_sticks(structure, grid, engine, debye_waller)
     return d, intensity, normals
 
 
 def reflections_and_sticks(
-    structure: Structure, grid: Grid, engine: str = ENGINES[0]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    structure: Structure, grid: Grid, engine: str = ENGINES[0],
+    debye_waller: Mapping[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """d-spacings, intensities and symmetry-equivalent normals of every reflection.
 
     What the realism model needs (:mod:`competition.physics.realism`): the kinematic
@@ -206,7 +217,8 @@ def reflections_and_sticks(
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     lo, hi = max(0.0, grid.two_theta_min - 3), min(179.0, grid.two_theta_max + 3)
-    found = powder_reflections(structure, WAVELENGTHS[grid.wavelength], (lo, hi), engine)
+    found = powder_reflections(structure, WAVELENGTHS[grid.wavelength], (lo, hi), engine,
+                               debye_waller)  # fmt: skip
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

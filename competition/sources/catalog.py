@@ -260,7 +260,8 @@ def _cif_value(value: Any) -> str:
 def amcsd_row_to_cif(row: sqlite3.Row) -> str:
     """Write one AMCSD database row as a CIF 1.1 data block.
 
-    Coordinates and displacement parameters are stored packed; larixite's
+    Coordinates and displacement parameters (isotropic ``U``, and the diagonal of
+    the anisotropic tensor where a row has one) are stored packed; larixite's
     ``get_optarray`` unpacks them.
     """
     from larixite.amcsd_utils import get_optarray
@@ -288,7 +289,25 @@ def amcsd_row_to_cif(row: sqlite3.Row) -> str:
     lines += ["loop_", "_atom_site_label", *(f"_atom_site_{tag}" for tag in values)]
     for i, label in enumerate(labels):
         lines.append(" ".join([_cif_value(label), *(str(v[i]) for v in values.values())]))
+    lines += _aniso_loop(row)
     return "\n".join(lines) + "\n"
+
+
+def _aniso_loop(row: sqlite3.Row) -> list[str]:
+    """The anisotropic displacement loop of a row (the Debye-Waller factor of its sites)."""
+    from larixite.amcsd_utils import get_optarray
+
+    if row["atoms_aniso_u11"] in (None, "0") or row["atoms_aniso_label"] in (None, "0"):
+        return []
+    labels = json.loads(row["atoms_aniso_label"])
+    tensor = [get_optarray(row[f"atoms_aniso_u{ij}"]) for ij in ("11", "22", "33")]
+    if not isinstance(labels, list) or any(len(t) != len(labels) for t in tensor):
+        return []
+    lines = ["loop_", "_atom_site_aniso_label",
+             *(f"_atom_site_aniso_U_{ij}" for ij in ("11", "22", "33"))]  # fmt: skip
+    lines += [" ".join([_cif_value(label), *(str(t[i]) for t in tensor)])
+              for i, label in enumerate(labels)]  # fmt: skip
+    return lines
 
 
 # --------------------------------------------------------------------------- cod-ids

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -61,12 +61,16 @@ class ParsedStructure:
     extra_blocks : tuple of str
         Names of further data blocks that held a structure and were not used (the
         competition takes one structure per file).
+    debye_waller : dict
+        Isotropic displacement ``B`` (A^2) per element, where the block gives one
+        (:func:`competition.sources.displacements.debye_waller_factors`).
     """
 
     structure: Structure
     declared_spacegroup: int | None
     block: str
     extra_blocks: tuple[str, ...] = ()
+    debye_waller: dict[str, float] = field(default_factory=dict)
 
 
 def _short(message: str, limit: int = 160) -> str:
@@ -216,8 +220,14 @@ def parse_structure(text: str, max_sites: int, reader: str = "arrays") -> Parsed
             f"implausible cell: {per_site:.3g} A^3 per site (real crystals have at least "
             f"~{MIN_VOLUME_PER_SITE:g}); check the cell lengths and angles",
         )
+    from competition.sources.displacements import debye_waller_factors
+    from competition.sources.rhombohedral import check_rhombohedral_axes
+
+    check_rhombohedral_axes(structure, blocks[name])
     extra = tuple(names[1 : len(structures)])
-    return ParsedStructure(structure, declared_spacegroup(blocks[name]), name, extra)
+
+    return ParsedStructure(structure, declared_spacegroup(blocks[name]), name, extra,
+                           debye_waller_factors(blocks[name]))  # fmt: skip
 
 
 def _fast_structures(blocks: dict[str, dict[str, Any]]) -> list[Structure]:
