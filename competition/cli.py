@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from competition.config import PRESETS, BuildConfig
+from competition.config import PRESETS, BuildConfig, symprec_for
 from competition.sources.catalog import DEFAULT_COD_URL, DEFAULT_N_GENERATED, SourceKind
 from xrd_bravais.contract.console import fail
 from xrd_bravais.contract.labels import SPACEGROUP_NUMBERS
@@ -84,10 +84,14 @@ def _make_source(
 ) -> Source:
     from competition.sources import catalog as sources
 
-    if kind in (SourceKind.cod_dir, SourceKind.cod_ids) and input_path is None:
+    if kind in (SourceKind.cod_dir, SourceKind.cod_ids, SourceKind.archive) and input_path is None:
         fail(f"--source {kind.value} needs --input PATH")
     if kind is SourceKind.amcsd:
         source = sources.amcsd_source()
+    elif kind is SourceKind.archive:
+        from competition.sources.archive import archive_source
+
+        source = archive_source(input_path)  # type: ignore[arg-type]
     elif kind is SourceKind.cod_dir:
         source = sources.cod_dir_source(input_path)  # type: ignore[arg-type]
     elif kind is SourceKind.cod_ids:
@@ -110,7 +114,9 @@ def build(
     input_path: Annotated[
         Path | None,
         typer.Option(
-            "--input", "-i", help="Folder of CIFs (cod-dir) or file of COD ids (cod-ids)."
+            "--input", "-i",
+            help="Folder of CIFs (cod-dir), file of COD ids (cod-ids), or an archive of CIFs "
+            "(archive: .tar.xz, .tar.gz, .tar.bz2, .zip, or a folder).",
         ),
     ] = None,
     limit: Annotated[
@@ -169,8 +175,14 @@ def build(
         typer.Option(help="Peak width (FWHM, degrees) instead of the preset's.", min=0.0),
     ] = None,
     symprec: Annotated[
-        float, typer.Option(help="spglib tolerance in Angstrom.")
-    ] = DEFAULTS.symprec,
+        float | None,
+        typer.Option(
+            help="spglib tolerance in Angstrom (default: 0.01; 0.1 for --source archive, the "
+            "Materials Project's own for relaxed computed cells: give 0.01 for a packed COD "
+            "mirror).",
+            min=0.0,
+        ),
+    ] = None,
     symprec_ladder: Annotated[
         str | None,
         typer.Option(
@@ -300,7 +312,8 @@ def build(
     try:
         config = BuildConfig(
             **_pattern_settings(preset, grid, fwhm),
-            symprec=symprec, max_sites=max_sites, timeout=timeout,
+            symprec=symprec_for(source) if symprec is None else symprec,
+            max_sites=max_sites, timeout=timeout,
             symprec_ladder=_parse_ladder(symprec_ladder), profile=profile, draws=draws,
             engine=engine, reader=reader,
             per_class=per_class, test_fraction=test_fraction,

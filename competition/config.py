@@ -89,6 +89,18 @@ class PatternConfig:
 
 PROFILES: Final = ("clean", "measured")
 """How patterns are made: ideal peaks, or drawn through the realism model."""
+SOURCE_SYMPREC: Final = {"archive": 0.1}
+"""spglib tolerance (Angstrom) by source kind where it differs from the default 0.01:
+an archive is taken to hold relaxed, computed cells (the Materials Project labels its
+own at symprec 0.1, angle tolerance 5 degrees), whose numerical noise 0.01 reads as a
+lower symmetry. A packed mirror of experimental files (COD) wants ``--symprec 0.01``."""
+
+
+def symprec_for(kind: str) -> float:
+    """The default spglib tolerance of a source kind (:data:`SOURCE_SYMPREC`, else 0.01)."""
+    return SOURCE_SYMPREC.get(str(kind), BuildConfig.symprec)
+
+
 RECORD_VERSION: Final = 3
 """Changes whenever a per-structure result gains or changes a field, or its physics
 changes (2: the reflections' table; 3: Debye-Waller factors, the compound formula

@@ -37,6 +37,12 @@ _LICENCES = {
     SourceKind.generated: (
         "Random crystals generated with pyxtal (Fredericks et al., 2021); no licence needed."
     ),
+    SourceKind.archive: (
+        "Structures from the archive named in `manifest.json` (`source`, with its sha256); "
+        "its licence applies. Materials Project structures (ids `mp-...`) are CC-BY 4.0: "
+        "credit the Materials Project (A. Jain et al., *APL Materials* 1, 011002, 2013) "
+        "in anything built from them. COD structures are public domain (CC0)."
+    ),
 }
 
 

@@ -71,10 +71,15 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         parsed = parse_structure(entry.text, config.max_sites, config.reader)
         seconds["parse"] = time.perf_counter() - start
         start = time.perf_counter()
+        # A file written in P1 (computed structures with every atom explicit, such as
+        # the Materials Project's) declares no symmetry: no group to agree with.
+        declared = parsed.declared_spacegroup if parsed.declared_spacegroup != 1 else None
         labels = ladder_labels(
             parsed.structure, config.symprec, config.symprec_ladder,
-            parsed.declared_spacegroup, config.angle_tolerance,
+            declared, config.angle_tolerance,
         )  # fmt: skip
+        if declared is None and labels.spacegroup_number == 1:
+            declared = parsed.declared_spacegroup  # a triclinic P1 crystal agrees with it
         seconds["symmetry"] = time.perf_counter() - start
         start = time.perf_counter()
         extra_draws = None
@@ -101,7 +106,7 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         formula=compound_formula(structure.composition),
         spacegroup_number=labels.spacegroup_number,
         spacegroup_symbol=labels.spacegroup_symbol,
-        declared_spacegroup=parsed.declared_spacegroup,
+        declared_spacegroup=declared,
         bravais_lattice=labels.bravais_lattice,
         n_sites=len(structure),
         conventional_cell=labels.conventional_cell,

@@ -1,7 +1,7 @@
 """Where crystal structures come from: the first stage of a build.
 
 Each source yields :class:`RawEntry` objects (an id, the COD id where known, the
-place it came from and the CIF text). Four sources exist:
+place it came from and the CIF text). Five sources exist:
 
 ``amcsd``
     The ~9,300 mineral structures of the American Mineralogist Crystal Structure
@@ -14,6 +14,9 @@ place it came from and the CIF text). Four sources exist:
     cache, retries with back-off and limited concurrency.
 ``generated``
     Random crystals for chosen space groups from pyxtal, seeded.
+``archive``
+    CIFs streamed from a ``.tar.xz``/``.tar.gz``/``.tar.bz2``/``.zip`` (or a folder):
+    :mod:`competition.sources.archive`.
 
 Over 400 lines: one module for every kind of source, because they share the
 ``Source`` and ``RawEntry`` types and the reject bookkeeping, and a reader looks
@@ -47,6 +50,7 @@ class SourceKind(StrEnum):
     cod_dir = "cod-dir"
     cod_ids = "cod-ids"
     generated = "generated"
+    archive = "archive"
 
 
 DEFAULT_COD_URL: Final = "https://www.crystallography.net/cod"
@@ -106,6 +110,9 @@ class Source:
     description: dict[str, Any]
     _entries: Callable[[], Iterable[RawEntry | Rejected]]
     size: int | None = field(default=None)
+    failure: Callable[[], str | None] = field(default=lambda: None)
+    """After ``entries()`` is exhausted: why the source stopped early (an archive
+    cut short), in one line, or ``None``; the entries before the break were yielded."""
 
     def entries(self) -> Iterator[RawEntry | Rejected]:
         """Yield every entry (or early rejection) of the source, in a stable order."""
@@ -115,7 +122,8 @@ class Source:
         """The same source cut to its first ``n`` entries (for quick demos and tests)."""
         size = n if self.size is None else min(n, self.size)
         description = {**self.description, "limit": n}
-        return Source(self.kind, description, lambda: itertools.islice(self.entries(), n), size)
+        return Source(self.kind, description, lambda: itertools.islice(self.entries(), n), size,
+                      self.failure)  # fmt: skip
 
 
 def decode_cif_bytes(data: bytes) -> str:

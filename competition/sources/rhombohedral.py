@@ -9,8 +9,8 @@ structure's composition then disagrees with the file's ``_chemical_formula_sum``
 which is what :func:`check_rhombohedral_axes` tests before the structure is used.
 
 Counted on the real data: 2 of the 526 COD files of ``../shared/data`` (the two
-above), none of AMCSD's 9,275 entries (they list their operators), none of the
-Materials Project archive (P1, every atom explicit).
+above), none of AMCSD's 9,275 entries (they list their operators), none of the 154,921 files of the
+Materials Project archive (P1, every atom explicit; none disagrees with its formula).
 """
 
 from __future__ import annotations
