@@ -8,7 +8,7 @@ stream, a zip member by member through its central directory), so a build of
 any size reads it in the memory of one file.
 
 Every ``*.cif`` or ``*.cif.gz`` member is an entry, ``archive:<member name>``;
-other members (a README, folders) are passed over and counted. A member that
+other members (a README, folders) are passed over. A member that
 cannot be read (a corrupt zip member, a broken gzip) is a reject with its reason
 and the build goes on. An archive cut short (an interrupted download) stops the
 source where it breaks: the members read so far are built and cached, and the
@@ -67,10 +67,15 @@ def _entry(name: str, data: bytes, where: str) -> RawEntry | Rejected:
     return RawEntry(entry_id, cod_id_from(text, Path(name)), where, text)
 
 
-def _too_large(name: str, size: int, where: str) -> Rejected:
-    return Rejected(f"archive:{name}", where, "read",
-                    f"member {name} is {size / 2**20:.0f} MiB; at most "
-                    f"{MAX_MEMBER_BYTES / 2**20:.0f} MiB is read")  # fmt: skip
+def _screen(name: str, is_file: bool, size: int, where: str) -> bool | Rejected:
+    """Whether to read a member: ``True``, ``False`` (not a CIF) or a reject (too large)."""
+    if not is_file or not name.lower().endswith(_CIF_NAMES):
+        return False
+    if size > MAX_MEMBER_BYTES:
+        return Rejected(f"archive:{name}", where, "read",
+                        f"member {name} is {size / 2**20:.0f} MiB; at most "
+                        f"{MAX_MEMBER_BYTES / 2**20:.0f} MiB is read")  # fmt: skip
+    return True
 
 
 def _tar_entries(path: Path, state: dict[str, object]) -> Iterator[RawEntry | Rejected]:
@@ -79,12 +84,10 @@ def _tar_entries(path: Path, state: dict[str, object]) -> Iterator[RawEntry | Re
     try:
         with tarfile.open(path, "r|*") as tar:
             for member in tar:
-                if not member.isfile() or not member.name.lower().endswith(_CIF_NAMES):
-                    state["skipped"] = int(state.get("skipped", 0)) + 1  # type: ignore[call-overload]
-                    continue
                 where = f"{path}#{member.name}"
-                if member.size > MAX_MEMBER_BYTES:
-                    yield _too_large(member.name, member.size, where)
+                verdict = _screen(member.name, member.isfile(), member.size, where)
+                if verdict is not True:
+                    yield from [verdict] if isinstance(verdict, Rejected) else []
                     continue
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
@@ -107,12 +110,10 @@ def _zip_entries(path: Path, state: dict[str, object]) -> Iterator[RawEntry | Re
         return
     with archive:
         for info in archive.infolist():
-            if info.is_dir() or not info.filename.lower().endswith(_CIF_NAMES):
-                state["skipped"] = int(state.get("skipped", 0)) + 1  # type: ignore[call-overload]
-                continue
             where = f"{path}#{info.filename}"
-            if info.file_size > MAX_MEMBER_BYTES:
-                yield _too_large(info.filename, info.file_size, where)
+            verdict = _screen(info.filename, not info.is_dir(), info.file_size, where)
+            if verdict is not True:
+                yield from [verdict] if isinstance(verdict, Rejected) else []
                 continue
             try:
                 data = archive.read(info)
