@@ -26,10 +26,21 @@ core for each stage and end to end, the ratios, the pattern stage's peak memory 
 the largest cell (tracemalloc), the largest difference between the two engines'
 max-normalised patterns and whether every label is equal.
 
+With ``--archive FILE --sizes 20000 80000 all`` it builds the first N structures of an
+archive of CIFs (``xrd-bravais build --source archive --limit N --no-cache``, the
+default grid, ``--profile`` clean unless told, no ``--per-class`` cap) under
+``/usr/bin/time -v``, once per size, and prints the wall time, structures per second,
+the peak resident memory of the largest process (``time -v``) and of the whole process
+tree (sampled every 0.2 s), the write stage's seconds, bytes per row of
+``train.parquet`` and ``test.parquet``, and how long
+:func:`baselines.data.read_patterns` takes to read the training file.
+
 Usage::
 
     .venv/bin/python -m benchmarks.build_throughput [--workers 2] [--amcsd-n 500]
     .venv/bin/python -m benchmarks.build_throughput --compare [--amcsd-n 500]
+    .venv/bin/python -m benchmarks.build_throughput --archive ../shared/data/mp/mp_cifs.tar.xz \
+        --sizes 20000 80000 all [--profile measured]
 """
 
 from __future__ import annotations
@@ -225,7 +236,16 @@ def main() -> int:
     )
     parser.add_argument("--compare", action="store_true",
                         help="both pattern engines, one and several workers, and dask")  # fmt: skip
+    parser.add_argument("--archive", type=Path, help="an archive of CIFs to build at --sizes")
+    parser.add_argument("--sizes", nargs="+", default=["20000", "80000", "all"],
+                        help="structures per archive build (a number or 'all')")  # fmt: skip
+    parser.add_argument("--profile", default="clean", help="clean or measured (--archive)")
+    parser.add_argument("--keep", type=Path, help="keep each archive build in KEEP/N")
+    parser.add_argument("--per-class", type=int, default=1_000_000,
+                        help="--per-class of the archive builds (default: no cap)")  # fmt: skip
     args = parser.parse_args()
+    if args.archive is not None:
+        return _main_archive(args)
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent", file=sys.stderr)
         return 1
@@ -262,6 +282,103 @@ def main() -> int:
             f"{r['ref_per_s']:>6.1f} {r['ratio']:>6.2f}"
         )
     print(f"peak RSS: main process {self_mb:.0f} MiB, largest worker {child_mb:.0f} MiB")
+    return 0
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (Linux ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        process = int(status.parent.name)
+        children.setdefault(int(fields[1]), []).append(process)
+        rss[process] = int(fields[21]) * resource.getpagesize()
+    total, todo = 0, [pid]
+    while todo:
+        process = todo.pop()
+        total += rss.get(process, 0)
+        todo += children.get(process, [])
+    return total
+
+
+def archive_build(archive: Path, size: str, out: Path, workers: int, profile: str,
+                  per_class: int) -> dict:  # fmt: skip
+    """One ``xrd-bravais build --source archive`` under ``/usr/bin/time -v``, measured."""
+    import json
+    import re
+    import subprocess
+
+    command = [
+        "/usr/bin/time", "-v", str(Path(sys.executable).with_name("xrd-bravais")), "build",
+        "--source", "archive", "--input", str(archive), "--out", str(out),
+        "--no-cache", "--quiet", "--workers", str(workers), "--profile", profile,
+        "--per-class", str(per_class),
+        *([] if size == "all" else ["--limit", size]),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    peak_tree = 0
+    while process.poll() is None:
+        peak_tree = max(peak_tree, _tree_rss(process.pid))
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"build of {size} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    peak_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)[1])
+    manifest = json.loads((out / "manifest.json").read_text())
+    portions = manifest["counts"]["per_portion"]
+    n_train = sum(portions["train"].values()) * manifest["config"].get("draws", 1)
+    n_test = sum(sum(portions[k].values()) for k in ("public", "private"))
+    n_input = manifest["counts"]["input"]
+    train_bytes = (out / "public" / "train.parquet").stat().st_size
+    test_bytes = (out / "public" / "test.parquet").stat().st_size
+    from baselines.data import read_patterns
+
+    start = time.perf_counter()
+    read = read_patterns(out / "public" / "train.parquet")
+    read_s = time.perf_counter() - start
+    assert len(read.X) == n_train, (len(read.X), n_train)
+    del read
+    written = re.search(r"write ([0-9.]+) s", stdout)
+    write_s = float(written[1]) if written else None
+    return {
+        "size": size, "entries": n_input, "train": n_train, "test": n_test, "wall_s": wall,
+        "per_s": (n_input or 0) / wall, "peak_mib": peak_kib / 1024,
+        "tree_mib": peak_tree / 2**20, "write_s": write_s,
+        "train_b_row": train_bytes / max(n_train, 1), "test_b_row": test_bytes / max(n_test, 1),
+        "read_s": read_s,
+    }  # fmt: skip
+
+
+def _main_archive(args: argparse.Namespace) -> int:
+    if not args.archive.exists():
+        print(f"skipped: {args.archive} is absent", file=sys.stderr)
+        return 1
+    print(f"archive {args.archive}; workers={args.workers}; profile {args.profile}; "
+          f"default grid; --per-class {args.per_class}; no cache")  # fmt: skip
+    print(f"{'size':>7} {'entries':>7} {'train':>7} {'test':>6} {'wall s':>7} {'struct/s':>8} "
+          f"{'peak MiB':>8} {'tree MiB':>8} {'write s':>7} {'train B/row':>11} "
+          f"{'test B/row':>10} {'read s':>6}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            out = (args.keep / size) if args.keep else Path(tmp) / size
+            r = archive_build(args.archive, size, out, args.workers, args.profile,
+                              args.per_class)  # fmt: skip
+            write = f"{r['write_s']:>7.1f}" if r["write_s"] is not None else f"{'-':>7}"
+            print(f"{r['size']:>7} {r['entries']:>7} {r['train']:>7} {r['test']:>6} "
+                  f"{r['wall_s']:>7.0f} {r['per_s']:>8.1f} {r['peak_mib']:>8.0f} "
+                  f"{r['tree_mib']:>8.0f} {write} {r['train_b_row']:>11.0f} "
+                  f"{r['test_b_row']:>10.0f} {r['read_s']:>6.1f}", flush=True)  # fmt: skip
+            if not args.keep:
+                import shutil
+
+                shutil.rmtree(out)
     return 0
 
 

@@ -12,10 +12,18 @@ Parses every file once, runs spglib at each tolerance, and prints:
   ``same``    same point-group order, different group (another centring or an
               enantiomorphic pair).
 
+With ``--archive FILE`` (computed structures, which declare no group) it labels
+every CIF of the archive at both tolerances instead, on ``--workers`` processes,
+and prints per Bravais lattice (the label at 0.1, the archive source's default)
+how many entries spglib puts in another lattice or space group at 0.01, and the
+commonest changes.
+
 Usage::
 
     .venv/bin/python -m benchmarks.label_agreement [--source cod_cifs|amcsd] [--n 600]
         [--markdown docs/labels.md]
+    .venv/bin/python -m benchmarks.label_agreement --archive ../shared/data/mp/mp_cifs.tar.xz \
+        [--n 0] [--workers 2]
 """
 
 from __future__ import annotations
@@ -61,13 +69,79 @@ def spglib_number(structure, symprec: float) -> int | None:
         return None
 
 
+def _both_tolerances(entry: RawEntry) -> tuple[str, int | None, int | None] | None:
+    """``(entry id, group at 0.01, group at 0.1)`` of one CIF, or None if it does not parse."""
+    from competition.lattice.worker import init_worker
+
+    init_worker()
+    try:
+        parsed = parse_structure(entry.text, max_sites=500)
+    except RejectError:
+        return None
+    low, high = (spglib_number(parsed.structure, tol) for tol in TOLERANCES)
+    return entry.entry_id, low, high
+
+
+def archive_table(archive: Path, n: int, workers: int) -> str:
+    """Per lattice at 0.1: entries, and how many change lattice or group at 0.01."""
+    import itertools
+    import multiprocessing
+
+    from competition.sources.archive import archive_source
+
+    entries = (e for e in archive_source(archive).entries() if isinstance(e, RawEntry))
+    if n:
+        entries = itertools.islice(entries, n)
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        found = [r for r in pool.imap(_both_tolerances, entries, chunksize=64) if r]
+    labelled = [(low, high) for _, low, high in found if low is not None and high is not None]
+    per: dict[str, Counter] = {}
+    changes: Counter = Counter()
+    for low, high in labelled:
+        lattice, other = bravais_lattice(high), bravais_lattice(low)
+        counts = per.setdefault(lattice, Counter())
+        counts["n"] += 1
+        counts["group"] += low != high
+        counts["lattice"] += other != lattice
+        if other != lattice:
+            changes[(other, lattice)] += 1
+    from xrd_bravais.contract.labels import BRAVAIS_LATTICES
+
+    lines = [
+        f"Archive {archive.name}: {len(found)} structures parsed, {len(labelled)} labelled at "
+        "both tolerances.", "",
+        "| lattice at 0.1 | entries | other lattice at 0.01 | other space group at 0.01 |",
+        "|---|---:|---:|---:|",
+    ]  # fmt: skip
+    total = Counter()
+    for lattice in BRAVAIS_LATTICES:
+        c = per.get(lattice, Counter())
+        total.update(c)
+        share = f"{100 * c['lattice'] / c['n']:.1f} %" if c["n"] else "-"
+        lines.append(f"| {lattice} | {c['n']} | {c['lattice']} ({share}) | {c['group']} |")
+    lines.append(f"| all | {total['n']} | {total['lattice']} "
+                 f"({100 * total['lattice'] / max(total['n'], 1):.1f} %) | {total['group']} "
+                 f"({100 * total['group'] / max(total['n'], 1):.1f} %) |")  # fmt: skip
+    lines += ["", "Commonest changes (lattice at 0.01 -> at 0.1): " + ", ".join(
+        f"{a}->{b} {k}" for (a, b), k in changes.most_common(8))]  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> int:
     """Label every entry at both tolerances and print the agreement."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", choices=["cod_cifs", "amcsd"], default="cod_cifs")
-    parser.add_argument("--n", type=int, default=600, help="entries (amcsd only)")
+    parser.add_argument("--n", type=int, default=600, help="entries (amcsd; archive: 0 = all)")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    parser.add_argument("--archive", type=Path, help="an archive of computed CIFs instead")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.archive is not None:
+        text = archive_table(args.archive, args.n, args.workers)
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text + "\n", encoding="utf-8")
+        return 0
     source = (
         cod_dir_source(SHARED / "cod_cifs")
         if args.source == "cod_cifs"

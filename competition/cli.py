@@ -11,7 +11,7 @@ its help), which stay together so ``build --help`` and the code read alike.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
@@ -69,6 +69,20 @@ def _parse_ladder(text: str | None) -> tuple[float, ...]:
         return tuple(float(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
         fail(f"--symprec-ladder takes tolerances separated by commas, got {text!r}")
+
+
+_EXTRA_KINDS: Final = ("archive", "cod-dir", "cod-ids")
+
+
+def _parse_extra(text: str) -> tuple[SourceKind, Path]:
+    """``KIND:PATH`` of ``--train-extra`` as a source kind and a path that exists."""
+    kind, sep, path = text.partition(":")
+    if not sep or kind not in _EXTRA_KINDS or not path:
+        fail(f"--train-extra takes KIND:PATH with KIND one of {', '.join(_EXTRA_KINDS)} "
+             f"(e.g. archive:mp_cifs.tar.xz), got {text!r}")  # fmt: skip
+    if not Path(path).exists():
+        fail(f"--train-extra {text}: {path} does not exist")
+    return SourceKind(kind), Path(path)
 
 
 def _make_source(
@@ -205,6 +219,15 @@ def build(
     public_fraction: Annotated[
         float, typer.Option(help="Share of the test set on the public leaderboard.")
     ] = DEFAULTS.public_fraction,
+    min_test_per_lattice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Test rows per lattice in each of Public and Private, as far as the "
+            "source has them: a scarce lattice sends up to half its structures to the "
+            "test set (all of them where --train-extra gives it 2N); 0: plain shares.",
+        ),
+    ] = DEFAULTS.min_test_per_lattice,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = DEFAULTS.seed,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes.", show_default="all CPUs")
@@ -244,6 +267,19 @@ def build(
         str,
         typer.Option(help="Lattices of the --train-generated crystals, equal shares."),
     ] = "aP,oS,oI,oF",
+    train_extra: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KIND:PATH: structures of another source for the training split only "
+            "(archive:FILE.tar.xz, cod-dir:DIR, cod-ids:FILE; repeatable). The test set "
+            "still comes from --source; a test compound or a repeat is never added; each "
+            "is labelled at its own kind's symprec (archive 0.1).",
+        ),
+    ] = None,
+    train_extra_limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Read only the first N structures of each --train-extra."),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute everything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     force: Annotated[
@@ -318,6 +354,7 @@ def build(
             engine=engine, reader=reader,
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
+            min_test_per_lattice=min_test_per_lattice,
         )  # fmt: skip
     except ValueError as err:
         fail(str(err))
@@ -327,10 +364,14 @@ def build(
             source, input_path, limit, cod_url, cache_root, n_generated, spacegroups, seed,
             progress=not quiet,
         )
-        extra = None
+        extra = [
+            _make_source(*_parse_extra(text), train_extra_limit, cod_url, cache_root,
+                         n_generated, None, seed, progress=not quiet)
+            for text in train_extra or []
+        ]  # fmt: skip
         if train_generated:
             lattices = [x for x in train_generated_lattices.replace(" ", "").split(",") if x]
-            extra = sources.rare_lattice_source(train_generated, lattices, seed)
+            extra.append(sources.rare_lattice_source(train_generated, lattices, seed))
         summary = build_competition(
             src, out, config, workers=workers,
             cache_dir=None if no_cache else cache_root, progress=not quiet, force=force,

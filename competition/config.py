@@ -154,6 +154,12 @@ class BuildConfig:
     test_fraction, public_fraction : float
         Share of the structures in the test set, and share of the test set scored
         on the public leaderboard.
+    min_test_per_lattice : int
+        Test rows per lattice in each of the Public and Private portions, as far as
+        the source has them: a lattice whose share (``test_fraction``,
+        ``public_fraction``) would give fewer sends more structures to the test set,
+        up to half of them (all of them where extra training sources hold twice
+        the minimum of that lattice: they train it); 0 keeps the plain shares.
     seed : int
         Seed of every random choice (balance, split, ids, and the measurement
         of each pattern with the ``measured`` profile).
@@ -191,6 +197,7 @@ class BuildConfig:
     per_class: int = 3000
     test_fraction: float = 0.2
     public_fraction: float = 0.3
+    min_test_per_lattice: int = 10
     seed: int = 0
     dedup_length_rtol: float = 2e-3
     dedup_angle_atol: float = 0.2
@@ -220,6 +227,10 @@ class BuildConfig:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.per_class < 1 or self.max_sites < 1:
             raise ValueError("per_class and max_sites must be at least 1")
+        if self.min_test_per_lattice < 0:
+            raise ValueError(
+                f"min_test_per_lattice must be 0 or more, got {self.min_test_per_lattice}"
+            )
         if self.profile not in PROFILES:
             choices = ", ".join(PROFILES)
             raise ValueError(f"unknown profile {self.profile!r}; choose one of {choices}")

@@ -74,6 +74,7 @@ def write_manifest(
         },
         **({"measured_test": summary.measured_test} if summary.measured_test else {}),
         **({"train_generated": summary.train_generated} if summary.train_generated else {}),
+        **({"train_extra": summary.train_extra} if summary.train_extra else {}),
         "files": hashed_files(out),
     }
     write_manifest_dict(out, manifest)

@@ -180,3 +180,87 @@ def test_the_cli_builds_from_an_archive_at_its_tolerance_and_refuses_a_cut_one(
     assert len(failed.stderr.strip().splitlines()) == 1
     missing = run("build", "--source", "archive", "--out", "x", cwd=tmp_path)
     assert missing.returncode != 0 and "needs --input PATH" in missing.stderr
+
+
+def test_extra_training_structures_from_an_archive_never_reach_or_copy_the_test_set(
+    cod_cifs, members, tmp_path
+):
+    """Main source: 60 COD files; extra: an archive of the first 40 of them and two MP files."""
+    import json
+
+    import pandas as pd
+    from test_cli import run
+
+    main = tmp_path / "main"
+    main.mkdir()
+    for path in sorted(cod_cifs.glob("*.cif"))[:60]:
+        (main / path.name).symlink_to(path)
+    extra = _tar(tmp_path / "extra.tar.xz", members)
+    done = run("build", "--source", "cod-dir", "--input", str(main), "--out", "comp",
+               "--train-extra", f"archive:{extra}", "--test-fraction", "0.3",
+               "--min-test-per-lattice", "0", "--quiet", "--no-cache", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "comp"
+    meta = pd.read_parquet(out / "public" / "train_meta.parquet")
+    assert set(meta["source"]) == {"cod-dir:main", "archive:extra.tar.xz"}
+    added = meta[meta["source"] == "archive:extra.tar.xz"]
+    assert added["entry_id"].str.startswith("train-extra:archive:").all()
+    # The 40 COD files are the main source's own: each is a repeat of a training row or
+    # a test compound, unless the archive's tolerance (0.1) labels it differently from
+    # the main source's (0.01): then it is another compound, kept (seen: KYb2F7, one).
+    names = added["entry_id"].str.rsplit("/", n=1).str[-1]
+    assert {name.rsplit("/", 1)[-1] for name, _ in members[-2:]} <= set(names)
+    labels = pd.read_parquet(out / "public" / "train.parquet").set_index("id")
+    for row, name in zip(added.itertuples(), names, strict=True):
+        twin = meta[meta["entry_id"] == f"file:{name}"]
+        if len(twin):
+            assert labels.loc[twin["id"].iloc[0], "spacegroup_number"] != labels.loc[
+                row.id, "spacegroup_number"], name
+    assert len(added) <= 2 + 3
+    assert (added["symprec_used"] == 0.1).all()
+    rejects = pd.read_csv(out / "reports" / "rejects.csv", keep_default_na=False)
+    left_out = rejects[rejects["entry_id"].str.startswith("train-extra:")]
+    read = {f"train-extra:archive:{name}" for name, _ in members if name.endswith(".cif")}
+    assert set(left_out["entry_id"]) | set(added["entry_id"]) == read
+    assert set(left_out["stage"]) <= {"dedup", "parse", "symmetry", "near-copy"}
+    test_meta = pd.read_parquet(out / "private" / "test_meta.parquet").merge(
+        pd.read_csv(out / "private" / "solution.csv"), on="id")
+
+    def keys(frame: pd.DataFrame) -> set[tuple[str, int]]:
+        return set(zip(frame["formula"], frame["spacegroup_number"].astype(int), strict=True))
+
+    train = pd.read_parquet(out / "public" / "train.parquet")
+    assert not keys(test_meta) & keys(train)
+    assert "test compound" in " ".join(left_out["reason"])
+    assert "repeat of file:" in " ".join(left_out["reason"])
+    record = json.loads((out / "manifest.json").read_text())["train_extra"]
+    assert [(r["label"], r["n"], r["symprec"]) for r in record] == [
+        ("archive:extra.tar.xz", len(added), 0.1)]
+    assert record[0]["read"] == len(read) and record[0]["source"]["sha256"]
+    card = (out / "public" / "DATA.md").read_text()
+    assert f"`archive:extra.tar.xz`: {len(added)} rows kept" in card
+    assert "Materials Project" in card and "public domain" in card
+
+
+@pytest.mark.parametrize("bad", ["archive", "zip:x.zip", "archive:missing.tar.xz"])
+def test_a_bad_train_extra_is_one_line(bad, tmp_path):
+    from test_cli import run
+
+    done = run("build", "--out", "comp", "--train-extra", bad, "--quiet", cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--train-extra" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "comp").exists()
+
+
+def test_the_data_card_quotes_the_measured_label_changes_of_a_known_archive():
+    from competition.lattice.report import _tolerance_text
+    from competition.sources.archive import TOLERANCE_CHANGES
+    from competition.sources.catalog import sha256_file
+
+    if not MP_ARCHIVE.is_file():
+        pytest.skip(f"{MP_ARCHIVE} is absent (the shared data)")
+    digest = sha256_file(MP_ARCHIVE)
+    assert digest in TOLERANCE_CHANGES  # the figures belong to this very file
+    text = " ".join(_tolerance_text([{"kind": "archive", "sha256": digest}]).split())
+    assert "puts 4,915 of its 154,908 structures (3.2 %) in another Bravais lattice" in text
+    assert _tolerance_text([{"kind": "archive", "sha256": "0" * 64}, {"kind": "amcsd"}]) == ""

@@ -273,12 +273,23 @@ def test_cnn_refuses_cuda_when_there_is_none(patterns):
 
 
 @pytest.fixture(scope="module")
-def competition(cod_build, tmp_path_factory):
-    """A copy of the COD build, so that submissions and models do not touch the shared one."""
-    import shutil
+def competition(cod_build, cod_cifs, tmp_path_factory):
+    """The COD build with the plain shares of each lattice, apart from the shared one.
+
+    The default tops every lattice up to 10 test rows a leaderboard, which on these
+    513 structures sends a third of them (and half of the rare lattices) to the test
+    set; the baselines are checked on the 80/20 split they were measured on. Built
+    from the shared build's cache: the patterns are the same.
+    """
+    from competition.config import BuildConfig
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
 
     root = tmp_path_factory.mktemp("baselines") / "comp"
-    shutil.copytree(cod_build.out, root, ignore=shutil.ignore_patterns("leaderboard"))
+    build_competition(
+        cod_dir_source(cod_cifs), root, BuildConfig(min_test_per_lattice=0), workers=2,
+        cache_dir=cod_build.out.parent / "cache", progress=False,
+    )
     return root
 
 
@@ -646,8 +657,9 @@ def test_realism_augmentation_draws_a_share_of_each_batch_and_is_seeded(patterns
     drawn = _realism(X, np.random.default_rng(0), DEFAULT_GRID, 0.5).numpy()[:, 0]
     changed = ~np.all(drawn == patterns.X[:64], axis=1)
     assert 16 < changed.sum() < 48  # about half the rows
-    # A drawn row has a background (counts between the peaks) and its maximum at 1.
-    assert np.all(np.median(drawn[changed], axis=1) > 0)
+    # A drawn row has its maximum at 1 and, unless drawn background-subtracted (a
+    # fifth of them, RealismRanges.background_subtracted_probability), a background.
+    assert np.mean(np.median(drawn[changed], axis=1) > 0) > 0.6
     np.testing.assert_allclose(drawn[changed].max(axis=1), 1.0)
     again = _realism(X, np.random.default_rng(0), DEFAULT_GRID, 0.5).numpy()[:, 0]
     np.testing.assert_array_equal(drawn, again)

@@ -26,10 +26,10 @@ from xrd_bravais.contract.labels import BRAVAIS_LATTICES
 
 LAYOUT = [
     "manifest.json",
-    "public/train.parquet", "public/train_sticks.parquet", "public/test.parquet",
-    "public/sample_submission.csv",
+    "public/train.parquet", "public/train_sticks.parquet", "public/train_meta.parquet",
+    "public/test.parquet", "public/sample_submission.csv",
     "public/sample_submission_spacegroup.csv", "public/DATA.md",
-    "private/solution.csv", "private/train_meta.parquet", "private/test_meta.parquet",
+    "private/solution.csv", "private/test_meta.parquet",
     "reports/rejects.csv", "reports/overview.png", "reports/outliers.csv",
     "reports/outliers.png",
 ]  # fmt: skip
@@ -57,8 +57,8 @@ def test_layout_is_complete(cod_build):
 def _accounted(out: Path) -> tuple[set[str], pd.DataFrame]:
     """Entry ids in the dataset, and rejects.csv."""
     used = set()
-    for name in ["train_meta.parquet", "test_meta.parquet"]:
-        used |= set(pd.read_parquet(out / "private" / name)["entry_id"])
+    for name in ["public/train_meta.parquet", "private/test_meta.parquet"]:
+        used |= set(pd.read_parquet(out / name)["entry_id"])
     return used, pd.read_csv(out / "reports" / "rejects.csv", keep_default_na=False)
 
 
@@ -124,9 +124,38 @@ def test_no_compound_in_both_train_and_test(cod_build):
 
 
 def test_split_fractions(cod_build):
-    train, test, solution, _ = _load(cod_build.out)
-    assert len(test) / (len(train) + len(test)) == pytest.approx(0.2, abs=0.03)
-    assert (solution["Usage"] == "Public").mean() == pytest.approx(0.3, abs=0.06)
+    """Each lattice's share, except that a scarce one gets 10 rows a board where it can."""
+    train, _, solution, _ = _load(cod_build.out)
+    n_train = train["bravais_lattice"].value_counts()
+    public = solution[solution["Usage"] == "Public"]["bravais_lattice"].value_counts()
+    private = solution[solution["Usage"] == "Private"]["bravais_lattice"].value_counts()
+    plain = 0
+    for lattice in BRAVAIS_LATTICES:
+        n_public, n_private = public.get(lattice, 0), private.get(lattice, 0)
+        n_test = n_public + n_private
+        n = n_test + n_train.get(lattice, 0)
+        # Plain shares (whole compounds, so about) where they give enough rows.
+        if round(0.2 * n) >= 20:
+            plain += 1
+            assert n_test / n == pytest.approx(0.2, abs=0.03), lattice
+        else:  # topped up to 20, never beyond half the lattice
+            assert min(20, n // 2) - 2 <= n_test <= max(20, n // 2) + 2, lattice
+        if round(0.3 * n_test) >= 10:
+            assert n_public / n_test == pytest.approx(0.3, abs=0.06), lattice
+        else:
+            assert min(n_public, n_private) >= min(10, n_test // 2) - 2, lattice
+    assert plain >= 1  # hP: 226 structures
+
+
+def test_the_data_card_names_the_lattices_short_of_the_minimum_and_no_counts(cod_build):
+    solution = pd.read_csv(cod_build.out / "private" / "solution.csv")
+    card = " ".join((cod_build.out / "public" / "DATA.md").read_text().split())
+    assert "at least 10 rows on each of the two leaderboards" in card
+    fewest = solution.groupby("Usage")["bravais_lattice"].value_counts().unstack(0).fillna(0)
+    fewest = fewest.reindex(BRAVAIS_LATTICES).fillna(0).min(axis=1)
+    short = [lattice for lattice in BRAVAIS_LATTICES if fewest[lattice] < 10]
+    assert short, "cod_cifs is small: some lattice must fall short"
+    assert f"the source had too few for {', '.join(short)}:" in card
 
 
 def test_ids_and_row_order_carry_no_information(cod_build):
@@ -476,7 +505,7 @@ def test_generated_training_crystals_never_reach_the_test_set(cod_cifs, tmp_path
 
     out = tmp_path / "out"
     summary = _small_build(cod_cifs, out, train_extra=rare_lattice_source(12, ("aP", "oI"), 5))
-    train_meta = pd.read_parquet(out / "private" / "train_meta.parquet")
+    train_meta = pd.read_parquet(out / "public" / "train_meta.parquet")
     test_meta = pd.read_parquet(out / "private" / "test_meta.parquet")
     generated = train_meta[train_meta["entry_id"].str.startswith("train-generated:")]
     assert not test_meta["entry_id"].str.startswith("train-generated:").any()

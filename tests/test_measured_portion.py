@@ -67,7 +67,9 @@ def test_measurements_join_the_test_set_as_a_third_portion(measured_build, cod_b
 
 def test_each_measured_row_is_its_file_on_the_grid(measured_build, measured_dir):
     from competition.config import PRESETS
+    from competition.lattice.write import quantize
     from competition.sources.measured import read_measured
+    from xrd_bravais.contract.layout import PATTERN_QUANTUM
 
     out = measured_build.out
     meta = pd.read_parquet(out / layout.TEST_META)
@@ -80,7 +82,10 @@ def test_each_measured_row_is_its_file_on_the_grid(measured_build, measured_dir)
     for k in (0, 75, 151):
         name = expected.files[k]
         row_id = rows.loc[name, layout.ID]
-        np.testing.assert_array_equal(test.loc[row_id].to_numpy(np.float32), expected.X[k])
+        # Stored as every pattern is: multiples of 2^-11 of the row's maximum (1).
+        stored = test.loc[row_id].to_numpy(np.float32)
+        np.testing.assert_array_equal(stored, quantize(expected.X[k:k + 1])[0])
+        assert np.abs(stored - expected.X[k]).max() <= PATTERN_QUANTUM / 2
         assert key.loc[row_id, layout.LATTICE] == expected.bravais_lattice[k]
         assert key.loc[row_id, layout.USAGE] == layout.MEASURED_PORTION
 

@@ -148,3 +148,35 @@ def test_stick_table_of_rock_salt():
     np.testing.assert_allclose(np.linalg.norm(sticks[:, 6:9], axis=1), 1 / sticks[:, 1])
     strongest = sticks[np.argmax(sticks[:, 2])]
     assert strongest[2] == 1.0 and sorted(np.abs(strongest[3:6])) == [0, 0, 2]
+
+
+def test_point_group_rotations_are_pymatgens_from_one_spglib_call(cod_cifs):
+    """The texture's rotations: pymatgen's matrices, in pymatgen's order, on real files.
+
+    Those of the labels' own symmetry (at the same tolerance) are the same set.
+    """
+    import warnings
+
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from competition.lattice.labels import symmetry_labels
+    from competition.physics.patterns import cartesian_rotations, point_group_rotations
+
+    checked = 0
+    for path in sorted(cod_cifs.glob("*.cif"))[:40]:
+        try:
+            structure = parse_structure(path.read_text(encoding="latin-1"), 500).structure
+        except RejectError:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = [op.rotation_matrix for op in
+                      SpacegroupAnalyzer(structure).get_point_group_operations(cartesian=True)]
+        mine = point_group_rotations(structure)
+        assert len(mine) == len(theirs), path.name
+        np.testing.assert_allclose(mine, theirs, atol=1e-12)
+        from_labels = cartesian_rotations(structure, symmetry_labels(structure, 0.01).rotations)
+        key = sorted(np.round(np.asarray(m), 6).tobytes() for m in from_labels)
+        assert key == sorted(np.round(np.asarray(m), 6).tobytes() for m in theirs), path.name
+        checked += 1
+    assert checked >= 30

@@ -106,3 +106,28 @@ def test_processes_share_a_fresh_cache_without_lock_errors(tmp_path):
     with ResultCache(path) as cache:
         assert len(cache) == 600 and cache.get("3-149")["i"] == 149
     assert path.stat().st_mode & 0o077 == 0
+
+
+def test_a_spool_takes_every_pattern_as_it_arrives_fresh_or_cached(cod_cifs, tmp_path):
+    import numpy as np
+
+    from competition.lattice.spool import PatternSpool
+
+    entries = [_entry(p) for p in sorted(cod_cifs.glob("*.cif"))[:8]]
+    config = BuildConfig()
+    cache = tmp_path / "results.sqlite"
+    full, _ = run_pipeline(entries, config, workers=1, progress=False)
+    records = {r.entry_id: r for r in full if isinstance(r, StructureRecord)}
+    for round_ in ("fresh", "cached"):
+        with PatternSpool(config.pattern.n_points) as spool:
+            light, n_cached = run_pipeline(entries, config, workers=1, cache_path=cache,
+                                           progress=False, spool=spool)  # fmt: skip
+            assert n_cached == (len(entries) if round_ == "cached" else 0)
+            kept = [r for r in light if isinstance(r, StructureRecord)]
+            assert kept and all(r.pattern is None and r.sticks is None for r in kept)
+            assert len(spool) == len(kept) == len(records)
+            for record in kept:
+                original = records[record.entry_id]
+                np.testing.assert_array_equal(spool[record.entry_id], original.pattern)
+                np.testing.assert_array_equal(spool.sticks(record.entry_id), original.sticks)
+                assert record.spacegroup_number == original.spacegroup_number

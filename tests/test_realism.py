@@ -195,8 +195,8 @@ def test_draws_give_each_training_structure_k_different_patterns(cod_cifs, tmp_p
                                  progress=False).out  # fmt: skip
 
     one, three = build("one"), build("three", draws=3)
-    meta = pd.read_parquet(three / "private" / "train_meta.parquet")
-    single = pd.read_parquet(one / "private" / "train_meta.parquet")
+    meta = pd.read_parquet(three / "public" / "train_meta.parquet")
+    single = pd.read_parquet(one / "public" / "train_meta.parquet")
     assert len(meta) == 3 * len(single) and meta["id"].is_unique
     assert (meta.groupby("entry_id")["draw"].apply(sorted) == pd.Series([[0, 1, 2]] * len(
         single), index=sorted(single["entry_id"]))).all()  # fmt: skip

@@ -14,6 +14,8 @@ from competition.lattice.splits import (
     group_keys,
     grouped_stratified_split,
     opaque_ids,
+    wanted_in_public,
+    wanted_in_test,
 )
 
 
@@ -118,3 +120,60 @@ def test_near_copies_finds_training_patterns_almost_equal_to_a_test_pattern():
     assert np.all(similarity >= NEAR_COPY_COSINE)
     empty = near_copies(train[:0], test)
     assert all(len(a) == 0 for a in empty)
+    # Test rows a block at a time give the same answer; of two equal test rows (row 0
+    # repeated as row 2) either may be named, as rounding in each block decides.
+    repeated = np.concatenate([test, test[:1]])
+    for test_block in (1, 2, 3):
+        found = near_copies(train, repeated, block=2, test_block=test_block)
+        assert found[0].tolist() == [1, 2] and set(found[1].tolist()) <= {0, 2}
+        np.testing.assert_allclose(found[2], similarity, rtol=1e-6)
+    assert near_copies(train, test[::-1], test_block=1)[1].tolist() == [1, 1]
+
+
+def test_dedup_in_a_given_order_keeps_the_first_source_whatever_the_ids():
+    meta = pd.DataFrame([
+        _row("a-extra", "NaCl", 225, "cF", 5.640, 5.640, 5.640),
+        _row("z-main", "NaCl", 225, "cF", 5.641, 5.641, 5.641),
+    ]).assign(rank=[1, 0])  # fmt: skip
+    kept, dropped = deduplicate(meta, 2e-3, 0.2, order=("rank", "entry_id"))
+    assert list(kept["entry_id"]) == ["z-main"] and list(dropped["kept_id"]) == ["z-main"]
+
+
+@pytest.mark.parametrize(
+    ("n", "take_all", "wanted"),
+    [(1000, False, 200), (100, False, 20), (57, False, 20), (30, False, 15), (12, False, 6),
+     (12, True, 12), (30, True, 20), (3, False, 1)],
+)  # fmt: skip
+def test_a_scarce_lattice_sends_enough_rows_to_the_test_set_as_far_as_it_can(n, take_all, wanted):
+    elsewhere = frozenset({"aP"} if take_all else ())
+    assert wanted_in_test(0.2, 10, elsewhere)("aP", n) == wanted
+    # A lattice no other source trains keeps at least half of its structures.
+    assert wanted_in_test(0.2, 10, elsewhere)("cF", n) == max(round(0.2 * n), min(20, n // 2))
+    assert wanted_in_test(0.2, 0, elsewhere)("aP", n) == round(0.2 * n)  # 0: the plain share
+
+
+@pytest.mark.parametrize(("n", "wanted"), [(200, 60), (40, 12), (20, 10), (25, 10), (12, 6),
+                                           (7, 3)])  # fmt: skip
+def test_each_leaderboard_gets_the_minimum_or_half_of_what_there_is(n, wanted):
+    public = wanted_in_public(0.3, 10)("aP", n)
+    assert public == wanted
+    assert min(public, n - public) >= min(10, n // 2)
+    assert wanted_in_public(0.3, 0)("aP", n) == round(0.3 * n)
+
+
+def test_the_split_with_a_minimum_gives_every_lattice_its_rows_on_both_boards():
+    rows = [_row(f"{lattice}{k:03d}", f"X{k}{lattice}", sg, lattice)
+            for lattice, sg, n in (("aP", 2, 57), ("cF", 225, 900), ("oF", 70, 24))
+            for k in range(n)]  # fmt: skip
+    meta = pd.DataFrame(rows)
+    rng = np.random.default_rng(0)
+    in_test = grouped_stratified_split(meta, 0.2, rng, wanted_in_test(0.2, 10))
+    test = meta[in_test]
+    counts = test["bravais_lattice"].value_counts()
+    assert (counts["aP"], counts["cF"], counts["oF"]) == (20, 180, 12)
+    in_public = grouped_stratified_split(test, 0.3, rng, wanted_in_public(0.3, 10))
+    public = test[in_public]["bravais_lattice"].value_counts()
+    private = test[~in_public]["bravais_lattice"].value_counts()
+    assert (public["aP"], private["aP"]) == (10, 10)
+    assert (public["oF"], private["oF"]) == (6, 6)
+    assert (public["cF"], private["cF"]) == (54, 126)

@@ -4,8 +4,9 @@
 splits and writes the layout of DESIGN.md::
 
     <out>/manifest.json
-    <out>/public/{train.parquet, test.parquet, sample_submission*.csv, DATA.md}
-    <out>/private/{solution.csv, train_meta.parquet, test_meta.parquet}
+    <out>/public/{train.parquet, train_sticks.parquet, train_meta.parquet, test.parquet,
+                  sample_submission*.csv, DATA.md}
+    <out>/private/{solution.csv, test_meta.parquet}
     <out>/reports/{rejects.csv, overview.png}
 
 Every file is written atomically and ``manifest.json`` (with the sha256 of every
@@ -19,17 +20,19 @@ top to bottom; the folder and the files are :mod:`competition.outdir` and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
-from competition.config import BuildConfig
+from competition.config import SOURCE_SYMPREC, BuildConfig
 from competition.lattice.cluster import ClusterError, parse_scheduler
 from competition.lattice.outliers import OUTLIERS, OUTLIERS_PLOT
 from competition.lattice.pipeline import run_pipeline
@@ -39,11 +42,15 @@ from competition.lattice.splits import (
     deduplicate,
     grouped_stratified_split,
     opaque_ids,
+    wanted_in_public,
+    wanted_in_test,
 )
+from competition.lattice.spool import BLOCK, PatternSpool, RowView
 from competition.lattice.summary import BuildSummary
 from competition.lattice.worker import StructureRecord
 from competition.lattice.write import (
     DRAW,
+    SOURCE,
     _counts,
     _rejects_frame,
     _write_outputs,
@@ -58,10 +65,11 @@ from competition.outdir import (
     leftovers,
     remove,
 )
-from competition.sources.catalog import Rejected, Source
+from competition.sources.catalog import Rejected, Source, SourceKind
 from competition.sources.measured import MeasuredError, MeasuredPatterns, read_measured
 from xrd_bravais.contract import layout
 from xrd_bravais.contract.labels import bravais_lattice
+from xrd_bravais.contract.layout import LATTICE
 from xrd_bravais.contract.tasks import LATTICE_TASK
 
 LAYOUT_FILES: Final = (
@@ -150,7 +158,7 @@ def build_competition(
     force: bool = False,
     measured_test: str | os.PathLike[str] | None = None,
     scheduler: str | None = None,
-    train_extra: Source | None = None,
+    train_extra: Source | Sequence[Source] | None = None,
 ) -> BuildSummary:
     """Build a competition from a source of structures and write it to ``out``.
 
@@ -181,11 +189,14 @@ def build_competition(
         A folder of real measurements and their ``labels.csv`` (see
         :mod:`competition.sources.measured`): they join the test set as the Measured
         portion, scored apart and hidden until the competition is closed.
-    train_extra : Source, optional
+    train_extra : Source or list of Source, optional
         More structures for the *training* split only, such as pyxtal crystals of
-        the rare lattices (:func:`competition.sources.catalog.generated_source`): computed
-        like the others, never balanced away, never in the test set, and dropped
-        where their compound (formula and space group) is a test compound.
+        the rare lattices (:func:`competition.sources.catalog.rare_lattice_source`) or
+        an archive of computed structures: computed like the others (each at its own
+        kind's tolerance, :func:`competition.config.symprec_for`), never in the test
+        set, dropped where their compound (formula and space group) is a test
+        compound or they repeat a structure kept before them, and capped so that a
+        lattice's training rows stay within ``config.per_class``.
 
     Returns
     -------
@@ -210,7 +221,7 @@ def build_competition(
             measured = read_measured(measured_test, config.pattern.to_grid())
         except MeasuredError as err:
             raise BuildError(f"--measured-test: {err}") from None
-    with exclusive(out):
+    with exclusive(out), PatternSpool(config.pattern.n_points) as spool:
         # Again: the folder may have changed meanwhile.
         stale = check_out_dir(out, LAYOUT_FILES, force)
         start = time.perf_counter()
@@ -224,6 +235,7 @@ def build_competition(
                 total=source.size,
                 progress=progress,
                 scheduler=scheduler,
+                spool=spool,
             )
         except ClusterError as err:
             raise BuildError(str(err)) from None
@@ -232,21 +244,25 @@ def build_competition(
                 f"the result cache {cache_path} cannot be used ({err}): another build has held "
                 "it for minutes; wait for it, or use --cache-dir elsewhere or --no-cache"
             ) from None
-        extra = None
-        if train_extra is not None:
-            extra, n_extra_cached = run_pipeline(
-                train_extra.entries(), config, workers=workers, cache_path=cache_path,
-                total=train_extra.size, progress=progress, scheduler=scheduler,
+        extras = _extra_sources(train_extra)
+        extra_results = []
+        for extra in extras:
+            tolerance = SOURCE_SYMPREC.get(str(extra.kind), config.symprec)
+            results_x, n_extra_cached = run_pipeline(
+                extra.entries(), config.with_(symprec=tolerance), workers=workers,
+                cache_path=cache_path, total=extra.size, progress=progress,
+                scheduler=scheduler, spool=spool,
             )  # fmt: skip
+            extra_results.append((extra, results_x))
             n_cached += n_extra_cached
         # A source cut short (a truncated archive): what it gave is cached, then stop.
-        for read in (source, train_extra):
-            if read is not None and (problem := read.failure()) is not None:
+        for read in (source, *extras):
+            if (problem := read.failure()) is not None:
                 raise BuildError(problem)
         structures_seconds = time.perf_counter() - start
         summary = assemble_competition(
             results, source, out, config, stale=stale, measured=measured,
-            train_extra=extra, train_extra_source=train_extra,
+            train_extra=extra_results, spool=spool,
         )  # fmt: skip
     summary.n_cached = n_cached
     summary.seconds = {"structures": structures_seconds, **summary.seconds}
@@ -261,8 +277,8 @@ def assemble_competition(
     *,
     stale: list[Path] | None = None,
     measured: MeasuredPatterns | None = None,
-    train_extra: list[StructureRecord | Rejected] | None = None,
-    train_extra_source: Source | None = None,
+    train_extra: Sequence[tuple[Source, list[StructureRecord | Rejected]]] = (),
+    spool: PatternSpool | None = None,
 ) -> BuildSummary:
     """Deduplicate, balance, split and write per-structure results to ``out``.
 
@@ -271,8 +287,10 @@ def assemble_competition(
 
     ``stale`` lists what a forced rebuild deletes (see :func:`build_competition`);
     ``measured`` real measurements that make the Measured portion of the test set;
-    ``train_extra`` the per-structure results of ``train_extra_source``, added to the
-    training split only (see :func:`build_competition`).
+    ``train_extra`` more sources and their per-structure results, added to the
+    training split only, in order (see :func:`build_competition`); ``spool`` where the
+    records' patterns were kept as they arrived (default: a new one, filled here from
+    the records).
 
     Raises
     ------
@@ -280,7 +298,30 @@ def assemble_competition(
         If no structure was accepted, or the accepted ones cannot fill a
         training set and both test portions.
     """
+    own = PatternSpool(config.pattern.n_points) if spool is None else contextlib.nullcontext(spool)
+    with own as kept:
+        return _assemble(
+            results, source, out, config, stale=stale, measured=measured,
+            train_extra=train_extra, spool=kept,
+        )  # fmt: skip
+
+
+def _assemble(
+    results: list[StructureRecord | Rejected],
+    source: Source,
+    out: Path,
+    config: BuildConfig,
+    *,
+    stale: list[Path] | None,
+    measured: MeasuredPatterns | None,
+    train_extra: Sequence[tuple[Source, list[StructureRecord | Rejected]]],
+    spool: PatternSpool,
+) -> BuildSummary:
+    """:func:`assemble_competition` with its spool."""
     seconds: dict[str, float] = {}
+    results = [spool.keep(r) if isinstance(r, StructureRecord) else r for r in results]
+    train_extra = [(extra, [spool.keep(r) if isinstance(r, StructureRecord) else r
+                            for r in found]) for extra, found in train_extra]  # fmt: skip
     records = [r for r in results if isinstance(r, StructureRecord)]
     rejected = [r for r in results if isinstance(r, Rejected)]
     rejected += [
@@ -300,10 +341,7 @@ def assemble_competition(
         )
 
     start = time.perf_counter()
-    patterns = {r.entry_id: r.pattern for r in records}
-    sticks = {r.entry_id: r.sticks for r in records}
-    extra_draws = {r.entry_id: r.extra_draws for r in records if r.extra_draws is not None}
-    meta = _meta_frame(records)
+    meta = _meta_frame(records).assign(**{SOURCE: source.label})
     agreement = label_agreement(meta)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)]
     rng_balance, rng_split, rng_public, rng_ids = streams
@@ -327,33 +365,30 @@ def assemble_competition(
     ]  # fmt: skip
 
     meta = meta.reset_index(drop=True)
-    in_test = grouped_stratified_split(meta, config.test_fraction, rng_split)
+    minimum = config.min_test_per_lattice
+    in_test = grouped_stratified_split(
+        meta, config.test_fraction, rng_split,
+        wanted_in_test(config.test_fraction, minimum, _trained_elsewhere(train_extra, minimum)),
+    )  # fmt: skip
     train = meta[~in_test].reset_index(drop=True)
     test = meta[in_test].reset_index(drop=True)
-    in_public = grouped_stratified_split(test, config.public_fraction, rng_public)
+    in_public = grouped_stratified_split(
+        test, config.public_fraction, rng_public, wanted_in_public(config.public_fraction, minimum)
+    )
     test[layout.USAGE] = np.where(in_public, *layout.PORTIONS)
+    train, extra_rejected, added = _add_training_extras(train, test, train_extra, config,
+                                                        rng_balance)  # fmt: skip
+    rejected += extra_rejected
+    generated = next((a for a in added if a["kind"] == "generated"), None)
     _check_makes_a_competition(train, test, len(records))
-    generated = None
-    if train_extra is not None:
-        extra, extra_rejected = _training_extras(train_extra, test)
-        rejected += extra_rejected
-        patterns |= {r.entry_id: r.pattern for r in extra}
-        sticks |= {r.entry_id: r.sticks for r in extra}
-        extra_draws |= {r.entry_id: r.extra_draws for r in extra if r.extra_draws is not None}
-        if extra:
-            train = pd.concat([train, _meta_frame(extra)], ignore_index=True)
-        generated = {
-            "source": train_extra_source.description if train_extra_source else None,
-            "n": len(extra),
-            "per_lattice": _counts(_meta_frame(extra)) if extra else {},
-        }
-    train, near = _drop_near_copies(train, test, sticks, config)
+    train, near = _drop_near_copies(train, test, spool, config)
     rejected += near
     if measured is not None:
         train, shared = _drop_measured_compounds(train, measured)
         rejected += shared
         rejected += measured.rejected
-        patterns |= dict(zip(measured.entry_ids(), measured.X, strict=True))
+        for entry, row in zip(measured.entry_ids(), measured.X, strict=True):
+            spool.add(entry, row)
         test = pd.concat([test, _measured_frame(measured)], ignore_index=True)
     # Several measured draws of a training structure are rows of their own.
     train = train.loc[train.index.repeat(config.draws)].reset_index(drop=True)
@@ -379,8 +414,8 @@ def assemble_competition(
     }
     if measured is not None:
         counts[layout.MEASURED_SPLIT] = _counts(test[test[layout.USAGE] == layout.MEASURED_PORTION])
-    _write_outputs(out, config, train, test, patterns, rejects, extra_draws)
-    _write_sticks(train, sticks, out / layout.TRAIN_STICKS)
+    _write_outputs(out, config, train, test, spool, rejects)
+    _write_sticks(train, spool, out / layout.TRAIN_STICKS)
     summary = BuildSummary(
         out=out,
         n_input=len(results),
@@ -391,19 +426,132 @@ def assemble_competition(
         seconds=seconds,
         measured_test=None if measured is None else measured.description,
         train_generated=generated,
+        train_extra=[a for a in added if a["kind"] != "generated"],
     )
     from competition.lattice.report import write_data_card, write_overview_figure
     from competition.manifest import write_manifest
 
-    write_data_card(out / layout.DATA_CARD, config, summary, source.kind)
+    write_data_card(out / layout.DATA_CARD, config, summary, source.kind, source.description)
     write_overview_figure(
-        out / layout.OVERVIEW, summary, train, patterns, config.pattern.grid()
+        out / layout.OVERVIEW, summary, train, spool, config.pattern.grid()
     )
-    _screen_outliers(out, train, test, patterns, config)
+    _screen_outliers(out, train, test, spool, config)
     write_manifest(out, config, source, summary)
     end_writing(out)
     summary.seconds["write"] = time.perf_counter() - start
     return summary
+
+
+def _trained_elsewhere(
+    extras: Sequence[tuple[Source, list[StructureRecord | Rejected]]], minimum: int
+) -> frozenset[str]:
+    """Lattices of which the extra sources accepted at least ``2 * minimum`` structures.
+
+    Those may give all their main-source structures to the test set: the extras
+    train them (see :func:`competition.lattice.splits.wanted_in_test`).
+    """
+    counts = Counter(r.bravais_lattice for _, results in extras for r in results
+                     if isinstance(r, StructureRecord))  # fmt: skip
+    return frozenset(lattice for lattice, n in counts.items() if n >= max(2 * minimum, 1))
+
+
+def _extra_sources(train_extra: Source | Sequence[Source] | None) -> list[Source]:
+    """The extra training sources as a list, each with ids of its own.
+
+    Generated crystals keep their ``train-generated:`` ids; any other source's ids
+    get ``train-extra:`` (``train-extra2:`` ... for the second and later), so two
+    archives holding a ``1000000.cif`` each stay two entries.
+    """
+    if train_extra is None:
+        return []
+    extras = [train_extra] if isinstance(train_extra, Source) else list(train_extra)
+    named = []
+    for k, extra in enumerate(extras):
+        if extra.kind == SourceKind.generated:
+            named.append(extra)
+        else:
+            named.append(extra.prefixed(f"train-extra{k + 1 if k else ''}"))
+    return named
+
+
+def _add_training_extras(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    extras: Sequence[tuple[Source, list[StructureRecord | Rejected]]],
+    config: BuildConfig,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, list[Rejected], list[dict[str, Any]]]:
+    """Add each extra source's structures to the training rows, in order.
+
+    An extra structure is left out when its compound is a test compound, when it
+    repeats a structure kept before it (same formula, space group and cell: the
+    main source's training rows first, then earlier extras), or when its lattice
+    already has ``config.per_class`` training rows (drawn at random among the rest).
+
+    Returns
+    -------
+    train : DataFrame
+        The training rows with the extras kept (column ``source`` says whose).
+    rejected : list of Rejected
+    added : list of dict
+        Per source: its description, kind, label, tolerance, entries read, accepted,
+        kept, the reasons of those left out and the rows kept per lattice.
+    """
+    rejected: list[Rejected] = []
+    added = []
+    for extra, results in extras:
+        kept, left_out = _training_extras(results, test)
+        rejected += left_out
+        n_read = len(results)
+        n_accepted = sum(isinstance(r, StructureRecord) for r in results)
+        if kept:
+            frame = _meta_frame(kept).assign(**{SOURCE: extra.label})
+            together = pd.concat([train.assign(_rank=0), frame.assign(_rank=1)],
+                                 ignore_index=True)  # fmt: skip
+            unique, repeats = deduplicate(
+                together, config.dedup_length_rtol, config.dedup_angle_atol,
+                order=("_rank", "entry_id"),
+            )  # fmt: skip
+            rejected += [
+                Rejected(row.entry_id, row.source_file, "dedup",
+                         f"extra training structure left out: repeat of {row.kept_id} (same "
+                         f"formula {row.formula}, space group {row.spacegroup_number} and cell)",
+                         row.kept_id)
+                for row in repeats.itertuples()
+            ]  # fmt: skip
+            frame = unique[unique["_rank"] == 1].drop(columns="_rank")
+            frame, capped = _cap_extras(train, frame, config.per_class, rng)
+            rejected += [
+                Rejected(row.entry_id, row.source_file, "balance",
+                         f"extra training structure not drawn: {row.bravais_lattice} has "
+                         f"--per-class {config.per_class} training rows")
+                for row in capped.itertuples()
+            ]  # fmt: skip
+            train = pd.concat([train, frame], ignore_index=True)
+        else:
+            frame = pd.DataFrame(columns=[LATTICE])
+        added.append({
+            "kind": str(extra.kind), "label": extra.label, "source": extra.description,
+            "symprec": SOURCE_SYMPREC.get(str(extra.kind), config.symprec),
+            "read": n_read, "accepted": n_accepted, "n": len(frame),
+            "per_lattice": _counts(frame) if len(frame) else {},
+        })  # fmt: skip
+    return train, rejected, added
+
+
+def _cap_extras(train: pd.DataFrame, extra: pd.DataFrame, per_class: int,
+                rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Keep at most ``per_class`` training rows per lattice, drawing extras at random."""
+    have = Counter(train[LATTICE])
+    keep = np.zeros(len(extra), dtype=bool)
+    lattices = extra[LATTICE].to_numpy()
+    for lattice in sorted(set(lattices)):
+        rows = np.flatnonzero(lattices == lattice)
+        room = max(per_class - have.get(lattice, 0), 0)
+        if len(rows) > room:
+            rows = np.sort(rng.choice(rows, size=room, replace=False))
+        keep[rows] = True
+    return extra[keep].reset_index(drop=True), extra[~keep]
 
 
 def _training_extras(
@@ -432,7 +580,7 @@ def _training_extras(
 
 
 def _drop_near_copies(
-    train: pd.DataFrame, test: pd.DataFrame, sticks: dict[str, np.ndarray], config: BuildConfig
+    train: pd.DataFrame, test: pd.DataFrame, spool: PatternSpool, config: BuildConfig
 ) -> tuple[pd.DataFrame, list[Rejected]]:
     """Drop training rows whose clean pattern is a near-copy of a test row's.
 
@@ -444,17 +592,23 @@ def _drop_near_copies(
     from competition.physics.patterns import broaden
 
     def clean(entries: pd.Series) -> np.ndarray:
-        rows = [broaden(sticks[e][:, 0].astype(np.float64), sticks[e][:, 2].astype(np.float64),
-                        config.pattern).astype(np.float32) for e in entries]  # fmt: skip
+        tables = (spool.sticks(e) for e in entries)
+        rows = [broaden(t[:, 0].astype(np.float64), t[:, 2].astype(np.float64),
+                        config.pattern).astype(np.float32) for t in tables]  # fmt: skip
         return np.stack(rows) if rows else np.empty((0, config.pattern.n_points), np.float32)
 
-    # Training patterns are drawn a block at a time: memory stays at one block
-    # (2,048 x 4,251 float32, 35 MB) beside the test set's, whatever the training size.
-    block = 2048
-    test_clean = clean(test["entry_id"])
-    found = [near_copies(clean(train["entry_id"].iloc[start:start + block]), test_clean)
-             for start in range(0, len(train), block)]  # fmt: skip
-    rows = np.concatenate([f[0] + k * block for k, f in enumerate(found)] or [np.empty(0, int)])
+    # Both sides a block at a time: the test set's clean patterns wait on disk, and
+    # memory stays at one training block (2,048 x 4,251 float32, 35 MB) beside one
+    # test block, whatever the sizes (a whole-archive build has 31,000 test rows).
+    with PatternSpool(config.pattern.n_points) as test_spool:
+        for start in range(0, len(test), BLOCK):
+            entries = test["entry_id"].iloc[start:start + BLOCK]
+            for entry, row in zip(entries, clean(entries), strict=True):
+                test_spool.add(entry, row)
+        test_clean = RowView(test_spool, test["entry_id"])
+        found = [near_copies(clean(train["entry_id"].iloc[start:start + BLOCK]), test_clean)
+                 for start in range(0, len(train), BLOCK)]  # fmt: skip
+    rows = np.concatenate([f[0] + k * BLOCK for k, f in enumerate(found)] or [np.empty(0, int)])
     nearest = np.concatenate([f[1] for f in found] or [np.empty(0, int)])
     similarity = np.concatenate([f[2] for f in found] or [np.empty(0)])
     rejected = [
@@ -506,14 +660,14 @@ def _drop_measured_compounds(
 
 
 def _screen_outliers(out: Path, train: pd.DataFrame, test: pd.DataFrame,
-                     patterns: dict[str, np.ndarray], config: BuildConfig) -> None:  # fmt: skip
+                     spool: PatternSpool, config: BuildConfig) -> None:  # fmt: skip
     """``reports/outliers.csv`` and its plot: each structure once (training: its first draw)."""
     from competition.lattice.outliers import write_outlier_report
 
     columns = [layout.ID, "split", "entry_id", layout.FORMULA, layout.SPACEGROUP, layout.LATTICE]
     first = train[train[DRAW] == 0].assign(split="train")
     rows = pd.concat([first, test.assign(split=test[layout.USAGE])], ignore_index=True)[columns]
-    X = np.stack([patterns[entry] for entry in rows["entry_id"]])
+    X = RowView(spool, rows["entry_id"])
     write_outlier_report(out, rows, X, config.pattern.grid(), config.seed)
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
 
 from competition.sources.structures import RejectError
 from xrd_bravais.contract.labels import bravais_lattice
@@ -44,6 +46,10 @@ class SymmetryLabels:
     conventional_cell : tuple of float
         ``(a, b, c, alpha, beta, gamma)`` of spglib's standardised conventional
         cell, used to recognise repeated entries whatever setting the CIF used.
+    rotations : array (k, 3, 3) of int or None
+        The rotations of the space group's operations in the structure's own
+        cell (fractional, one per operation, repeats included), for the texture of
+        measured patterns (:func:`competition.physics.patterns.reflections_and_sticks`).
     """
 
     spacegroup_number: int
@@ -51,6 +57,7 @@ class SymmetryLabels:
     bravais_lattice: str
     conventional_cell: tuple[float, float, float, float, float, float]
     symprec: float = 0.0
+    rotations: Any = field(default=None, compare=False, repr=False)
 
 
 def ladder_labels(
@@ -150,6 +157,7 @@ def symmetry_labels(
         bravais_lattice=bravais_lattice(number),
         conventional_cell=params,  # type: ignore[arg-type]
         symprec=symprec,
+        rotations=np.asarray(dataset.rotations),
     )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from competition.lattice.spool import BLOCK
 from xrd_bravais.contract import layout
 from xrd_bravais.contract.io import atomic_path, atomic_write_text
 
@@ -54,10 +55,17 @@ def pattern_features(X: npt.NDArray[np.floating], two_theta: npt.NDArray[np.floa
 def screen(X: npt.NDArray[np.floating], two_theta: npt.NDArray[np.floating], seed: int
            ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.int64],
                       npt.NDArray[np.float64]]:  # fmt: skip
-    """Anomaly scores (higher: more unusual), the flagged rows, peak counts, strongest angles."""
+    """Anomaly scores (higher: more unusual), the flagged rows, peak counts, strongest angles.
+
+    ``X`` is an array of patterns, or anything that slices into one
+    (:class:`competition.lattice.spool.RowView`).
+    """
     from sklearn.ensemble import IsolationForest
 
-    features, n_peaks, strongest = pattern_features(X, two_theta)
+    # A block of rows at a time: X may be a spool's rows read from disk (RowView).
+    parts = [pattern_features(np.asarray(X[start:start + BLOCK]), two_theta)
+             for start in range(0, len(X), BLOCK)]  # fmt: skip
+    features, n_peaks, strongest = (np.concatenate(column) for column in zip(*parts, strict=True))
     forest = IsolationForest(n_estimators=200, contamination=CONTAMINATION, random_state=seed)
     flagged = forest.fit_predict(features) == -1
     scores = -forest.score_samples(features)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from competition.config import BuildConfig
 from competition.lattice.cache import ResultCache, result_key
+from competition.lattice.spool import PatternSpool
 from competition.lattice.worker import (
     StructureRecord,
     init_worker,
@@ -101,6 +102,7 @@ def run_pipeline(
     total: int | None = None,
     progress: bool = True,
     scheduler: str | None = None,
+    spool: PatternSpool | None = None,
 ) -> tuple[list[StructureRecord | Rejected], int]:
     """Process every entry, in parallel, reusing cached results.
 
@@ -121,6 +123,10 @@ def run_pipeline(
         Run on a dask cluster instead of local processes: ``local:N`` or a
         scheduler address (:mod:`competition.lattice.cluster`); ``workers`` must then be
         left unset.
+    spool : PatternSpool, optional
+        Where the patterns and reflections of accepted structures go as they arrive;
+        the records returned are then light (their arrays ``None``), so memory does
+        not grow with the number of structures. Default: kept in the records.
 
     Returns
     -------
@@ -141,6 +147,11 @@ def run_pipeline(
 
     keys: dict[str, str] = {}  # entry id -> cache key, hashed once per entry
 
+    def light(result: StructureRecord | Rejected) -> StructureRecord | Rejected:
+        if spool is None or not isinstance(result, StructureRecord):
+            return result
+        return spool.keep(result)
+
     def todo(cache: ResultCache | None) -> Iterator[RawEntry]:
         nonlocal n_cached
         for entry in entries:
@@ -154,7 +165,7 @@ def run_pipeline(
                 cached = cache.get(keys[entry.entry_id])
             if cached is not None:
                 n_cached += 1
-                results.append(cached)
+                results.append(light(cached))
                 bar.update()
                 continue
             yield entry
@@ -164,7 +175,7 @@ def run_pipeline(
         for entry, result, cacheable in run(todo(cache)):
             if cache is not None and cacheable:
                 cache.put(keys.pop(entry.entry_id), result)
-            results.append(result)
+            results.append(light(result))
             bar.update()
     return sorted(results, key=lambda r: r.entry_id), n_cached
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from competition.sources.catalog import SourceKind
 from xrd_bravais.contract.grid import SCHEMA_METADATA_KEY
 from xrd_bravais.contract.io import atomic_path, atomic_write_text
 from xrd_bravais.contract.labels import BRAVAIS_LATTICES
-from xrd_bravais.contract.layout import MEASURED_SPLIT
+from xrd_bravais.contract.layout import MEASURED_SPLIT, PATTERN_QUANTUM, PATTERN_QUANTUM_KEY
 from xrd_bravais.contract.references import majority_label, reference_scores
 
 if TYPE_CHECKING:
@@ -134,10 +135,79 @@ def _generated_text(generated: dict[str, Any] | None) -> str:
     )
 
 
+_TRAIN_META = (
+    "each training row's provenance: `id`, `source` (where the structure came from), "
+    "`entry_id`, `cod_id`, `formula`, `declared_spacegroup` (the file's own, if any), "
+    "`n_sites`, `symprec_used`, the conventional cell `a b c alpha beta gamma`, `draw`"
+)
+
+
+def _minimum_text(config: BuildConfig, table: pd.DataFrame) -> str:
+    """How scarce lattices were topped up in the test set, and where they could not be."""
+    minimum = config.min_test_per_lattice
+    if not minimum:
+        return ""
+    # Which lattices fell short, not by how much: the exact counts of a portion
+    # would tell students something about its labels.
+    fewest = table.loc[list(BRAVAIS_LATTICES), ["public", "private"]].min(axis=1)
+    short = [lattice for lattice in BRAVAIS_LATTICES if fewest[lattice] < minimum]
+    where = ("; the source had too few for " + ", ".join(short)) if short else ""
+    return (
+        f", except that every lattice has at least {minimum} rows on each of the two\n"
+        "leaderboards where the source allows (a scarce lattice gives up to half of its\n"
+        f"structures to the test set, all of them when other sources train it){where}"
+    )
+
+
+def _tolerance_text(descriptions: list[dict[str, Any]]) -> str:
+    """How many labels of a known archive change between spglib at 0.01 and 0.1 A."""
+    from competition.sources.archive import TOLERANCE_CHANGES
+
+    lines = []
+    for description in descriptions:
+        known = TOLERANCE_CHANGES.get(str(description.get("sha256")))
+        if known is None or description.get("kind") != "archive":
+            continue
+        n = known["labelled"]
+        lines.append(
+            f"\n- On {known['name']}, spglib at 0.01 Angstrom puts {known['lattice']:,} of its\n"
+            f"  {n:,} structures ({100 * known['lattice'] / n:.1f} %) in another Bravais "
+            f"lattice than at 0.1\n  and {known['spacegroup']:,} "
+            f"({100 * known['spacegroup'] / n:.1f} %) in another space group (the whole "
+            "archive, at both\n  tolerances); relaxed cells want the looser one."
+        )
+    return "".join(lines)
+
+
+def _extra_text(extras: list[dict[str, Any]]) -> str:
+    """The extra training sources in words: what each gave, per lattice."""
+    if not extras:
+        return ""
+    lines = ["", "Training structures from other sources (training split only; no compound of "
+             "a test row,", "no repeat of a structure kept before, at most --per-class "
+             "rows per lattice):", ""]  # fmt: skip
+    for extra in extras:
+        per = ", ".join(f"{lattice} {n}" for lattice, n in extra["per_lattice"].items() if n)
+        lines.append(
+            f"- `{extra['label']}`: {extra['n']} rows kept of {extra['accepted']} structures "
+            f"accepted ({extra['read']} read), labelled at symprec {extra['symprec']:g}: "
+            f"{per or 'none kept'}."
+        )
+    lines.append("`train_meta.parquet` (`source`) says which source each training row came from.")
+    return "\n".join(lines) + "\n"
+
+
+def _licence_text(source_kind: str, extras: list[dict[str, Any]]) -> str:
+    """The licence of the main source's structures, then those of any extra source."""
+    kinds = [str(source_kind), *(e["kind"] for e in extras if e["kind"] != str(source_kind))]
+    texts = dict.fromkeys(_LICENCES.get(k, "See the source of the structures.") for k in kinds)
+    return "\n\n".join(texts)
+
+
 def _measured_text(n_measured: int, measured: dict[str, Any] | None, n_excluded: int) -> str:
     """The Measured portion in words: how many, from where; never which rows or labels."""
     if not n_measured:
-        return ""
+        return " "
     n_formula = int((measured or {}).get("n_with_formula", 0))
     if n_formula:
         overlap = (
@@ -166,9 +236,14 @@ def _measured_text(n_measured: int, measured: dict[str, Any] | None, n_excluded:
 
 
 def write_data_card(
-    path: Path, config: BuildConfig, summary: BuildSummary, source_kind: str
+    path: Path, config: BuildConfig, summary: BuildSummary, source_kind: str,
+    source_description: dict[str, Any] | None = None,
 ) -> None:
-    """Write the public data card: what the columns mean, how patterns were made, counts."""
+    """Write the public data card: what the columns mean, how patterns were made, counts.
+
+    ``source_description`` (the source's manifest entry) lets the card quote what is
+    known of an archive's labels (:data:`competition.sources.archive.TOLERANCE_CHANGES`).
+    """
     grid = config.pattern
     agreement = summary.label_agreement
     rate = agreement["spacegroup_agreement"]
@@ -194,6 +269,7 @@ into one of the 230 space groups.
 |---|---|
 | `train.parquet` | `id`, `cod_id`, `formula`, `spacegroup_number`, `bravais_lattice`, {last} |
 | `train_sticks.parquet` | each training row's reflections: `id`, {_STICKS} |
+| `train_meta.parquet` | {_TRAIN_META} |
 | `test.parquet` | `id`, {last} (no labels) |
 | `sample_submission.csv` | `id,bravais_lattice`: a valid file, the commonest training lattice |
 | `sample_submission_spacegroup.csv` | `id,spacegroup_number`: the same for the space-group track |
@@ -218,7 +294,11 @@ there is no such file for the test set.
   {grid.step:g} degrees, {grid.n_points} points; column `yK` is at
   `{grid.two_theta_min:g} + {grid.step:g} * K` degrees.
 - Peak shape: Gaussian, FWHM {grid.fwhm:.4g} degrees (standard deviation {grid.sigma:.4g}).
-- Scale: each pattern is divided by its maximum (so the largest value is 1); float32.
+- Scale: each pattern is divided by its maximum (so the largest value is 1); float32,
+  stored as multiples of {PATTERN_QUANTUM:.6g} (2^-11) of that maximum: each value is
+  within {PATTERN_QUANTUM / 2:.2g} of the simulated one, and the files take about a
+  quarter of the space. The quantum is also in the schema metadata
+  (`{PATTERN_QUANTUM_KEY.decode()}`).
 {_profile_text(config)}
 - The grid is also stored in the parquet schema metadata (`{SCHEMA_METADATA_KEY.decode()}`).
 
@@ -228,7 +308,8 @@ there is no such file for the test set.
   angle tolerance {config.angle_tolerance:g} degrees, on the unit cell given in the CIF.
 - `bravais_lattice`: crystal family letter plus centring (A, B, C centring is written `S`).
 - Agreement of spglib with the space group declared in the source files:
-  {agreement["n_spacegroup_agree"]} of {agreement["n_declared"]} ({rate_text}).{ladder}
+  {agreement["n_spacegroup_agree"]} of {agreement["n_declared"]} ({rate_text}).{ladder}\
+{_tolerance_text([source_description or {}, *(e["source"] for e in summary.train_extra)])}
 
 ## How the set was built
 
@@ -248,13 +329,13 @@ there is no such file for the test set.
 Training structures per lattice:
 
 {markdown_table(train_counts)}
-{_generated_text(summary.train_generated)}
+{_generated_text(summary.train_generated)}{_extra_text(summary.train_extra)}
 Test set: {n_test} patterns.{_measured_text(n_measured, summary.measured_test, n_excluded)}\
 The simulated test set was drawn
 per lattice with the same share
 ({100 * config.test_fraction:g} %) of every lattice, so its count per lattice is about
 {config.test_fraction / (1 - config.test_fraction):.3g} times the training count above
-(of real structures):
+(of real structures){_minimum_text(config, table)}:
 the class mix of the test set is not a secret, only which pattern is which.
 
 ## Metric and the random-guess reference
@@ -269,7 +350,7 @@ counts:
 
 ## Licence
 
-{_LICENCES.get(source_kind, "See the source of the structures.")}
+{_licence_text(source_kind, summary.train_extra)}
 """
     atomic_write_text(path, text)
 
@@ -278,10 +359,13 @@ def write_overview_figure(
     path: Path,
     summary: BuildSummary,
     train: pd.DataFrame,
-    patterns: dict[str, np.ndarray],
+    patterns: Mapping[str, np.ndarray],
     two_theta: np.ndarray,
 ) -> None:
     """Write a PNG with the class histogram and one training pattern per lattice.
+
+    ``patterns`` gives an entry's pattern by its id: a dict, or the build's
+    :class:`competition.lattice.spool.PatternSpool`.
 
     The figure is for organisers (it lives in ``reports/``): the test bars are
     computed from hidden labels. The example patterns come from the training set.

@@ -17,6 +17,7 @@ splitting each lattice's groups separately is both grouped and stratified.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -47,9 +48,10 @@ def _same_cell(a: np.ndarray, b: np.ndarray, length_rtol: float, angle_atol: flo
 
 
 def deduplicate(
-    meta: pd.DataFrame, length_rtol: float, angle_atol: float
+    meta: pd.DataFrame, length_rtol: float, angle_atol: float,
+    order: tuple[str, ...] = ("entry_id",),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drop repeated entries of the same structure, keeping the first by entry id.
+    """Drop repeated entries of the same structure, keeping the first by ``order``.
 
     Two rows are repeats when they share the reduced formula and space group and
     their conventional cells agree: lengths within ``length_rtol`` (relative) and
@@ -58,11 +60,11 @@ def deduplicate(
     Returns
     -------
     kept : DataFrame
-        One row per distinct structure, in entry-id order.
+        One row per distinct structure, sorted by ``order`` (default: entry id).
     dropped : DataFrame
         The repeats, with a ``kept_id`` column naming the entry kept instead.
     """
-    meta = meta.sort_values("entry_id", kind="stable")
+    meta = meta.sort_values(list(order), kind="stable")
     keys = group_keys(meta).to_numpy()
     cells = meta[list(CELL_COLUMNS)].to_numpy(dtype=float)
     ids = meta["entry_id"].to_numpy()
@@ -104,12 +106,14 @@ def balance(
 
 
 def grouped_stratified_split(
-    meta: pd.DataFrame, fraction: float, rng: np.random.Generator
+    meta: pd.DataFrame, fraction: float, rng: np.random.Generator,
+    target: Callable[[str, int], int] | None = None,
 ) -> np.ndarray:
     """Choose about ``fraction`` of each lattice's rows, taking whole compounds.
 
     For each lattice the compounds are shuffled and taken one by one while taking
-    the next brings the count closer to ``round(fraction * n)``.
+    the next brings the count closer to ``round(fraction * n)``, or to
+    ``target(lattice, n)`` where given (:func:`wanted_in_test`, :func:`wanted_in_public`).
 
     Returns
     -------
@@ -122,15 +126,47 @@ def grouped_stratified_split(
     for lattice in sorted(set(lattices)):
         in_lattice = lattices == lattice
         groups, sizes = np.unique(keys[in_lattice], return_counts=True)
-        target = round(fraction * int(in_lattice.sum()))
+        n = int(in_lattice.sum())
+        goal = round(fraction * n) if target is None else target(lattice, n)
         taken: list[str] = []
         count = 0
         for i in rng.permutation(len(groups)):
-            if abs(count + sizes[i] - target) < abs(count - target):
+            if abs(count + sizes[i] - goal) < abs(count - goal):
                 taken.append(groups[i])
                 count += int(sizes[i])
         chosen |= in_lattice & np.isin(keys, taken)
     return chosen
+
+
+def wanted_in_test(
+    fraction: float, minimum: int, trained_elsewhere: frozenset[str] = frozenset()
+) -> Callable[[str, int], int]:
+    """Test rows wanted of a lattice of ``n``: its share, or ``2 * minimum`` if more.
+
+    Never more than half the lattice, so that training keeps as many, unless the
+    lattice is in ``trained_elsewhere`` (other sources give it training rows).
+    """
+
+    def wanted(lattice: str, n: int) -> int:
+        share = round(fraction * n)
+        if minimum == 0 or share >= 2 * minimum:
+            return share
+        return max(share, min(2 * minimum, n if lattice in trained_elsewhere else n // 2))
+
+    return wanted
+
+
+def wanted_in_public(fraction: float, minimum: int) -> Callable[[str, int], int]:
+    """Public rows wanted of a lattice's ``n`` test rows: its share, or ``minimum`` if more.
+
+    Never so many that Private gets fewer than ``minimum``, unless both cannot
+    have that many: then each gets about half.
+    """
+
+    def wanted(lattice: str, n: int) -> int:
+        return min(max(round(fraction * n), minimum), max(n - minimum, n // 2))
+
+    return wanted
 
 
 def opaque_ids(n: int, prefix: str, rng: np.random.Generator) -> np.ndarray:
@@ -145,15 +181,18 @@ def opaque_ids(n: int, prefix: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def near_copies(
-    train: np.ndarray, test: np.ndarray, threshold: float = NEAR_COPY_COSINE, block: int = 2048
+    train: np.ndarray, test: np.ndarray, threshold: float = NEAR_COPY_COSINE, block: int = 2048,
+    test_block: int = 8192,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training patterns whose cosine similarity to a test pattern reaches ``threshold``.
 
     Parameters
     ----------
     train, test : arrays (n, n_points) and (m, n_points)
-        Non-negative patterns; compared in blocks of ``block`` training rows, so
-        memory stays at ``block * m`` similarities.
+        Non-negative patterns; ``test`` may be anything that slices into arrays (a
+        :class:`competition.lattice.spool.RowView` of patterns on disk). Compared
+        ``block`` training rows against ``test_block`` test rows at a time, so
+        memory stays at ``block * test_block`` similarities whatever the sizes.
 
     Returns
     -------
@@ -170,16 +209,20 @@ def near_copies(
         return X / np.where(norms > 0, norms, 1.0)
 
     rows, nearest, similarity = [], [], []
-    if len(train) and len(test):
-        test_unit = unit(test).T
-        for start in range(0, len(train), block):
-            cosine = unit(train[start:start + block]) @ test_unit
-            best = cosine.argmax(axis=1)
-            value = cosine[np.arange(len(best)), best]
-            hit = np.flatnonzero(value >= threshold)
-            rows.append(start + hit)
-            nearest.append(best[hit])
-            similarity.append(value[hit])
+    for start in range(0, len(train) if len(test) else 0, block):
+        train_unit = unit(train[start:start + block])
+        best = np.full(len(train_unit), -np.inf, dtype=np.float32)
+        where = np.zeros(len(train_unit), dtype=np.int64)
+        for first in range(0, len(test), test_block):
+            cosine = train_unit @ unit(test[first:first + test_block]).T
+            column = cosine.argmax(axis=1)
+            value = cosine[np.arange(len(column)), column]
+            better = value > best
+            best[better], where[better] = value[better], column[better] + first
+        hit = np.flatnonzero(best >= threshold)
+        rows.append(start + hit)
+        nearest.append(where[hit])
+        similarity.append(best[hit])
     if not rows:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
     return np.concatenate(rows), np.concatenate(nearest), np.concatenate(similarity)

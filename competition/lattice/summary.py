@@ -32,6 +32,9 @@ class BuildSummary:
     """Where the Measured portion came from (``build --measured-test``), else ``None``."""
     train_generated: dict[str, Any] | None = None
     """Extra training structures (``build --train-generated``): source, ``n``, per lattice."""
+    train_extra: list[dict[str, Any]] = field(default_factory=list)
+    """Other sources of training structures (``build --train-extra``), in order: label,
+    kind, description, tolerance, entries read, accepted, ``n`` kept, per lattice."""
 
     def class_table(self) -> pd.DataFrame:
         """Structures per lattice and portion, with totals (rows in canonical order).

@@ -36,8 +36,10 @@ class StructureRecord:
     bravais_lattice: str
     n_sites: int
     conventional_cell: tuple[float, ...]
-    pattern: np.ndarray
-    sticks: np.ndarray
+    pattern: np.ndarray | None
+    """The pattern (draw 0); ``None`` once the arrays are kept on disk
+    (:meth:`competition.lattice.spool.PatternSpool.keep`)."""
+    sticks: np.ndarray | None
     """The reflections (``xrd_bravais.contract.layout.STICK_COLUMNS``), float32; published for
     training rows only."""
     extra_draws: np.ndarray | None = None
@@ -84,8 +86,9 @@ def process_entry(entry: RawEntry, config: BuildConfig) -> StructureRecord | Rej
         start = time.perf_counter()
         extra_draws = None
         if config.profile == "measured":
-            drawn, sticks = measured_entry_pattern(parsed.structure, entry.entry_id, config,
-                                                   parsed.debye_waller)  # fmt: skip
+            drawn, sticks = measured_entry_pattern(
+                parsed.structure, entry.entry_id, config, parsed.debye_waller, labels.rotations
+            )
             pattern, extra_draws = drawn[0], (drawn[1:] if len(drawn) > 1 else None)
         else:
             pattern, sticks = xrd_pattern_and_sticks(
@@ -131,13 +134,15 @@ def entry_rng(entry_id: str, seed: int) -> np.random.Generator:
 
 def measured_entry_pattern(
     structure: Any, entry_id: str, config: BuildConfig,
-    debye_waller: dict[str, float] | None = None,
+    debye_waller: dict[str, float] | None = None, rotations: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The ``measured`` profile's patterns of one structure and its reflections' table.
 
     ``config.draws`` patterns, shape (draws, n_points), drawn one after another
     from the entry's generator (so draw 0 does not depend on ``draws``). See
     :mod:`competition.physics.realism` and :func:`competition.physics.patterns.stick_table`.
+    ``rotations`` are the labelled space group's (fractional, the structure's cell),
+    for the texture; default: found again at symprec 0.01.
 
     Raises
     ------
@@ -149,7 +154,7 @@ def measured_entry_pattern(
 
     grid = config.pattern.to_grid()  # type: ignore[union-attr]
     d, intensity, normals, sticks = reflections_and_sticks(structure, grid, config.engine,
-                                                           debye_waller)  # fmt: skip
+                                                           debye_waller, rotations)  # fmt: skip
     rng = entry_rng(entry_id, config.seed)
     try:
         drawn = [measured_pattern(d, intensity, grid, rng, config.realism, normals)

@@ -25,6 +25,7 @@ for a source here.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import itertools
 import json
@@ -124,6 +125,27 @@ class Source:
         description = {**self.description, "limit": n}
         return Source(self.kind, description, lambda: itertools.islice(self.entries(), n), size,
                       self.failure)  # fmt: skip
+
+    def prefixed(self, prefix: str) -> Source:
+        """The same source with ``prefix`` before every entry id (``train-extra:mp-1.cif``).
+
+        Keeps the ids of two sources apart in one build (two archives may both hold
+        a ``1000000.cif``).
+        """
+
+        def entries() -> Iterator[RawEntry | Rejected]:
+            for entry in self.entries():
+                yield dataclasses.replace(entry, entry_id=f"{prefix}:{entry.entry_id}")
+
+        description = {**self.description, "prefix": prefix}
+        return Source(self.kind, description, entries, self.size, self.failure)
+
+    @property
+    def label(self) -> str:
+        """A short name of the source for each row: its kind, and its file or folder's name."""
+        where = next((self.description[k] for k in ("path", "root") if k in self.description),
+                     None)  # fmt: skip
+        return f"{self.kind}:{Path(where).name}" if where else str(self.kind)
 
 
 def decode_cif_bytes(data: bytes) -> str:

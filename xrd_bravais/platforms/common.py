@@ -26,8 +26,9 @@ class ExportError(RuntimeError):
 def public_data_files(competition: Path, track: Track) -> dict[str, bytes]:
     """The participants' data files of one track, by the name they get on a platform.
 
-    ``train.parquet``, ``train_sticks.parquet`` (where the build has one),
-    ``test.parquet`` and the track's sample submission as ``sample_submission.csv``.
+    ``train.parquet``, ``train_sticks.parquet`` and ``train_meta.parquet`` (where the
+    build has them), ``test.parquet`` and the track's sample submission as
+    ``sample_submission.csv``.
 
     Raises
     ------
@@ -38,6 +39,7 @@ def public_data_files(competition: Path, track: Track) -> dict[str, bytes]:
     wanted = {
         "train.parquet": layout.TRAIN,
         "train_sticks.parquet": layout.TRAIN_STICKS,
+        "train_meta.parquet": layout.TRAIN_META,
         "test.parquet": layout.TEST,
         "sample_submission.csv": layout.sample_submission(track.name),
     }
@@ -45,7 +47,8 @@ def public_data_files(competition: Path, track: Track) -> dict[str, bytes]:
     for name, relative in wanted.items():
         path = competition / relative
         if not path.is_file():
-            if relative != layout.TRAIN_STICKS:  # builds before the sticks have none
+            # Builds made before the sticks, or before the public provenance, lack them.
+            if relative not in (layout.TRAIN_STICKS, layout.TRAIN_META):
                 problems.append(f"{relative} is missing: is {competition} a complete build?")
             continue
         data = path.read_bytes()

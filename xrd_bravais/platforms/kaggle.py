@@ -8,7 +8,7 @@ exactly our accuracy. The export writes::
 
     <out>/README.md                 for the host: what to upload where, which settings
     <out>/data/                     the competition's data files (participants see them)
-        train.parquet, train_sticks.parquet, test.parquet, sample_submission.csv
+        train.parquet, train_sticks.parquet, train_meta.parquet, test.parquet, sample_submission.csv
     <out>/solution/solution.csv     the solution file (host only: never in data/)
     <out>/pages/                    overview.md, evaluation.md, data.md, rules.md
 
