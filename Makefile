@@ -33,7 +33,7 @@ demo: $(BIN)/.installed
 	rm -rf demo/leaderboard demo/submissions demo/baselines demo/starter-kit.zip
 	$(BIN)/xrd-bravais build --out demo --limit $(DEMO_LIMIT) --per-class $(DEMO_PER_CLASS) \
 		--test-fraction $(DEMO_TEST_FRACTION) --public-fraction $(DEMO_PUBLIC_FRACTION)
-	$(BIN)/xrd-bravais baselines run uniform prior majority random-forest svm xgboost \
+	$(BIN)/xrd-bravais baselines run uniform prior majority search-match random-forest svm xgboost \
 		--competition demo --cv $(DEMO_CV) --set xgboost:model__early_stopping_rounds=20 --quiet
 	$(BIN)/xrd-bravais baselines run cnn1d blend --competition demo --cv 0 --quiet
 	$(BIN)/xrd-bravais starter-kit --competition demo --out demo/starter-kit.zip

@@ -191,6 +191,21 @@ def _result_line(result) -> str:  # type: ignore[no-untyped-def]
 
 
 @app.command()
+def report(
+    competition: CompetitionOption = Path("."),
+    track: TrackOption = None,
+) -> None:
+    """Rewrite the baselines report from the saved results (after the close: with final scores)."""
+    from baselines.runner.report import write_report
+
+    spec = resolve_track(competition, track)
+    try:
+        typer.echo(f"Report: {write_report(competition, spec.name)}")
+    except (OSError, ValueError) as err:
+        fail(str(err))
+
+
+@app.command()
 def methods(
     competition: CompetitionOption = Path("."),
     track: TrackOption = None,

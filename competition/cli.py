@@ -228,6 +228,15 @@ def build(
             "test set (all of them where --train-extra gives it 2N); 0: plain shares.",
         ),
     ] = DEFAULTS.min_test_per_lattice,
+    measured_public_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0,
+            help="With --measured-test: the share of each lattice's real measurements "
+            "scored on the Public board during the course (the rest stay hidden until "
+            "close); 0: all hidden.",
+        ),
+    ] = DEFAULTS.measured_public_fraction,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = DEFAULTS.seed,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes.", show_default="all CPUs")
@@ -355,6 +364,7 @@ def build(
             per_class=per_class, test_fraction=test_fraction,
             public_fraction=public_fraction, seed=seed,
             min_test_per_lattice=min_test_per_lattice,
+            measured_public_fraction=measured_public_fraction,
         )  # fmt: skip
     except ValueError as err:
         fail(str(err))

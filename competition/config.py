@@ -154,6 +154,10 @@ class BuildConfig:
     test_fraction, public_fraction : float
         Share of the structures in the test set, and share of the test set scored
         on the public leaderboard.
+    measured_public_fraction : float
+        With real measurements in the test set (``measured_test``): the share of
+        each lattice's measurements scored on the Public board during the course
+        (portion MeasuredPublic); the rest stay hidden until the close. Default 0.
     min_test_per_lattice : int
         Test rows per lattice in each of the Public and Private portions, as far as
         the source has them: a lattice whose share (``test_fraction``,
@@ -198,6 +202,7 @@ class BuildConfig:
     test_fraction: float = 0.2
     public_fraction: float = 0.3
     min_test_per_lattice: int = 10
+    measured_public_fraction: float = 0.0
     seed: int = 0
     dedup_length_rtol: float = 2e-3
     dedup_angle_atol: float = 0.2
@@ -227,6 +232,9 @@ class BuildConfig:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.per_class < 1 or self.max_sites < 1:
             raise ValueError("per_class and max_sites must be at least 1")
+        if not 0 <= self.measured_public_fraction <= 1:
+            raise ValueError("measured_public_fraction must be between 0 and 1, got "
+                             f"{self.measured_public_fraction}")  # fmt: skip
         if self.min_test_per_lattice < 0:
             raise ValueError(
                 f"min_test_per_lattice must be 0 or more, got {self.min_test_per_lattice}"

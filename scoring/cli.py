@@ -25,6 +25,7 @@ import typer
 
 from scoring.metrics import Scores
 from xrd_bravais.contract.console import checked_output, fail
+from xrd_bravais.contract.layout import MEASURED_PUBLIC_TITLE
 from xrd_bravais.contract.tasks import Track, load_task
 
 
@@ -158,6 +159,8 @@ def score(
     typer.echo(_scores_line(result.public, "Public"))
     if details:
         typer.echo(_details(result.public, spec, "Public"))
+    if result.measured_public is not None:
+        typer.echo(_scores_line(result.measured_public, MEASURED_PUBLIC_TITLE))
     if private:
         typer.echo(_scores_line(result.private, "Private"))
         if details:
@@ -198,6 +201,8 @@ def submit(
         if details:
             typer.echo(_details(receipt.public, resolve_track(competition, receipt.track),
                                 "Public"))  # fmt: skip
+    if receipt.measured_public is not None:
+        typer.echo(_scores_line(receipt.measured_public, MEASURED_PUBLIC_TITLE))
     if receipt.late:
         typer.echo("The competition is closed: this late submission is scored but not ranked.")
     if receipt.quota_left is not None:

@@ -4,7 +4,8 @@
 differs from the one recorded in ``manifest.json``, validates the submission with
 exactly the student-side checks, joins it to the key on ``id`` (one-to-one,
 never by row order) and scores the Public and Private portions separately.
-Whatever is shown to students must come from :attr:`GradeResult.public` alone
+Whatever is shown to students must come from :attr:`GradeResult.public` (and
+:attr:`GradeResult.measured_public`, the real measurements of the Public board) alone
 until the competition is closed.
 """
 
@@ -174,6 +175,9 @@ class GradeResult:
     measured : Scores or None
         The same on the real measurements, where the competition has them
         (hidden until close, like ``private``).
+    measured_public : Scores or None
+        The same on the real measurements scored during the course
+        (``build --measured-public-fraction``): shown with ``public``.
     notices : tuple of str
         The validator's notices (what it normalised).
     submission_sha256, answer_key_sha256 : str
@@ -190,6 +194,7 @@ class GradeResult:
     answer_key_sha256: str
     grader_version: str = GRADER_VERSION
     measured: Scores | None = None
+    measured_public: Scores | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of everything (``measured`` only where there is one)."""
@@ -198,6 +203,8 @@ class GradeResult:
             "public": self.public.to_dict(),
             "private": self.private.to_dict(),
             **({"measured": self.measured.to_dict()} if self.measured else {}),
+            **({"measured_public": self.measured_public.to_dict()} if self.measured_public
+               else {}),
             "notices": list(self.notices),
             "submission_sha256": self.submission_sha256,
             "answer_key_sha256": self.answer_key_sha256,
@@ -266,6 +273,7 @@ def grade(
         public=scores[layout.PUBLIC_PORTION],
         private=scores[layout.PRIVATE_PORTION],
         measured=scores.get(layout.MEASURED_PORTION),
+        measured_public=scores.get(layout.MEASURED_PUBLIC_PORTION),
         notices=valid.notices,
         submission_sha256=valid.sha256,
         answer_key_sha256=key.sha256,

@@ -64,10 +64,13 @@ def display_frame(
         Columns ``Rank, Team, Kind, Accuracy %, 95 % CI, Macro-F1, Entries, Submitted``
         (and ``Public rank, Change, Gap (points)`` when private: places gained from
         the public to the private board, Public minus Private accuracy; and
-        ``Measured %`` where the test set has real measurements), sorted by accuracy.
+        ``Measured %`` where the test set has real measurements; on the public board,
+        ``Real (Public) %`` where some of them are Public), sorted by accuracy.
     """
     rows = []
     has_measured = "measured_accuracy" in board and bool(board["measured_accuracy"].notna().any())
+    has_real_public = ("measured_public_accuracy" in board
+                       and bool(board["measured_public_accuracy"].notna().any()))  # fmt: skip
     for record in board.to_dict("records"):
         kind = "baseline" if record["baseline"] else "team"
         low, high = record["accuracy_ci_low"], record["accuracy_ci_high"]
@@ -83,6 +86,8 @@ def display_frame(
             "Submitted": str(record["submitted_at"])[:19].replace("T", " "),
             "_sort": record["accuracy"],
         }
+        if has_real_public and not private:
+            row["Real (Public) %"] = _percent(record.get("measured_public_accuracy"))
         if private:
             row["Public rank"] = _integer(record.get("public_rank"))
             row["Change"] = _integer(record.get("change"), signed=True)

@@ -175,12 +175,19 @@ def _measured_text(manifest: dict[str, Any]) -> str:
     measured = manifest.get("measured_test")
     if not measured:
         return ""
+    per_portion = manifest.get("counts", {}).get("per_portion", {})
+    shown = sum(per_portion.get(layout.MEASURED_PUBLIC_SPLIT, {}).values())
+    when = (
+        f"{shown:,} of them are scored\n  from your first submission (the \"Public (real "
+        "measurements)\" line of your\n  receipt and the board's `Real (Public) %` column, "
+        "not ranked on); the others\n  only when the competition closes"
+        if shown else "shown when the competition closes"
+    )  # fmt: skip
     return (
         f"\n- **Real measurements**: {measured['n_used']:,} of the test rows are real "
         "laboratory\n  measurements (Cu K-alpha), not simulations. They are scored on "
-        "their own, as\n  the Measured portion, shown when the competition closes: a "
-        "model that only\n  knows clean simulated patterns will be seen for what it is. "
-        "Their lattice mix\n  is the samples', not the training set's."
+        f"their own: {when}. A model that only\n  knows clean simulated patterns will be "
+        "seen for what it is. Their lattice mix\n  is the samples', not the training set's."
     )
 
 

@@ -213,3 +213,109 @@ def test_a_formula_in_labels_csv_keeps_that_compound_out_of_training(
     assert "1 of the measurements name their phase's formula" in card
     assert f"({n_rows} training\nstructures left out)" in card
     assert "the others may share a mineral with training" in card
+
+
+# -- a share of the real measurements on the Public board ---------------------------
+
+
+@pytest.fixture(scope="module")
+def shown_build(cod_build, cod_cifs, measured_dir, tmp_path_factory):
+    """The COD build (from its cache) with a fifth of each lattice's measurements Public."""
+    from competition.config import BuildConfig
+    from competition.lattice.build import build_competition
+    from competition.sources.catalog import cod_dir_source
+
+    out = tmp_path_factory.mktemp("shown_build") / "out"
+    return build_competition(
+        cod_dir_source(cod_cifs), out, BuildConfig(measured_public_fraction=0.2), workers=2,
+        cache_dir=cod_build.out.parent / "cache", progress=False, measured_test=measured_dir,
+    )  # fmt: skip
+
+
+def test_a_share_of_each_lattice_of_measurements_goes_on_the_public_board(shown_build,
+                                                                          measured_build):
+    key = solution_frame(shown_build.out)
+    real = key[key[layout.USAGE].isin([layout.MEASURED_PORTION, layout.MEASURED_PUBLIC_PORTION])]
+    assert len(real) == N_GOOD
+    for lattice, rows in real.groupby(layout.LATTICE):
+        shown = int((rows[layout.USAGE] == layout.MEASURED_PUBLIC_PORTION).sum())
+        assert shown == round(0.2 * len(rows)), lattice
+    # The simulated portions are those of the build without the option: same seed streams.
+    other = solution_frame(measured_build.out)
+    for portion in layout.PORTIONS:
+        assert (key[layout.USAGE] == portion).sum() == (other[layout.USAGE] == portion).sum()
+    counts = read_manifest(shown_build.out)["counts"]["per_portion"]
+    assert sum(counts["measured"].values()) == N_GOOD
+    assert sum(counts["measured_public"].values()) == int(
+        (key[layout.USAGE] == layout.MEASURED_PUBLIC_PORTION).sum())
+    card = (shown_build.out / layout.DATA_CARD).read_text()
+    n_shown = sum(counts["measured_public"].values())
+    assert f"{n_shown} of them, drawn at random within each lattice" in card
+    assert f"the other {N_GOOD - n_shown} make a third portion" in card
+    from starter_kit.kit import _measured_text
+
+    kit = " ".join(_measured_text(read_manifest(shown_build.out)).split())
+    assert f"{n_shown:,} of them are scored from your first submission" in kit
+
+
+def test_public_real_scores_show_during_the_course_and_the_hidden_ones_do_not(shown_build,
+                                                                              tmp_path):
+    comp = Path(shutil.copytree(shown_build.out, tmp_path / "comp"))
+    key = solution_frame(comp)
+    guess = key[[layout.ID, layout.LATTICE]].copy()
+    # Right on the simulated rows and the Public measurements, wrong on the hidden ones.
+    hidden = (key[layout.USAGE] == layout.MEASURED_PORTION).to_numpy()
+    guess.loc[hidden, layout.LATTICE] = np.where(guess.loc[hidden, layout.LATTICE] == "cP", "aP",
+                                                 "cP")  # fmt: skip
+    guess.to_csv(tmp_path / "sub.csv", index=False)
+    n_shown = int((key[layout.USAGE] == layout.MEASURED_PUBLIC_PORTION).sum())
+    n_public = int((key[layout.USAGE] == layout.PUBLIC_PORTION).sum())
+
+    done = run("submit", str(tmp_path / "sub.csv"), "--team", "t", "-c", str(comp), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Public score: accuracy 100.00 %" in done.stdout
+    assert f"on {n_public:,} Public rows" in done.stdout  # the measurements are apart
+    assert ("Public (real measurements) score: accuracy 100.00 % (95 % CI"
+            in done.stdout and f"on {n_shown:,} Public (real measurements) rows" in done.stdout)
+    assert "Measured score" not in done.stdout and "Private" not in done.stdout
+    board = run("leaderboard", "-c", str(comp), "-f", "csv", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    table = pd.read_csv(io.StringIO(board.stdout), dtype=str)
+    assert table.loc[table["Team"] == "t", "Real (Public) %"].tolist() == ["100.00"]
+    assert "Measured %" not in table
+    assert run("close", "-c", str(comp), cwd=tmp_path).returncode == 0
+    scored = run("score", str(tmp_path / "sub.csv"), "-c", str(comp), "--private", cwd=tmp_path)
+    assert "Measured score: accuracy 0.00 %" in scored.stdout
+
+
+def test_public_measurements_need_measurements(cod_cifs, tmp_path):
+    result = run("build", "--source", "cod-dir", "--input", str(cod_cifs), "--out", "comp",
+                 "--measured-public-fraction", "0.3", cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert "--measured-test" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "comp" / "manifest.json").exists()
+
+
+def test_the_website_shows_the_public_real_score_and_no_hidden_one(shown_build, tmp_path):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from conftest import SiteServer
+
+    server = SiteServer(Path(shutil.copytree(shown_build.out, tmp_path / "comp"))).start()
+    try:
+        key = solution_frame(server.competition)
+        n_shown = int((key[layout.USAGE] == layout.MEASURED_PUBLIC_PORTION).sum())
+        token = server.token("alpha")
+        answer = httpx.post(
+            f"{server.url}/api/v1/submissions", headers={"Authorization": f"Bearer {token}"},
+            files={"file": ("s.csv", key[[layout.ID, layout.LATTICE]].to_csv(index=False),
+                            "text/csv")}, data={"track": "bravais"}, timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        assert body["public_real"]["n"] == n_shown and body["public_real"]["accuracy"] == 1.0
+        assert "private" not in answer.text.lower() and "Measured" not in answer.text
+        board = httpx.get(f"{server.url}/leaderboard", timeout=30).text
+        assert "Real (Public) %" in board and "Measured %" not in board
+    finally:
+        server.stop()

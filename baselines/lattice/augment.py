@@ -10,6 +10,8 @@ low-symmetry cell. Two ways to train on what real patterns look like:
   (:func:`competition.physics.realism.degrade`: shifts, the K-alpha2 line, size
   broadening, impurity peaks, background, Poisson counts) for any model that
   takes a fixed training set;
+* :class:`RealismAugmented` does the same inside ``fit``, so the copies belong to
+  the estimator (the ``xgboost-realism`` baseline);
 * ``CNN1DClassifier(augment="realism")`` draws such a copy of each training row
   afresh in every epoch.
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xrd_bravais.contract.grid import Grid
 
@@ -81,3 +85,75 @@ def realism_copies(
     if not parts:
         raise ValueError("nothing to return: draws=0 and keep_clean=False")
     return np.concatenate(parts), np.concatenate([y] * len(parts))
+
+
+class RealismAugmented(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Fit a classifier on the training rows plus measured-looking copies of each.
+
+    The augmentation happens inside :meth:`fit`, so a grid search, a saved model
+    and ``xrd-bravais baselines run`` treat the whole as one estimator; at
+    prediction time the patterns go to the fitted classifier unchanged (put any
+    preprocessing, such as smoothing and background removal, in ``estimator``: it
+    then sees the copies and the test patterns alike).
+
+    Parameters
+    ----------
+    estimator : classifier
+        Cloned and fitted on the augmented rows.
+    grid : Grid, optional
+        Where the columns lie in 2theta (required to fit: the realism model
+        moves peaks and draws the K-alpha2 line in degrees).
+    draws : int, default=2
+        Copies per training row (:func:`realism_copies`); memory grows as
+        ``1 + draws`` times the training matrix.
+    keep_clean : bool, default=True
+        Keep the clean rows beside the copies.
+    random_state : int, default=0
+        Seeds the copies.
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        The fitted clone.
+    classes_ : ndarray
+    n_features_in_ : int
+    n_augmented_ : int
+        Rows the clone was fitted on.
+    """
+
+    def __init__(self, estimator: Any, grid: Grid | None = None, draws: int = 2,
+                 keep_clean: bool = True, random_state: int = 0) -> None:  # fmt: skip
+        self.estimator = estimator
+        self.grid = grid
+        self.draws = draws
+        self.keep_clean = keep_clean
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> RealismAugmented:
+        """Draw the copies and fit a clone of ``estimator`` on them; returns ``self``."""
+        from sklearn.base import clone
+
+        from xrd_bravais.contract.grid import require_grid
+
+        grid = require_grid(self.grid, "realism augmentation")
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        X_aug, y_aug = realism_copies(X, y, grid, self.draws, self.keep_clean,
+                                      random_state=self.random_state)  # fmt: skip
+        self.estimator_ = clone(self.estimator).fit(X_aug, y_aug)
+        self.classes_ = self.estimator_.classes_
+        self.n_augmented_ = len(y_aug)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The fitted classifier's labels for ``X``."""
+        check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        result: np.ndarray = self.estimator_.predict(X)
+        return result
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The fitted classifier's probabilities, columns in the order of ``classes_``."""
+        check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        result: np.ndarray = self.estimator_.predict_proba(X)
+        return result

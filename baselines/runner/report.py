@@ -211,12 +211,49 @@ def write_report(competition: str | Path, track: str = "bravais") -> Path:
                 lines.append(f"- {r['title']}: {_pct(r['public']['accuracy'])}, "
                              f"{lift:.1f} times the uniform guess.")  # fmt: skip
         lines.append("")
+    lines += _final_section(competition, spec.name, results)
     for r in results:
         lines += _model_section(r, folder, spec.labels)
     lines += _methods_section(folder)
     path = folder / "report.md"
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path
+
+
+def _final_section(competition: Path, track: str, results: list[dict[str, Any]]) -> list[str]:
+    """After the close: each baseline's Public, Private and Measured accuracy.
+
+    Nothing before the deadline (the Private and Measured scores are hidden until
+    then); after it they are the published final ranking's, so the report may
+    still be shared.
+    """
+    if not (competition / layout.LEADERBOARD_DB).is_file():
+        return []
+    from scoring.leaderboard import Leaderboard
+
+    with Leaderboard.open(competition) as board:
+        if not board.is_closed():
+            return []
+        frame = board.submissions(track).set_index("submission_id")
+    scored = [r for r in results if r.get("submission_id") in frame.index]
+    if not scored:
+        return []
+    measured = bool(frame["measured_accuracy"].notna().any())
+    rows = []
+    for r in scored:
+        row = frame.loc[r["submission_id"]]
+        rows.append({
+            "baseline": r["title"],
+            "Public accuracy": _pct(row["public_accuracy"]),
+            "Private accuracy": _pct(row["private_accuracy"]),
+            **({"Measured accuracy": _pct(row["measured_accuracy"])} if measured else {}),
+            "training rows": f"{r['n_train']:,}",
+        })  # fmt: skip
+    note = (" Measured: the real measurements of the test set, which no baseline saw in "
+            "training." if measured else "")  # fmt: skip
+    return ["## Final scores", "",
+            f"The competition is closed: every portion's accuracy of each baseline.{note}", "",
+            markdown_table(pd.DataFrame(rows)), ""]  # fmt: skip
 
 
 def _methods_section(folder: Path) -> list[str]:

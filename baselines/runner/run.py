@@ -101,6 +101,24 @@ def _boosting(grid: Grid, random_state: int) -> Any:
     return make_boosting(grid, random_state)
 
 
+def _boosting_realism(grid: Grid, random_state: int) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    from baselines.lattice.augment import RealismAugmented
+    from baselines.lattice.boosting import make_boosting
+    from baselines.lattice.features import Smooth, SubtractBackground
+
+    model = Pipeline([("smooth", Smooth(9)), ("background", SubtractBackground(50)),
+                      *make_boosting(grid, random_state).steps])  # fmt: skip
+    return RealismAugmented(model, grid=grid, draws=2, random_state=random_state)
+
+
+def _search_match(grid: Grid, random_state: int) -> Any:
+    from baselines.lattice.search_match import make_search_match
+
+    return make_search_match(grid, n_jobs=-1)
+
+
 def _cnn(grid: Grid, random_state: int) -> Any:
     from baselines.lattice.cnn1d import CNN1DClassifier
 
@@ -120,9 +138,10 @@ def _blend(grid: Grid, random_state: int) -> Any:
 
 
 def _grids() -> dict[str, dict[str, list[Any]]]:
-    from baselines.lattice import boosting, forest, svm
+    from baselines.lattice import boosting, forest, search_match, svm
 
     return {
+        "search-match": search_match.PARAM_GRID,
         "random-forest": forest.PARAM_GRID,
         "svm": svm.PARAM_GRID,
         "xgboost": boosting.PARAM_GRID,
@@ -138,11 +157,19 @@ def registry() -> dict[str, Baseline]:
         "uniform": Baseline("uniform", "random guess (uniform)", _guess("uniform")),
         "prior": Baseline("prior", "random guess (prior-matched)", _guess("prior")),
         "majority": Baseline("majority", "random guess (majority class)", _guess("majority")),
+        "search-match": Baseline("search-match", "search-match (nearest reference patterns)",
+                                 _search_match, grids["search-match"]),
         "random-forest": Baseline(
             "random-forest", "random forest", _forest, grids["random-forest"]
         ),
         "svm": Baseline("svm", "SVM (RBF kernel)", _svm, grids["svm"]),
         "xgboost": Baseline("xgboost", "XGBoost", _boosting, grids["xgboost"]),
+        # Trained for measured patterns: each training row and two realism copies of it
+        # (three times the rows of a fit, hence no search), smoothed and SNIP-flattened
+        # at training and at prediction time alike.
+        "xgboost-realism": Baseline("xgboost-realism",
+                                    "XGBoost on realism copies (smoothing + SNIP)",
+                                    _boosting_realism),
         # "Balanced" weights over ~180 space groups, many with one or two training
         # rows, weight those rows up to ~40 times: the CNN then does not learn
         # (2.5 %); unweighted it reaches 50.7 % Public on the full AMCSD build.

@@ -41,6 +41,7 @@ from competition.lattice.splits import (
     balance,
     deduplicate,
     grouped_stratified_split,
+    measured_public,
     opaque_ids,
     wanted_in_public,
     wanted_in_test,
@@ -215,6 +216,9 @@ def build_competition(
     check_out_dir(out, LAYOUT_FILES, force)
     _check_scheduler(scheduler, workers)
     measured = None
+    if measured_test is None and config.measured_public_fraction > 0:
+        raise BuildError("--measured-public-fraction puts real measurements on the Public "
+                         "board: give them with --measured-test DIR")  # fmt: skip
     if measured_test is not None:
         # Read first: a folder that cannot be used stops the build before hours of work.
         try:
@@ -343,8 +347,9 @@ def _assemble(
     start = time.perf_counter()
     meta = _meta_frame(records).assign(**{SOURCE: source.label})
     agreement = label_agreement(meta)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)]
-    rng_balance, rng_split, rng_public, rng_ids = streams
+    # A fifth stream leaves the first four as they were (children depend on their index).
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5)]
+    rng_balance, rng_split, rng_public, rng_ids, rng_measured = streams
 
     meta, repeats = deduplicate(meta, config.dedup_length_rtol, config.dedup_angle_atol)
     rejected += [
@@ -389,7 +394,9 @@ def _assemble(
         rejected += measured.rejected
         for entry, row in zip(measured.entry_ids(), measured.X, strict=True):
             spool.add(entry, row)
-        test = pd.concat([test, _measured_frame(measured)], ignore_index=True)
+        shown = measured_public(measured.bravais_lattice, config.measured_public_fraction,
+                                rng_measured)  # fmt: skip
+        test = pd.concat([test, _measured_frame(measured, shown)], ignore_index=True)
     # Several measured draws of a training structure are rows of their own.
     train = train.loc[train.index.repeat(config.draws)].reset_index(drop=True)
     train[DRAW] = np.tile(np.arange(config.draws), len(train) // config.draws)
@@ -413,7 +420,11 @@ def _assemble(
         "private": _counts(test[test[layout.USAGE] == layout.PRIVATE_PORTION]),
     }
     if measured is not None:
-        counts[layout.MEASURED_SPLIT] = _counts(test[test[layout.USAGE] == layout.MEASURED_PORTION])
+        real = test[layout.USAGE].isin([layout.MEASURED_PORTION, layout.MEASURED_PUBLIC_PORTION])
+        counts[layout.MEASURED_SPLIT] = _counts(test[real])
+        if (test[layout.USAGE] == layout.MEASURED_PUBLIC_PORTION).any():
+            counts[layout.MEASURED_PUBLIC_SPLIT] = _counts(
+                test[test[layout.USAGE] == layout.MEASURED_PUBLIC_PORTION])
     _write_outputs(out, config, train, test, spool, rejects)
     _write_sticks(train, spool, out / layout.TRAIN_STICKS)
     summary = BuildSummary(
@@ -671,8 +682,12 @@ def _screen_outliers(out: Path, train: pd.DataFrame, test: pd.DataFrame,
     write_outlier_report(out, rows, X, config.pattern.grid(), config.seed)
 
 
-def _measured_frame(measured: MeasuredPatterns) -> pd.DataFrame:
-    """Test rows of the Measured portion, with the columns of the structures' rows."""
+def _measured_frame(measured: MeasuredPatterns, public: np.ndarray) -> pd.DataFrame:
+    """Test rows of the real measurements, with the columns of the structures' rows.
+
+    ``public`` marks those scored on the Public board (MeasuredPublic); the others
+    are the Measured portion, hidden until the close.
+    """
     n = len(measured)
     return pd.DataFrame({
         "entry_id": measured.entry_ids(),
@@ -685,7 +700,7 @@ def _measured_frame(measured: MeasuredPatterns) -> pd.DataFrame:
         "n_sites": pd.array([pd.NA] * n, dtype="Int64"),
         "symprec_used": np.full(n, np.nan),
         **{column: np.full(n, np.nan) for column in CELL_COLUMNS},
-        layout.USAGE: [layout.MEASURED_PORTION] * n,
+        layout.USAGE: np.where(public, layout.MEASURED_PUBLIC_PORTION, layout.MEASURED_PORTION),
     })  # fmt: skip
 
 

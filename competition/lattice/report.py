@@ -14,7 +14,12 @@ from competition.sources.catalog import SourceKind
 from xrd_bravais.contract.grid import SCHEMA_METADATA_KEY
 from xrd_bravais.contract.io import atomic_path, atomic_write_text
 from xrd_bravais.contract.labels import BRAVAIS_LATTICES
-from xrd_bravais.contract.layout import MEASURED_SPLIT, PATTERN_QUANTUM, PATTERN_QUANTUM_KEY
+from xrd_bravais.contract.layout import (
+    MEASURED_PUBLIC_SPLIT,
+    MEASURED_SPLIT,
+    PATTERN_QUANTUM,
+    PATTERN_QUANTUM_KEY,
+)
 from xrd_bravais.contract.references import majority_label, reference_scores
 
 if TYPE_CHECKING:
@@ -204,10 +209,21 @@ def _licence_text(source_kind: str, extras: list[dict[str, Any]]) -> str:
     return "\n\n".join(texts)
 
 
-def _measured_text(n_measured: int, measured: dict[str, Any] | None, n_excluded: int) -> str:
-    """The Measured portion in words: how many, from where; never which rows or labels."""
+def _measured_text(n_measured: int, measured: dict[str, Any] | None, n_excluded: int,
+                   n_public: int = 0) -> str:  # fmt: skip
+    """The real measurements in words: how many, from where; never which rows or labels."""
     if not n_measured:
         return " "
+    if n_public:
+        shown = (
+            f"{n_public} of them, drawn at random within each lattice, are scored during the\n"
+            "course and shown on the Public board as a separate figure, Real (Public) (they\n"
+            f"do not count in the Public accuracy); the other {n_measured - n_public} make a "
+            "third portion,\nMeasured, shown only when the competition is closed."
+        )
+    else:
+        shown = ("they make a third portion, Measured, which is scored apart from the\n"
+                 "simulated ones and shown only when the competition is closed.")  # fmt: skip
     n_formula = int((measured or {}).get("n_with_formula", 0))
     if n_formula:
         overlap = (
@@ -227,8 +243,7 @@ def _measured_text(n_measured: int, measured: dict[str, Any] | None, n_excluded:
     return (
         f" {n_measured} of them are real laboratory measurements (Cu K-alpha, read\n"
         "from two-column files and averaged over each bin of the grid above, scaled to a\n"
-        "maximum of 1): they make a third portion, Measured, which is scored apart from the\n"
-        "simulated ones and shown only when the competition is closed. Their labels come\n"
+        "maximum of 1): " + shown + " Their labels come\n"
         "from the organisers' identification of each sample, not from spglib, and their\n"
         "lattice mix is the samples', not the training set's. Nothing in the `id` tells\n"
         "them apart. " + overlap
@@ -257,6 +272,8 @@ def write_data_card(
     ladder = _ladder_text(config, agreement)
     n_near = summary.rejected_by_stage.get("near-copy", 0)
     n_excluded = summary.rejected_by_stage.get("measured-compound", 0)
+    n_public = sum(summary.counts.get(MEASURED_PUBLIC_SPLIT, {}).values())
+    measured_text = _measured_text(n_measured, summary.measured_test, n_excluded, n_public)
     text = f"""# Data card
 
 Classify each simulated powder X-ray diffraction pattern into one of the 14
@@ -330,7 +347,7 @@ Training structures per lattice:
 
 {markdown_table(train_counts)}
 {_generated_text(summary.train_generated)}{_extra_text(summary.train_extra)}
-Test set: {n_test} patterns.{_measured_text(n_measured, summary.measured_test, n_excluded)}\
+Test set: {n_test} patterns.{measured_text}\
 The simulated test set was drawn
 per lattice with the same share
 ({100 * config.test_fraction:g} %) of every lattice, so its count per lattice is about

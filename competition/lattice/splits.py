@@ -169,6 +169,28 @@ def wanted_in_public(fraction: float, minimum: int) -> Callable[[str, int], int]
     return wanted
 
 
+def measured_public(lattices: np.ndarray, fraction: float, rng: np.random.Generator
+                    ) -> np.ndarray:  # fmt: skip
+    """Which real measurements go on the Public board: ``fraction`` of each lattice.
+
+    Each lattice gives ``round(fraction * n)`` of its ``n`` measurements, drawn at
+    random, so the Public ones have the lattice mix of the whole set.
+
+    Examples
+    --------
+    >>> rows = measured_public(np.array(["cF"] * 4 + ["mP"] * 6), 0.5, np.random.default_rng(0))
+    >>> int(rows[:4].sum()), int(rows[4:].sum())
+    (2, 3)
+    """
+    lattices = np.asarray(lattices)
+    mask = np.zeros(len(lattices), dtype=bool)
+    for lattice in sorted(set(lattices.tolist())):
+        rows = np.flatnonzero(lattices == lattice)
+        take = round(fraction * len(rows))
+        mask[rng.choice(rows, take, replace=False)] = True
+    return mask
+
+
 def opaque_ids(n: int, prefix: str, rng: np.random.Generator) -> np.ndarray:
     """Ids ``{prefix}000000 ..`` in a random order, to label ``n`` rows.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -36,6 +37,8 @@ class TeamSubmission:
     public : Scores or None
         Public-portion scores of a valid submission.
     selected, late : bool
+    measured_public : Scores or None
+        Scores on the real measurements of the Public board, where there are any.
     """
 
     submission_id: int
@@ -49,6 +52,7 @@ class TeamSubmission:
     public: Scores | None
     selected: bool
     late: bool
+    measured_public: Scores | None = None
 
 
 
@@ -97,6 +101,7 @@ class Boards(Closing):
             public=Scores.from_dict(scores["public"]) if scores else None,
             selected=bool(row["selected"]),
             late=bool(row["late"]),
+            measured_public=_public_measurements(scores),
         )
 
     def public_board(self, track: str | Track | None = None) -> pd.DataFrame:
@@ -108,11 +113,18 @@ class Boards(Closing):
             Columns ``rank, team, baseline, accuracy, macro_f1, accuracy_ci_low,
             accuracy_ci_high, entries, submission_id, submitted_at``; sorted by
             accuracy, macro-F1, then the earlier submission; teams without a valid
-            submission last with no rank; baselines flagged and unranked.
+            submission last with no rank; baselines flagged and unranked. Where the
+            test set has a MeasuredPublic portion, ``measured_public_accuracy``: the
+            same submission's accuracy on those real measurements (not ranked on).
         """
         frame = self.submissions(track)
         frame = frame[frame["late"] == 0]
-        return _board(frame, "public")
+        board = _board(frame, "public")
+        # The same submission on the real measurements of the Public board, if any.
+        if frame["measured_public_accuracy"].notna().any():
+            figures = frame.set_index("submission_id")["measured_public_accuracy"]
+            board["measured_public_accuracy"] = board["submission_id"].map(figures).astype(float)
+        return board
 
     def private_board(
         self, track: str | Track | None = None, now: datetime | None = None
@@ -218,3 +230,9 @@ class Boards(Closing):
                 columns += ["measured_accuracy", "measured_macro_f1"]
         return frame[columns].reset_index(drop=True)
 
+
+def _public_measurements(scores: dict[str, Any] | None) -> Scores | None:
+    """The MeasuredPublic scores of a stored scores column, where there are any."""
+    if not scores or not scores.get("measured_public"):
+        return None
+    return Scores.from_dict(scores["measured_public"])

@@ -23,11 +23,14 @@ def _score_columns(result: GradeResult | None) -> tuple[float | None, ...]:
     return tuple(None if np.isnan(v) else float(v) for v in values)
 
 
-def _measured_figures(scores_json: object) -> tuple[float, float]:
-    """Accuracy and macro-F1 on the Measured portion from a stored scores column."""
+def _measured_figures(scores_json: object, key: str = "measured") -> tuple[float, float]:
+    """Accuracy and macro-F1 on a real-measurement portion from a stored scores column.
+
+    ``key``: ``"measured"`` (hidden until close) or ``"measured_public"``.
+    """
     if not isinstance(scores_json, str):
         return (float("nan"), float("nan"))
-    measured = json.loads(scores_json).get("measured")
+    measured = json.loads(scores_json).get(key)
     if measured is None:
         return (float("nan"), float("nan"))
     return tuple(  # type: ignore[return-value]

@@ -262,7 +262,9 @@ class Store:
         (their rows stay in the store, off every board), unless ``removed`` asks for
         them: then a ``removed`` column marks them (the organisers' export).
         ``measured_accuracy`` and ``measured_macro_f1`` (from the stored scores; NaN
-        where the competition has no Measured portion) follow the Private ones.
+        where the competition has no Measured portion) follow the Private ones, then
+        ``measured_public_accuracy`` and ``measured_public_macro_f1`` (the
+        MeasuredPublic portion).
         """
         spec = self.task.track(track)
         frame = pd.read_sql_query(
@@ -277,10 +279,12 @@ class Store:
         )
         if not removed:
             frame = frame.drop(columns="removed")
-        measured = [_measured_figures(scores) for scores in frame["scores"]]
         at = frame.columns.get_loc("private_macro_f1") + 1
-        frame.insert(at, "measured_accuracy", [m[0] for m in measured])
-        frame.insert(at + 1, "measured_macro_f1", [m[1] for m in measured])
+        for key in ("measured", "measured_public"):
+            figures = [_measured_figures(scores, key) for scores in frame["scores"]]
+            frame.insert(at, f"{key}_accuracy", [m[0] for m in figures])
+            frame.insert(at + 1, f"{key}_macro_f1", [m[1] for m in figures])
+            at += 2
         return frame
 
     def file(self, sha256: str) -> bytes:

@@ -69,6 +69,9 @@ class Receipt:
         Next midnight UTC.
     late : bool
         Sent after the deadline: scored, not ranked.
+    measured_public : Scores or None
+        Scores on the real measurements of the Public board, where the test set
+        has them (``build --measured-public-fraction``).
     """
 
     submission_id: int
@@ -83,6 +86,7 @@ class Receipt:
     quota_left: int | None
     quota_resets_at: datetime
     late: bool
+    measured_public: Scores | None = None
 
 
 
@@ -216,6 +220,7 @@ class Submitting(Store):
             quota_left=left,
             quota_resets_at=day_bounds(moment)[1],
             late=late,
+            measured_public=result.measured_public if result else None,
         )
 
     def _check_quota(

@@ -43,6 +43,15 @@ LATTICE_NAMES: Final[dict[str, str]] = {
 }
 """A plain-words description of each lattice, for documents students read."""
 
+LATTICE_SYSTEMS: Final[dict[str, str]] = {
+    "aP": "aP", "mP": "m", "mS": "m", "oP": "o", "oS": "o", "oI": "o", "oF": "o",
+    "tP": "t", "tI": "t", "hR": "hR", "hP": "hP", "cP": "c", "cI": "c", "cF": "c",
+}  # fmt: skip
+"""The lattice system of each Bravais lattice, in seven classes: ``aP`` (triclinic),
+``m``, ``o``, ``t``, ``hR`` (rhombohedral), ``hP`` (hexagonal, with trigonal P) and ``c``.
+Reported beside the lattice accuracy on real patterns: it forgives a wrong centring
+(``mP`` for ``mS``) and keeps a wrong symmetry wrong."""
+
 SPACEGROUP_NUMBERS: Final[range] = range(1, 231)
 """The space-group track labels: International Tables numbers 1..230."""
 

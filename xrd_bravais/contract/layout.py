@@ -82,17 +82,25 @@ vector (Cartesian, 1/A)."""
 PUBLIC_PORTION: Final = "Public"
 PRIVATE_PORTION: Final = "Private"
 MEASURED_PORTION: Final = "Measured"
+MEASURED_PUBLIC_PORTION: Final = "MeasuredPublic"
 PORTIONS: Final = (PUBLIC_PORTION, PRIVATE_PORTION)
 """The portions every competition has."""
-ALL_PORTIONS: Final = (*PORTIONS, MEASURED_PORTION)
+ALL_PORTIONS: Final = (*PORTIONS, MEASURED_PORTION, MEASURED_PUBLIC_PORTION)
 """Every value ``Usage`` may take: the Measured portion holds an organiser's real
-measurements (``build --measured-test``) and is optional."""
+measurements (``build --measured-test``) and is optional; MeasuredPublic holds the
+share of them scored on the Public board during the course
+(``build --measured-public-fraction``), also optional."""
 HIDDEN_PORTIONS: Final = (PRIVATE_PORTION, MEASURED_PORTION)
 """Portions whose scores stay hidden until the competition is closed."""
 SPLITS: Final = ("train", "public", "private")
 """Keys of the manifest's per-split counts: the training set, then each portion."""
 MEASURED_SPLIT: Final = "measured"
 """The key of the Measured portion's counts, present only where it exists."""
+MEASURED_PUBLIC_TITLE: Final = "Public (real measurements)"
+"""How the MeasuredPublic portion is named to students (receipts, the score command)."""
+MEASURED_PUBLIC_SPLIT: Final = "measured_public"
+"""The key of the MeasuredPublic portion's counts, present only where it exists (those
+rows are counted under :data:`MEASURED_SPLIT` too, which holds every real measurement)."""
 
 
 DEFAULT_TRACK_NAME: Final = "bravais"

@@ -91,9 +91,10 @@ PHASE_SCHEMA_KEYS: Final = frozenset({
 
 PHASES: Final = (
     # name, the portion it ranks, the portions its detailed results show
-    ("Development", layout.PUBLIC_PORTION, (layout.PUBLIC_PORTION,)),
+    ("Development", layout.PUBLIC_PORTION, (layout.PUBLIC_PORTION, layout.MEASURED_PUBLIC_PORTION)),
     ("Final", layout.PRIVATE_PORTION,
-     (layout.PRIVATE_PORTION, layout.PUBLIC_PORTION, layout.MEASURED_PORTION)),
+     (layout.PRIVATE_PORTION, layout.PUBLIC_PORTION, layout.MEASURED_PORTION,
+      layout.MEASURED_PUBLIC_PORTION)),
 )  # fmt: skip
 COLUMNS: Final = (
     # key, title (Codabench: 36 characters at most)
@@ -253,12 +254,16 @@ def _licence(competition: Path) -> str:
 def _pages(competition: Path, track: Track, key: pd.DataFrame) -> dict[str, str]:
     counts = key[layout.USAGE].value_counts()
     public, private = (int(counts.get(p, 0)) for p in layout.PORTIONS)
-    n_measured = int(counts.get(layout.MEASURED_PORTION, 0))
+    n_hidden = int(counts.get(layout.MEASURED_PORTION, 0))
+    n_shown = int(counts.get(layout.MEASURED_PUBLIC_PORTION, 0))
     measured = (
-        f"{n_measured:,} test rows are real measurements: predict them like the others; "
-        "the Final phase's detailed results show their accuracy, which is not ranked."
-        if n_measured else ""
-    )
+        f"{n_hidden + n_shown:,} test rows are real measurements: predict them like the "
+        "others; "
+        + (f"the accuracy on {n_shown:,} of them is in the detailed results of every "
+           "Development submission, and " if n_shown else "")
+        + "the Final phase's detailed results show their accuracy, which is not ranked."
+        if n_hidden + n_shown else ""
+    )  # fmt: skip
     how = ("On Codabench, zip the CSV alone (`zip submission.zip submission.csv`) and "
            "upload the zip under *My Submissions*.")  # fmt: skip
     pages = participant_pages(

@@ -113,7 +113,8 @@ def _table(title: str, scores: Any, labels: list[object]) -> str:
 
 def detailed_results(result: Any, portions: list[str], labels: list[object]) -> str:
     """An HTML page with the recall per class of each portion the phase scores."""
-    by_name = {"Public": result.public, "Private": result.private, "Measured": result.measured}
+    by_name = {"Public": result.public, "Private": result.private, "Measured": result.measured,
+               "MeasuredPublic": result.measured_public}  # fmt: skip
     body = "".join(
         _table(name, by_name[name], labels) for name in portions if by_name.get(name) is not None
     )

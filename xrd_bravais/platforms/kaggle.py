@@ -12,8 +12,9 @@ exactly our accuracy. The export writes::
     <out>/solution/solution.csv     the solution file (host only: never in data/)
     <out>/pages/                    overview.md, evaluation.md, data.md, rules.md
 
-Measured rows (``build --measured-test``) become ``Ignored``: Kaggle has two
-portions, so they are predicted but not scored there. Everything bound for
+Measured rows (``build --measured-test``, and the MeasuredPublic ones of
+``--measured-public-fraction``) become ``Ignored``: Kaggle has two portions, so they
+are predicted but not scored there. Everything bound for
 participants (``data/`` and ``pages/``) passes the starter kit's leak checks
 first; a finding stops the export and nothing is written.
 """

@@ -95,6 +95,10 @@ class Submission(BaseModel):
     problems: list[str]
     notices: list[str]
     public: PublicScores | None
+    public_real: PublicScores | None = Field(
+        None, description="Figures on the real measurements scored on the Public board, "
+        "where the competition has some (build --measured-public-fraction)."
+    )
     selected: bool
     late: bool
     quota: QuotaLeft | None = None

@@ -156,6 +156,7 @@ def submission_view(
         "problems": list(item.problems),
         "notices": list(notices),
         "public": scores_view(item.public, track),
+        "public_real": scores_view(item.measured_public, track),
         "selected": item.selected,
         "late": item.late,
     }

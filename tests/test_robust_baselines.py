@@ -1,0 +1,157 @@
+"""The baselines for measured patterns: search-match and training on realism copies."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from baselines.lattice.augment import RealismAugmented
+from baselines.lattice.search_match import Blur, Floor, make_search_match
+from competition.config import PRESETS
+from xrd_bravais.contract.grid import GridError
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES, LATTICE_SYSTEMS
+
+GRID = PRESETS["default"].to_grid()
+TWO_THETA = GRID.two_theta_min + GRID.step * np.arange(GRID.n_points)
+
+
+@parametrize_with_checks([Blur(sigma=1.5), Blur(sigma=0), Floor(0.1)])
+def test_scikit_learn_contract(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+def _pattern(peaks, heights, shift=0.0, width=0.03, background=0.0):
+    """Gaussian peaks (sigma ``width`` degrees) on the default grid, maximum 1 + background."""
+    y = sum(h * np.exp(-0.5 * ((TWO_THETA - p - shift) / width) ** 2)
+            for p, h in zip(peaks, heights, strict=True))  # fmt: skip
+    return (y / y.max() + background).astype(np.float32)
+
+
+def test_blur_makes_a_shifted_pattern_match_and_a_flat_background_does_not_count():
+    peaks, heights = (28.4, 47.3, 56.1, 69.1), (1.0, 0.6, 0.35, 0.1)
+    reference = _pattern(peaks, heights)
+    # 0.12 degrees off (a zero shift; four times the peaks' sigma), on a sloping background.
+    query = _pattern(peaks, heights, shift=0.12) + np.linspace(0.3, 0.1, GRID.n_points)
+    other = _pattern((30.0, 45.0, 60.0, 75.0), heights)
+
+    def similarity(model, a, b):
+        prepared = model[:-1].fit_transform(np.stack([a, b]).astype(np.float32))
+        return float(prepared[0] @ prepared[1])
+
+    blurred = make_search_match(GRID, sigma_degrees=0.1)
+    sharp = make_search_match(GRID, sigma_degrees=0.0, pool=1)
+    assert similarity(blurred, query, reference) > 0.6
+    assert similarity(sharp, query, reference) < 0.3  # the raw peaks barely overlap
+    assert similarity(blurred, query, other) < 0.1
+    model = make_search_match(GRID, n_neighbors=1).fit(np.stack([reference, other]), ["cF", "cP"])
+    assert model.predict(query[None, :]).tolist() == ["cF"]
+
+
+def test_search_match_votes_with_its_nearest_references():
+    rng = np.random.default_rng(0)
+    families = {"cF": (28.4, 47.3, 56.1), "hP": (26.6, 43.3, 50.7), "tI": (32.0, 36.0, 61.0)}
+    X, y = [], []
+    for label, peaks in families.items():
+        for _ in range(6):
+            X.append(_pattern(peaks, rng.uniform(0.2, 1.0, 3), shift=rng.uniform(-0.05, 0.05)))
+            y.append(label)
+    model = make_search_match(GRID, n_neighbors=3).fit(np.stack(X), y)
+    queries = np.stack([_pattern(p, (1.0, 0.5, 0.3), shift=0.06, background=0.05)
+                        for p in families.values()])  # fmt: skip
+    assert model.predict(queries).tolist() == list(families)
+    assert model.predict_proba(queries).max(axis=1).min() == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def patterns(cod_build):
+    from baselines.data import read_patterns
+
+    return read_patterns(cod_build.out / "public" / "train.parquet")
+
+
+def _augmented(**changes):
+    from baselines.lattice.boosting import BoostedTrees
+
+    params = dict(estimator=BoostedTrees(n_estimators=20, n_jobs=1), grid=GRID, draws=2,
+                  random_state=3)  # fmt: skip
+    return RealismAugmented(**{**params, **changes})
+
+
+def test_realism_augmented_fits_on_the_copies_and_predicts_the_rows_as_given(patterns):
+    X, y = patterns.X[:60], patterns.target("bravais_lattice")[:60]
+    model = _augmented().fit(X, y)
+    assert model.n_augmented_ == 180 and model.n_features_in_ == X.shape[1]
+    np.testing.assert_array_equal(model.classes_, np.unique(y))
+    # Prediction passes the patterns straight to the fitted clone.
+    np.testing.assert_array_equal(model.predict(X), model.estimator_.predict(X))
+    proba = model.predict_proba(X[:5])
+    assert proba.shape == (5, len(model.classes_))
+    # Seeded: the same copies and the same fit; another seed draws other copies.
+    again = _augmented().fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    other = _augmented(random_state=4).fit(X, y)
+    assert not np.array_equal(other.predict_proba(X), model.predict_proba(X))
+    # The clean rows alone when no copies are asked for.
+    assert _augmented(draws=0).fit(X, y).n_augmented_ == 60
+
+
+def test_realism_augmented_refuses_a_missing_grid_and_searches_its_inner_parameters(patterns):
+    X, y = patterns.X[:60], patterns.target("bravais_lattice")[:60]
+    with pytest.raises(GridError, match="realism augmentation"):
+        _augmented(grid=None).fit(X, y)
+    with pytest.raises(ValueError, match="columns"):
+        _augmented().fit(X[:, :100], y)
+    keep = np.isin(y, [label for label, n in zip(*np.unique(y, return_counts=True),
+                                                   strict=True) if n >= 2])  # fmt: skip
+    search = GridSearchCV(_augmented(draws=1), {"estimator__max_depth": [2, 4]}, cv=2)
+    search.fit(X[keep], y[keep])
+    assert search.best_params_["estimator__max_depth"] in (2, 4)
+
+
+def test_lattice_systems_are_seven_and_keep_the_crystal_family():
+    assert set(LATTICE_SYSTEMS) == set(BRAVAIS_LATTICES)
+    assert sorted(set(LATTICE_SYSTEMS.values())) == ["aP", "c", "hP", "hR", "m", "o", "t"]
+    for lattice, system in LATTICE_SYSTEMS.items():
+        assert system[0] == lattice[0]
+
+
+def test_real_pattern_scores_count_a_wrong_centring_as_the_right_system():
+    from benchmarks.real_patterns import lattice_scores
+
+    truth = np.array(["mP", "mS", "cF", "hR"])
+    scores, systems = lattice_scores(truth, np.array(["mS", "mS", "cP", "hP"]))
+    assert scores.accuracy == pytest.approx(0.25) and scores.n == 4
+    assert systems == pytest.approx(0.75)  # hR for hP is another system
+
+
+def test_the_report_shows_private_and_measured_scores_only_after_the_close(cod_build, tmp_path):
+    import shutil
+
+    from conftest import mark_measured
+    from test_cli import run
+
+    comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
+    mark_measured(comp, 30)
+    done = run("baselines", "run", "uniform", "majority", "-c", str(comp), "--cv", "0", "--quiet",
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = comp / "baselines" / "bravais" / "report.md"
+    assert "Final scores" not in report.read_text() and "Private" not in report.read_text()
+    assert run("close", "-c", str(comp), cwd=tmp_path).returncode == 0
+    done = run("baselines", "report", "-c", str(comp), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    final = text[text.index("## Final scores"):]
+    header = final.splitlines()[4]
+    assert "Private accuracy" in header and "Measured accuracy" in header
+    assert "random guess (majority class)" in final and "random guess (uniform)" in final
