@@ -356,3 +356,41 @@ def test_the_default_dates_end_at_the_competitions_deadline(cod_build, tmp_path)
     _, end = _dates(cod_build.out, datetime(2027, 1, 1, tzinfo=UTC), None)
     deadline = competition_rules(cod_build.out).deadline
     assert end == (deadline or datetime(2027, 2, 26, tzinfo=UTC))
+
+
+def test_public_measurements_show_in_the_development_details_and_hidden_ones_do_not(tmp_path):
+    from synthetic import make_synthetic_competition
+
+    from xrd_bravais.contract.io import sha256_file
+    from xrd_bravais.contract.manifest import read_manifest, write_manifest_dict
+    from xrd_bravais.contract.tasks import load_task
+    from xrd_bravais.platforms.codabench import PHASES
+
+    comp = make_synthetic_competition(tmp_path / "comp", n_test=200, n_train=100, seed=1)
+    mark_measured(comp, 10)
+    key = pd.read_csv(comp / layout.SOLUTION, dtype=str, keep_default_na=False)
+    key.loc[key.index[10:16], layout.USAGE] = layout.MEASURED_PUBLIC_PORTION
+    key.to_csv(comp / layout.SOLUTION, index=False)
+    manifest = read_manifest(comp)
+    manifest["files"][layout.SOLUTION] = sha256_file(comp / layout.SOLUTION)
+    write_manifest_dict(comp, manifest)
+    track = load_task(comp).track("bravais")
+    submission = tmp_path / "perfect.csv"
+    key[["id", "bravais_lattice"]].to_csv(submission, index=False)
+    pages = {}
+    for phase, scored, shown in PHASES:
+        files = _reference_data(comp, track, key, scored, shown)
+        ref = tmp_path / "ref" / phase.lower()
+        for name, data in files.items():
+            (ref / name).parent.mkdir(parents=True, exist_ok=True)
+            (ref / name).write_bytes(data)
+        done, out = run_program(None, phase.lower(), submission, tmp_path, reference=ref)
+        assert done.returncode == 0, done.stderr
+        pages[phase] = (out / "detailed_results.html").read_text()
+    development, final = pages["Development"], pages["Final"]
+    assert "MeasuredPublic: accuracy 100.00 % on 6 patterns" in development
+    assert "Measured: " not in development and "Private" not in development
+    assert "Measured: accuracy 100.00 % on 10 patterns" in final
+    assert "MeasuredPublic: accuracy 100.00 % on 6 patterns" in final
+    dev_key = pd.read_csv(tmp_path / "ref/development/private/solution.csv", dtype=str)
+    assert set(dev_key["Usage"]) == {"Public", "MeasuredPublic"}
