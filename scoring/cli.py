@@ -1,13 +1,13 @@
 """The grading subcommands of ``xrd-bravais``.
 
 validate, score, submit, submissions, select, close, leaderboard, rescore,
-amend-key and rules.
+amend-key, rules and integrity.
 
 A thin layer over :mod:`scoring`: each command parses its options, calls the
 library and prints. Student-facing output (validate, submit, score, the public
 leaderboard) is computed from Public rows only until the competition is closed.
 
-Over 400 lines: nine small commands over one library, each a page of options and
+Over 500 lines: eleven small commands over one library, each a page of options and
 printing.
 """
 
@@ -23,10 +23,17 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from scoring.integrity import ALPHA, SHARED_ERRORS
+from scoring.ladder import PUBLIC_BOARDS
+from scoring.leaderboard.copying import WHICH
 from scoring.metrics import Scores
 from xrd_bravais.contract.console import checked_output, fail
 from xrd_bravais.contract.layout import MEASURED_PUBLIC_TITLE
 from xrd_bravais.contract.tasks import Track, load_task
+
+PublicBoard = StrEnum("PublicBoard", {kind: kind for kind in PUBLIC_BOARDS})  # type: ignore[misc]
+Which = StrEnum("Which", {kind: kind for kind in WHICH})  # type: ignore[misc]
+_ALL_SUBMISSIONS = Which("all")
 
 
 class Format(StrEnum):
@@ -196,6 +203,15 @@ def submit(
         f"Submission {receipt.submission_id} from team {receipt.team!r} on the "
         f"{receipt.track} track: {state} (sha256 {receipt.sha256[:12]})."
     )
+    if receipt.released is False and receipt.released_public is not None:
+        typer.echo(
+            f"Public board (Ladder): not released. This submission is not above your released "
+            f"score of {100 * receipt.released_public.accuracy:.2f} % (submission "
+            f"{receipt.released_submission_id}) by more than the noise of the comparison; the "
+            "board keeps that score and this submission's Public score stays hidden."
+        )
+    if receipt.released:
+        typer.echo("Public board (Ladder): released; the board now shows this submission.")
     if receipt.public is not None:
         typer.echo(_scores_line(receipt.public, "Public"))
         if details:
@@ -324,6 +340,9 @@ def leaderboard(
                 f"Accuracy on the {portion} part of the test set; ties broken by "
                 "macro-F1, then the earlier submission (which ranks first)."
             )
+            if portion == "Public" and board.rules.is_ladder:
+                subtitle += (" The board is a Ladder: each team's last released submission, "
+                             "not its best.")  # fmt: skip
             text = render(shown, fmt.value, title, subtitle, generated_at=now)
     if out is None:
         typer.echo(text, nl=False)
@@ -375,7 +394,12 @@ def submissions(
             fail(f"no team called {team!r} (names are case-sensitive)")
         quota = board.rules.max_selected
     title = f"Submissions of team {team!r} ({spec.name} track)"
-    subtitle = (
+    if "released" in history:
+        quota_note = ("The Public board is the Ladder: a submission's Public score is shown "
+                      "only where it was released. ")
+    else:
+        quota_note = ""
+    subtitle = quota_note + (
         f"Public scores only. Pick up to {quota} for the final ranking with "
         "`xrd-bravais select ID ... --team NAME`; with none picked, the best Public ones count."
     )
@@ -411,8 +435,17 @@ def rules(
     max_selected: Annotated[
         int | None, typer.Option(min=0, help="Submissions a team may select.")
     ] = None,
+    public_board: Annotated[
+        PublicBoard | None,
+        typer.Option(
+            "--public-board",
+            help="plain: every submission's Public score is shown. ladder: Blum and Hardt's "
+            "Ladder: a team's Public score is released only when a submission beats its "
+            "released one by more than the noise, so probing the Public rows gains nothing.",
+        ),
+    ] = None,
 ) -> None:
-    """Show the competition rules, or change the quotas."""
+    """Show the competition rules, or change the quotas and the kind of Public board."""
     from scoring.leaderboard import Leaderboard
 
     changes = {
@@ -421,6 +454,7 @@ def rules(
             ("daily_quota", daily_quota),
             ("invalid_daily_quota", invalid_quota),
             ("max_selected", max_selected),
+            ("public_board", None if public_board is None else public_board.value),
         )
         if value is not None
     }
@@ -431,7 +465,8 @@ def rules(
     typer.echo(
         f"daily quota: {current.daily_quota} valid, {current.invalid_daily_quota} invalid "
         f"submissions per team, track and UTC day\nselections: up to {current.max_selected} "
-        f"per team\ndeadline: {deadline}"
+        f"per team\ndeadline: {deadline}\npublic board: {current.public_board} "
+        f"({PUBLIC_BOARDS[current.public_board]})"
     )
     if len(log):
         # Closes, reopens and rescores, as the store recorded them.
@@ -440,9 +475,69 @@ def rules(
             typer.echo(f"  {at[:19].replace('T', ' ')} UTC  {action}  {detail}")
 
 
+def integrity(
+    competition: CompetitionOption,
+    track: TrackOption = None,
+    which: Annotated[
+        Which,
+        typer.Option("--submissions", help="Compare every valid submission, or only each "
+                     "team's final candidates (its picks, else its best Public ones)."),
+    ] = _ALL_SUBMISSIONS,
+    shared_errors: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="Null model: the share of errors two independent "
+                     "teams may share (independent reference models share up to 0.39)."),
+    ] = SHARED_ERRORS,
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Family-wise error rate of the flags.")
+    ] = ALPHA,
+    every_pair: Annotated[
+        bool, typer.Option("--all", help="Every pair of teams, not only the flagged ones.")
+    ] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
+) -> None:
+    """Organisers: pairs of teams whose wrong answers agree beyond chance (copied submissions).
+
+    For each pair of teams, the pair of their submissions that shares the most
+    errors: the rows both get wrong, those where they give the same wrong label,
+    and a p-value under the null that independent teams share at most
+    --shared-errors of their errors. Reads hidden rows: never show it to students.
+    """
+    from scoring.leaderboard import Leaderboard
+    from scoring.render import display_integrity, render
+    from xrd_bravais.contract.io import atomic_write_text
+
+    spec = resolve_track(competition, track)
+    if out is not None:
+        checked_output(out, force=force)
+    with _user_errors(), Leaderboard.open(competition) as board:
+        report = board.integrity(spec, which=which.value, shared=shared_errors, alpha=alpha)
+    flagged = report[report["flagged"]] if len(report) else report
+    shown = report if every_pair else flagged
+    title = f"Integrity: {competition.resolve().name} ({spec.name} track)"
+    compared = ", ".join(sorted(set(report["team_a"]) | set(report["team_b"]))) if len(
+        report) else "nothing"  # fmt: skip
+    subtitle = (
+        f"{len(flagged)} flagged pair(s) of {len(report)}. Null model: independent teams share "
+        f"at most {shared_errors:g} of their errors; flagged where the Bonferroni-adjusted "
+        f"p-value is below {alpha:g}, or the files are identical. Compared: {compared}."
+    )
+    text = render(display_integrity(shown), fmt.value, title, subtitle) if len(shown) else (
+        f"{title}\n{subtitle}\nNo pair of teams is flagged.\n")  # fmt: skip
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+        typer.echo(f"Wrote {out}.")
+
+
 def register(app: typer.Typer) -> None:
     """Add the grading commands to the ``xrd-bravais`` application."""
     for command in (validate, score, submit, submissions, select, close, leaderboard, rescore,
-                    rules):  # fmt: skip
+                    rules, integrity):  # fmt: skip
         app.command()(command)
     app.command("amend-key")(amend_key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -184,6 +184,9 @@ class GradeResult:
         Provenance of the score.
     grader_version : str
         :data:`GRADER_VERSION` at scoring time.
+    predictions : numpy.ndarray or None
+        The submission's label codes in the answer key's row order (the grader's
+        Ladder and integrity checks); never stored or shown.
     """
 
     track: str
@@ -195,6 +198,7 @@ class GradeResult:
     grader_version: str = GRADER_VERSION
     measured: Scores | None = None
     measured_public: Scores | None = None
+    predictions: npt.NDArray[np.int64] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of everything (``measured`` only where there is one)."""
@@ -277,6 +281,7 @@ def grade(
         notices=valid.notices,
         submission_sha256=valid.sha256,
         answer_key_sha256=key.sha256,
+        predictions=pred,
     )
 
 

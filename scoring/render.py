@@ -132,7 +132,10 @@ def display_late(late: pd.DataFrame) -> pd.DataFrame:
 
 
 def display_history(history: pd.DataFrame) -> pd.DataFrame:
-    """A team's own submissions (:meth:`Leaderboard.team_history`) as strings."""
+    """A team's own submissions (:meth:`Leaderboard.team_history`) as strings.
+
+    Under the Ladder a ``Released`` column says which Public scores the board took.
+    """
     rows = [
         {
             "Submission": str(record["submission_id"]),
@@ -140,6 +143,7 @@ def display_history(history: pd.DataFrame) -> pd.DataFrame:
             "Valid": "yes" if record["valid"] else "no",
             "Public %": _percent(record["public_accuracy"]),
             "Public F1": _number(record["public_macro_f1"]),
+            **({"Released": _released(record.get("released"))} if "released" in record else {}),
             "Selected": "yes" if record["selected"] else "",
             "Late": "late" if record["late"] else "",
             "Message": str(record["message"]),
@@ -147,6 +151,36 @@ def display_history(history: pd.DataFrame) -> pd.DataFrame:
         for record in history.to_dict("records")
     ]
     return pd.DataFrame(rows)
+
+
+def display_integrity(report: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of teams (:meth:`Leaderboard.integrity`) as strings, for organisers."""
+    rows = []
+    for r in report.to_dict("records"):
+        p = float(r["p_adjusted"])
+        rows.append({
+            "Flag": "FLAGGED" if r["flagged"] else ("baselines" if r["baseline_pair"] else ""),
+            "Team A": str(r["team_a"]),
+            "Team B": str(r["team_b"]),
+            "Submissions": f"{r['submission_a']} / {r['submission_b']}",
+            "Accuracy %": f"{100 * r['accuracy_a']:.1f} / {100 * r['accuracy_b']:.1f}",
+            "Agree %": f"{100 * r['agreement']:.1f}",
+            "Both wrong": str(r["both_wrong"]),
+            "Same wrong (expected)": f"{r['same_wrong']} ({r['expected_same_wrong']:.1f})",
+            "Shared errors": _number(r["shared_errors"], 2),
+            "p (Bonferroni)": ("identical file" if r["identical_file"]
+                               else "< 1e-300" if p < 1e-300 else f"{p:.2g}"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _released(value: object) -> str:
+    """The Ladder's decision on a submission, for people (``""`` where it made none)."""
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no: not above your released score by more than the noise"
+    return ""
 
 
 def render(

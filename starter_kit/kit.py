@@ -22,7 +22,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
@@ -36,6 +36,9 @@ from starter_kit.leaks import (
 from starter_kit.wheel import project_wheel
 from xrd_bravais.contract import layout
 from xrd_bravais.contract.manifest import read_manifest
+
+if TYPE_CHECKING:
+    from scoring.leaderboard import Rules
 
 KIT_FILES: Final = ("README.md", "starter_notebook.ipynb", "make_submission.py")
 """The starter kit's own files (package data of :mod:`starter_kit`)."""
@@ -123,7 +126,23 @@ def readme_values(competition: str | Path) -> dict[str, str]:
         "daily_quota": str(rules.daily_quota),
         "invalid_quota": str(rules.invalid_daily_quota),
         "max_selected": str(rules.max_selected),
+        **public_board_fields(rules),
     }
+
+
+def public_board_fields(rules: Rules) -> dict[str, str]:
+    """What the kit's README says of the Public board in force when the kit was made."""
+    if rules.is_ladder:
+        text = (
+            "Your Public score changes only when a submission beats your released score by "
+            "more than the noise of the comparison (Blum and Hardt's Ladder, a paired test on "
+            "the Public rows); otherwise the submission is scored and kept, its Public score "
+            "stays hidden until the close, and the board keeps your released one. Tweaks tuned "
+            "to the board show nothing; real progress does."
+        )
+    else:
+        text = "Every valid submission's Public score is shown; your best one counts."
+    return {"public_board": rules.public_board, "public_board_text": text}
 
 
 KIT_REQUIREMENTS: Final = (
@@ -202,13 +221,26 @@ def _is_aggregates(competition: str | Path) -> bool:
     return load_task(competition).name == AGGREGATES_TASK_NAME
 
 
-def render_readme(competition: str | Path) -> str:
-    """The kit README filled in with the competition's figures."""
+def render_readme(competition: str | Path, host: str | None = None) -> str:
+    """The kit README filled in with the competition's figures.
+
+    ``host``: the platform that runs the leaderboard (``"Kaggle"``, ``"Codabench"``)
+    where it is not our grader; its board shows every Public score, whatever
+    ``rules --public-board`` says.
+    """
     if _is_aggregates(competition):
         template = Template(kit_file(AGGREGATES_KIT_FILES["README.md"]).decode())
-        return template.substitute(aggregates_readme_values(competition))
-    template = Template(kit_file("README.md").decode())
-    return template.substitute(readme_values(competition))
+        values = aggregates_readme_values(competition)
+    else:
+        template = Template(kit_file("README.md").decode())
+        values = readme_values(competition)
+    if host is not None:
+        values |= {
+            "public_board": f"plain (on {host})",
+            "public_board_text": f"{host}'s leaderboard shows every submission's Public score: "
+            "do not tune to it.",
+        }
+    return template.substitute(values)
 
 
 def aggregates_readme_values(competition: str | Path) -> dict[str, str]:
@@ -255,6 +287,7 @@ def aggregates_readme_values(competition: str | Path) -> dict[str, str]:
         "daily_quota": str(rules.daily_quota),
         "invalid_quota": str(rules.invalid_daily_quota),
         "max_selected": str(rules.max_selected),
+        **public_board_fields(rules),
     }
 
 

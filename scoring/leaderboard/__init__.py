@@ -9,7 +9,11 @@ One class, :class:`Leaderboard`, joins the parts, each a module of its own:
 * :mod:`~scoring.leaderboard.submitting`: submit within the quota, pick finals;
 * :mod:`~scoring.leaderboard.closing`: close, reopen, rescore, the audit log;
 * :mod:`~scoring.leaderboard.ranking` and :mod:`~scoring.leaderboard.boards`: the
-  boards, as queries over the store.
+  boards, as queries over the store;
+* :mod:`~scoring.leaderboard.released`: the Ladder's released Public scores
+  (``rules --public-board ladder``);
+* :mod:`~scoring.leaderboard.copying`: pairs of teams whose submissions agree
+  beyond chance (``xrd-bravais integrity``, organisers only).
 
 Phases: before the deadline only Public scores leave this package through
 student-facing functions (:meth:`Leaderboard.submit`'s receipt and
@@ -25,6 +29,7 @@ from pathlib import Path
 
 from scoring.leaderboard.boards import Boards, TeamSubmission
 from scoring.leaderboard.closing import Change
+from scoring.leaderboard.copying import Copying
 from scoring.leaderboard.names import (
     MAX_TEAM_NAME,
     RESERVED_NAMES,
@@ -51,7 +56,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class Leaderboard(Submitting, Boards):
+class Leaderboard(Submitting, Boards, Copying):
     """The store of one competition's submissions.
 
     Open it with :meth:`open`; every method runs its own short transaction, so one

@@ -8,7 +8,7 @@ late boards' hidden columns wait for the close.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,15 @@ class TeamSubmission:
     selected, late : bool
     measured_public : Scores or None
         Scores on the real measurements of the Public board, where there are any.
+    released : bool or None
+        Under the Ladder, before the close: whether this submission's Public score
+        was released (``public`` and ``measured_public`` are ``None`` if not).
+        ``None`` on a plain board.
+    released_public : Scores or None
+        Under the Ladder: the Public scores the board showed for the team right
+        after this submission.
+    released_submission_id : int or None
+        Under the Ladder: the submission whose scores ``released_public`` are.
     """
 
     submission_id: int
@@ -53,6 +62,9 @@ class TeamSubmission:
     selected: bool
     late: bool
     measured_public: Scores | None = None
+    released: bool | None = None
+    released_public: Scores | None = None
+    released_submission_id: int | None = None
 
 
 
@@ -60,14 +72,32 @@ class Boards(Closing):
     """The public, private, measured and late boards, and a team's own submissions."""
 
     def team_history(self, team: str, track: str | Track | None = None) -> pd.DataFrame:
-        """A team's own submissions with Public scores only (safe to show the team)."""
-        frame = self.submissions(track)
+        """A team's own submissions with Public scores only (safe to show the team).
+
+        Under the Ladder, until the close, a ``released`` column says which
+        submissions' Public scores were released; the others' are NaN.
+        """
+        spec = self.task.track(track)
+        frame = self.submissions(spec)
         frame = frame[frame["team"] == team]
         columns = [
             "submission_id", "submitted_at", "message", "valid",
             "public_accuracy", "public_macro_f1", "selected", "late",
         ]  # fmt: skip
-        return frame[columns].reset_index(drop=True)
+        history = frame[columns].reset_index(drop=True)
+        if self._ladder_hides():
+            releases = self.releases(spec, teams=[team])
+            released = history["submission_id"].map(
+                lambda i: releases[i].released if i in releases else None
+            )
+            history["released"] = released
+            hidden = released != True  # noqa: E712 (None and False alike)
+            history.loc[hidden, ["public_accuracy", "public_macro_f1"]] = float("nan")
+        return history
+
+    def _ladder_hides(self, now: datetime | None = None) -> bool:
+        """Whether the Ladder hides unreleased Public scores (under it, until the close)."""
+        return self.rules.is_ladder and not self.is_closed(now)
 
     def team_submission(self, team: str, submission_id: int) -> TeamSubmission:
         """One of a team's own submissions, with its Public scores only (safe to show it).
@@ -89,7 +119,7 @@ class Boards(Closing):
         if row is None:
             raise LeaderboardError(f"team {team!r} has no submission {submission_id}")
         scores = json.loads(row["scores"]) if row["scores"] else None
-        return TeamSubmission(
+        item = TeamSubmission(
             submission_id=int(row["id"]),
             team=team,
             track=row["track"],
@@ -103,6 +133,17 @@ class Boards(Closing):
             late=bool(row["late"]),
             measured_public=_public_measurements(scores),
         )
+        if scores is None or row["late"] or not self._ladder_hides():
+            return item
+        release = self.releases(self.task.track(item.track), teams=[team]).get(item.submission_id)
+        if release is None:  # a baseline's, or a file the grader now refuses
+            return item
+        released_public = self.public_scores(release.released_submission_id)
+        item = replace(item, released=release.released, released_public=released_public,
+                       released_submission_id=release.released_submission_id)  # fmt: skip
+        if release.released:
+            return item
+        return replace(item, public=None, measured_public=None)
 
     def public_board(self, track: str | Track | None = None) -> pd.DataFrame:
         """The public leaderboard: each team's best on-time Public score.
@@ -116,15 +157,33 @@ class Boards(Closing):
             submission last with no rank; baselines flagged and unranked. Where the
             test set has a MeasuredPublic portion, ``measured_public_accuracy``: the
             same submission's accuracy on those real measurements (not ranked on).
+            Under the Ladder each team's row is its last released submission, not
+            its best.
         """
-        frame = self.submissions(track)
+        spec = self.task.track(track)
+        frame = self.submissions(spec)
         frame = frame[frame["late"] == 0]
-        board = _board(frame, "public")
+        if self.rules.is_ladder:
+            entries = frame.groupby("team")["valid"].sum()
+            board = _board(self._released_rows(frame, spec), "public")
+            board["entries"] = board["team"].map(entries).astype(int)
+        else:
+            board = _board(frame, "public")
         # The same submission on the real measurements of the Public board, if any.
         if frame["measured_public_accuracy"].notna().any():
             figures = frame.set_index("submission_id")["measured_public_accuracy"]
             board["measured_public_accuracy"] = board["submission_id"].map(figures).astype(float)
         return board
+
+    def _released_rows(self, frame: pd.DataFrame, track: Track) -> pd.DataFrame:
+        """Each team's last released submission, the baselines' rows, invalid-only teams."""
+        current = {r.team: r.released_submission_id for r in self.releases(track).values()}
+        keep = (
+            (frame["baseline"] == 1)
+            | frame["submission_id"].isin(list(current.values()))
+            | ~frame["team"].isin(list(current))
+        )
+        return frame[keep]
 
     def private_board(
         self, track: str | Track | None = None, now: datetime | None = None

@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 
 from scoring.grade import GRADER_VERSION, AnswerKey, GradeResult, grade, load_answer_key
+from scoring.ladder import check_public_board
 from scoring.leaderboard.ranking import _final_candidates, _measured_figures, _score_columns
+from scoring.leaderboard.released import Released, public_hits
 from scoring.leaderboard.rules import LeaderboardError, Rules, _stamp, utc_now
-from scoring.leaderboard.store import _FROZEN_KEY, Store, _log, _set_deadline
+from scoring.leaderboard.store import _FROZEN_KEY, _log, _set_deadline
 from scoring.submission import (
     SubmissionError,
 )
@@ -40,7 +42,7 @@ class Change:
 
 
 
-class Closing(Store):
+class Closing(Released):
     """The rules that change, the close, the reopen, the rescore, and their audit log.
 
     (Over 200 lines: the close and its refusals are documented at length, since a
@@ -57,10 +59,15 @@ class Closing(Store):
             closed (only :meth:`close` with ``reopen=True`` moves a passed deadline).
         """
         self._ensure_frozen()
-        rules = replace(self.rules, **changes)
+        before = self.rules
+        rules = replace(before, **changes)
         for name in ("daily_quota", "invalid_daily_quota", "max_selected"):
             if getattr(rules, name) < 0:
                 raise LeaderboardError(f"{name} must be 0 or more")
+        try:
+            check_public_board(rules.public_board)
+        except ValueError as err:
+            raise LeaderboardError(str(err)) from None
         if rules.deadline != self.rules.deadline and self.is_closed():
             raise LeaderboardError(
                 "the competition has closed and its final ranking stands; its deadline moves "
@@ -71,6 +78,7 @@ class Closing(Store):
             "daily_quota": str(rules.daily_quota),
             "invalid_daily_quota": str(rules.invalid_daily_quota),
             "max_selected": str(rules.max_selected),
+            "public_board": rules.public_board,
         }
         with self._write() as db:
             db.executemany(
@@ -78,7 +86,10 @@ class Closing(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(values.items()),
             )
-            if rules.deadline != self.rules.deadline:
+            if rules.public_board != before.public_board:
+                _log(db, utc_now(), "public board",
+                     {"from": before.public_board, "to": rules.public_board})  # fmt: skip
+            if rules.deadline != before.deadline:
                 _set_deadline(db, rules.deadline)
         return self.rules
 
@@ -245,7 +256,7 @@ class Closing(Store):
             "s.private_accuracy, s.private_macro_f1, s.scores, t.name FROM submissions s "
             "JOIN teams t ON t.id = s.team_id ORDER BY s.id"
         ).fetchall()
-        updates, changes = [], []
+        updates, changes, hits = [], [], []
         fields = ("valid", "public_accuracy", "public_macro_f1", "private_accuracy",
                   "private_macro_f1", "measured_accuracy", "measured_macro_f1")  # fmt: skip
         for row in rows:
@@ -260,6 +271,8 @@ class Closing(Store):
                            strict=True))  # fmt: skip
             old = {name: row[name] for name in fields[:5]}
             old |= dict(zip(fields[5:], _measured_figures(row["scores"]), strict=True))
+            if result is not None:
+                hits.append((row["id"], public_hits(result, key, key.task.track(row["track"]))))
             if not _same(old, new):
                 changes.append(Change(row["id"], row["name"], row["track"], old, new))
             updates.append((
@@ -274,6 +287,10 @@ class Closing(Store):
                 "grader_version = ?, answer_key_sha256 = ? WHERE id = ?",
                 updates,
             )
+            # The Ladder replays the course from these: the new key's hits only.
+            db.execute("DELETE FROM public_hits")
+            for submission_id, row_hits in hits:
+                self.store_hits(db, submission_id, row_hits, key)
             _log(db, utc_now(), "rescore", {"answer_key_sha256": key.sha256,
                                             "grader_version": GRADER_VERSION,
                                             "submissions": len(rows), "changed": len(changes)})

@@ -34,12 +34,24 @@ class Rules:
         Submissions a team may pick for the private leaderboard.
     deadline : datetime or None
         When the competition closes (UTC); ``None`` while open-ended.
+    public_board : {"plain", "ladder"}
+        ``plain``: each submission's Public score is shown and a team's best counts.
+        ``ladder``: a team's Public score is released only when a submission beats
+        its released score by more than the noise (:mod:`scoring.ladder`), so
+        probing the Public rows gains nothing. The Private board is the same under
+        both.
     """
 
     daily_quota: int = 5
     invalid_daily_quota: int = 20
     max_selected: int = 2
     deadline: datetime | None = None
+    public_board: str = "plain"
+
+    @property
+    def is_ladder(self) -> bool:
+        """Whether the Public board is the Ladder."""
+        return self.public_board == "ladder"
 
     def is_closed(self, now: datetime) -> bool:
         """Whether ``now`` is at or after the deadline."""

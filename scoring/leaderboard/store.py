@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS public_hits (
+    submission_id INTEGER PRIMARY KEY REFERENCES submissions(id),
+    answer_key_sha256 TEXT NOT NULL,
+    hits BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id_hash TEXT PRIMARY KEY,
     selector TEXT NOT NULL REFERENCES credentials(selector) ON DELETE CASCADE,
@@ -242,6 +247,7 @@ class Store:
             invalid_daily_quota=int(rows.get("invalid_daily_quota", defaults.invalid_daily_quota)),
             max_selected=int(rows.get("max_selected", defaults.max_selected)),
             deadline=_parse_stamp(deadline) if deadline else None,
+            public_board=rows.get("public_board", defaults.public_board),
         )
 
     def is_closed(self, now: datetime | None = None) -> bool:

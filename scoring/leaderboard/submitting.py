@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -22,6 +22,7 @@ from scoring.leaderboard.names import (
     name_skeleton,
 )
 from scoring.leaderboard.ranking import _score_columns
+from scoring.leaderboard.released import Released, public_hits
 from scoring.leaderboard.rules import (
     LeaderboardError,
     Quota,
@@ -32,7 +33,6 @@ from scoring.leaderboard.rules import (
     day_bounds,
     utc_now,
 )
-from scoring.leaderboard.store import Store
 from scoring.metrics import Scores
 from scoring.submission import (
     SubmissionError,
@@ -72,6 +72,15 @@ class Receipt:
     measured_public : Scores or None
         Scores on the real measurements of the Public board, where the test set
         has them (``build --measured-public-fraction``).
+    released : bool or None
+        Under the Ladder (``rules --public-board ladder``): whether this submission's
+        Public score was released. ``public`` and ``measured_public`` are then
+        ``None`` unless it was. ``None`` on a plain board.
+    released_public : Scores or None
+        Under the Ladder: the Public scores the board shows for the team after this
+        submission (this one's, or an earlier released one's).
+    released_submission_id : int or None
+        Under the Ladder: the submission whose scores ``released_public`` are.
     """
 
     submission_id: int
@@ -87,10 +96,13 @@ class Receipt:
     quota_resets_at: datetime
     late: bool
     measured_public: Scores | None = None
+    released: bool | None = None
+    released_public: Scores | None = None
+    released_submission_id: int | None = None
 
 
 
-class Submitting(Store):
+class Submitting(Released):
     """Submit within the quota, see what is left of it, and pick the final submissions.
 
     (Over 200 lines: :meth:`submit` alone is 100, most of it its documentation.)
@@ -207,7 +219,9 @@ class Submitting(Store):
                 ),
             )  # fmt: skip
             submission_id = int(cursor.lastrowid or 0)
-        return Receipt(
+            if result is not None:
+                self.store_hits(db, submission_id, public_hits(result, key, spec), key)
+        receipt = Receipt(
             submission_id=submission_id,
             team=name,
             track=spec.name,
@@ -221,6 +235,21 @@ class Submitting(Store):
             quota_resets_at=day_bounds(moment)[1],
             late=late,
             measured_public=result.measured_public if result else None,
+        )
+        if rules.is_ladder and result is not None and not baseline and not late:
+            receipt = self._ladder_receipt(receipt, spec, key)
+        return receipt
+
+    def _ladder_receipt(self, receipt: Receipt, track: Track, key: AnswerKey) -> Receipt:
+        """The receipt as the Ladder shows it: this submission's scores only if released."""
+        release = self.releases(track, teams=[receipt.team], key=key)[receipt.submission_id]
+        shown = self.public_scores(release.released_submission_id)
+        if release.released:
+            return replace(receipt, released=True, released_public=shown,
+                           released_submission_id=release.released_submission_id)  # fmt: skip
+        return replace(
+            receipt, public=None, measured_public=None, released=False, released_public=shown,
+            released_submission_id=release.released_submission_id,
         )
 
     def _check_quota(

@@ -270,6 +270,7 @@ def _pages(competition: Path, track: Track, key: pd.DataFrame) -> dict[str, str]
         competition, track, 100 * public / max(public + private, 1), measured, how,
         final_pick="the leaderboard keeps your best Public submission, and that one is "
                    "scored on the Private rows for the final ranking",
+        host="Codabench",
     )  # fmt: skip
     pages["overview.md"] = pages["overview.md"].replace(
         "\n", "\n\n> On Codabench: download *Public Data* and *Starting Kit* (Participate tab) "

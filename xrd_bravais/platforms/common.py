@@ -88,6 +88,7 @@ def participant_pages(
     measured: str = "",
     how_to_submit: str = "",
     final_pick: str | None = None,
+    host: str = "the platform",
 ) -> dict[str, str]:
     """The Markdown pages every platform shows: overview, evaluation, data, rules.
 
@@ -102,6 +103,9 @@ def participant_pages(
     final_pick : str, optional
         How the final ranking picks each team's submission; default: our rule
         (up to ``max_selected`` picks, else the best public ones).
+    host : str
+        The platform's name. Its leaderboard shows every Public score: no platform
+        runs the Ladder (``rules --public-board ladder``), so the pages say so.
     """
     from starter_kit.kit import SOURCE_NAMES, render_readme
 
@@ -133,16 +137,22 @@ files in a folder `public/` under `DIR`): `xrd-bravais validate submission.csv
         f"pick up to {rules.max_selected} for the final ranking, otherwise the best "
         "public ones count"
     )
+    ladder = (
+        " (The organisers' own grader would run a Ladder, which releases a score only when "
+        f"it beats the team's released one by more than the noise; {host} cannot.)"
+        if rules.is_ladder else ""
+    )
     source = SOURCE_NAMES.get(manifest["source"].get("kind", ""), "see the data page")
     rules_page = f"""# Rules
 
 - One account per participant; teams as the host allows.
 - {rules.daily_quota} submissions a day; {pick}.
+- {host}'s leaderboard shows every submission's Public score; do not tune to it.{ladder}
 - The data: {source}; its licence is on the data page.
 - No hand-labelling of test patterns and no outside data that contains them.
 """
     return {
-        "overview.md": render_readme(competition),
+        "overview.md": render_readme(competition, host=host),
         "evaluation.md": evaluation,
         "data.md": (competition / layout.DATA_CARD).read_text(encoding="utf-8"),
         "rules.md": rules_page,

@@ -81,7 +81,7 @@ def _pages(competition: Path, track: Track, solution: pd.DataFrame) -> dict[str,
         f"{ignored:,} test rows are real measurements that this page does not score "
         "(they are predicted like the others)." if ignored else ""
     )
-    return participant_pages(competition, track, public_share, measured)
+    return participant_pages(competition, track, public_share, measured, host="Kaggle")
 
 
 def _host_readme(competition: Path, track: Track, solution: pd.DataFrame) -> str:

@@ -31,6 +31,10 @@ class Competition(BaseModel):
     daily_quota: int
     invalid_daily_quota: int
     max_selected: int
+    public_board: str = Field(description="plain, or ladder: a team's Public score is "
+                              "released only when it beats its released one by more than the "
+                              "noise (Blum and Hardt's Ladder).")
+    public_board_meaning: str
     deadline: str | None
     closed: bool
 
@@ -99,6 +103,15 @@ class Submission(BaseModel):
         None, description="Figures on the real measurements scored on the Public board, "
         "where the competition has some (build --measured-public-fraction)."
     )
+    released: bool | None = Field(
+        None, description="Under the Ladder: whether this submission's Public score was "
+        "released (its public figures are null if not); null on a plain board."
+    )
+    released_public: PublicScores | None = Field(
+        None, description="Under the Ladder: the Public figures the board showed for your "
+        "team right after this submission."
+    )
+    released_submission_id: int | None = None
     selected: bool
     late: bool
     quota: QuotaLeft | None = None
@@ -115,6 +128,9 @@ class HistoryRow(BaseModel):
     public_macro_f1: float | None
     selected: bool
     late: bool
+    released: bool | None = Field(
+        None, description="Under the Ladder: whether the Public score was released."
+    )
 
 
 class Selection(BaseModel):

@@ -317,6 +317,17 @@ def admin(request: Request) -> HTMLResponse:
     return render(request, "admin.html", identity=identity, teams=teams)
 
 
+@router.get("/admin/integrity", response_class=HTMLResponse)
+def admin_integrity(request: Request, track: str | None = None) -> HTMLResponse:
+    """Pairs of teams whose wrong answers agree beyond chance (organisers only)."""
+    identity = require_admin(request)
+    site = site_of(request)
+    spec = track_of(site, track)
+    report = site.board().integrity(spec, answer_key=site.answer_key())
+    return render(request, "integrity.html", identity=identity, track=spec.name,
+                  **views.integrity_view(report))  # fmt: skip
+
+
 @router.post("/admin/close", response_class=HTMLResponse)
 def admin_close(
     request: Request,

@@ -21,8 +21,10 @@ import pandas as pd
 from markdown_it import MarkdownIt
 
 from scoring.grade import AnswerKeyError, reference_guesses
+from scoring.integrity import ALPHA, SHARED_ERRORS
+from scoring.ladder import PUBLIC_BOARDS
 from scoring.leaderboard import Leaderboard, Quota, Rules, TeamSubmission
-from scoring.render import display_frame, display_history, display_late
+from scoring.render import display_frame, display_history, display_integrity, display_late
 from xrd_bravais.contract import layout
 from xrd_bravais.contract.tasks import Track
 from xrd_bravais.web.site import Site
@@ -114,9 +116,28 @@ def history_rows(board: Leaderboard, team: str, track: Track) -> list[dict[str, 
             "public_macro_f1": _number(record["public_macro_f1"]),
             "selected": bool(record["selected"]),
             "late": bool(record["late"]),
+            "released": _flag(record.get("released")),
             "text": {k: str(v) for k, v in text.items()},
         })  # fmt: skip
     return rows
+
+
+def integrity_view(report: pd.DataFrame) -> dict[str, Any]:
+    """The integrity report for the admin page: flagged pairs, then the others."""
+    flagged = report[report["flagged"]] if len(report) else report
+    others = report[~report["flagged"]] if len(report) else report
+    return {
+        "flagged": Table.of(display_integrity(flagged)),
+        "others": Table.of(display_integrity(others)),
+        "n_pairs": len(report),
+        "shared_errors": SHARED_ERRORS,
+        "alpha": ALPHA,
+    }
+
+
+def _flag(value: object) -> bool | None:
+    """The Ladder's decision (None where it made none: a plain board, an invalid file)."""
+    return value if isinstance(value, bool) else None
 
 
 def _number(value: object) -> float | None:
@@ -157,6 +178,9 @@ def submission_view(
         "notices": list(notices),
         "public": scores_view(item.public, track),
         "public_real": scores_view(item.measured_public, track),
+        "released": item.released,
+        "released_public": scores_view(item.released_public, track),
+        "released_submission_id": item.released_submission_id,
         "selected": item.selected,
         "late": item.late,
     }
@@ -177,6 +201,8 @@ def rules_view(rules: Rules, now: datetime) -> dict[str, Any]:
         "daily_quota": rules.daily_quota,
         "invalid_daily_quota": rules.invalid_daily_quota,
         "max_selected": rules.max_selected,
+        "public_board": rules.public_board,
+        "public_board_meaning": PUBLIC_BOARDS[rules.public_board],
         "deadline": None if rules.deadline is None
         else rules.deadline.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "closed": rules.is_closed(now),
