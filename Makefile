@@ -1,7 +1,7 @@
 # Two entry points for a fresh machine (only Python, pip and build tools needed):
 #   make demo   install into .venv, build the AMCSD demo competition into demo/, run the
 #               reference baselines on it, zip the starter kit and print the leaderboard
-#   make test   install into .venv, lint, type-check scoring/, run the test suite
+#   make test   install into .venv, lint, type-check scoring/, build the docs, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -18,7 +18,7 @@ DEMO_PUBLIC_FRACTION ?= 0.5
 # of the training rows, held out, stop improving for 20 rounds.
 DEMO_CV ?= 3
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint docs install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,13 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy scoring xrd_bravais/contract
 	$(BIN)/lint-imports
 
-test: lint
+# The documentation site, strict: a broken link, a missing page or a docstring
+# reference that does not resolve fails it.
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) demo *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) demo site *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -16,6 +16,8 @@ from typing import Final
 
 import pandas as pd
 
+from xrd_bravais.contract.references import GUESS_TITLES
+
 FORMATS: Final = ("table", "md", "csv", "html")
 
 _REFERENCE_NAMES: Final = {
@@ -54,7 +56,8 @@ def display_frame(
     board : pandas.DataFrame
         From :meth:`Leaderboard.public_board` or :meth:`Leaderboard.private_board`.
     references : mapping, optional
-        Expected accuracy of ``uniform``, ``prior`` and ``majority`` guessing.
+        Expected accuracy of ``uniform``, ``prior`` and ``majority`` guessing, each
+        shown as a reference row unless the board has that guess's baseline row.
     private : bool
         Add the shake-up columns (public rank, change, public-private gap).
 
@@ -95,7 +98,10 @@ def display_frame(
             if has_measured:
                 row["Measured %"] = _percent(record.get("measured_accuracy"))
         rows.append(row)
+    shown = set(board.loc[board["baseline"].astype(bool), "team"]) if len(board) else set()
     for name, value in (references or {}).items():
+        if GUESS_TITLES.get(name) in shown:
+            continue  # the guess's own baseline row is on the board: one row per guess
         row = dict.fromkeys(rows[0] if rows else ["Rank"], "—")
         row.update(Team=_REFERENCE_NAMES.get(name, name), Kind="reference",
                    **{"Accuracy %": _percent(value)}, _sort=value)  # fmt: skip

@@ -36,6 +36,7 @@ from baselines.data import Patterns, read_patterns, stratified_sample
 from xrd_bravais.contract import layout
 from xrd_bravais.contract.grid import Grid, GridError, require_grid
 from xrd_bravais.contract.moved import load_pickle
+from xrd_bravais.contract.references import GUESS_TITLES
 from xrd_bravais.contract.tasks import Track
 
 MODEL_FORMAT: Final = 1
@@ -154,9 +155,8 @@ def registry() -> dict[str, Baseline]:
     """Every baseline by name, in the order ``all`` runs them (cheapest first)."""
     grids = _grids()
     return {
-        "uniform": Baseline("uniform", "random guess (uniform)", _guess("uniform")),
-        "prior": Baseline("prior", "random guess (prior-matched)", _guess("prior")),
-        "majority": Baseline("majority", "random guess (majority class)", _guess("majority")),
+        **{kind: Baseline(kind, GUESS_TITLES[kind], _guess(kind))
+           for kind in ("uniform", "prior", "majority")},
         "search-match": Baseline("search-match", "search-match (nearest reference patterns)",
                                  _search_match, grids["search-match"]),
         "random-forest": Baseline(

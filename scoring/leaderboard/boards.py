@@ -175,6 +175,34 @@ class Boards(Closing):
             board["measured_public_accuracy"] = board["submission_id"].map(figures).astype(float)
         return board
 
+    def public_progress(self, track: str | Track | None = None) -> pd.DataFrame:
+        """Each team's score on the public board over time (safe to show everyone).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``team, submitted_at, accuracy``: one row per on-time valid submission
+            of a team (baselines left out), with the Public accuracy the board showed
+            for the team from that moment: its best so far on a plain board, its
+            released one under the Ladder. Time order.
+        """
+        spec = self.task.track(track)
+        frame = self.submissions(spec)
+        frame = frame[(frame["late"] == 0) & (frame["valid"] == 1) & (frame["baseline"] == 0)]
+        frame = frame.sort_values(["submitted_at", "submission_id"], kind="stable")
+        if self.rules.is_ladder:
+            releases = self.releases(spec)
+            scores = frame.set_index("submission_id")["public_accuracy"]
+            shown = [scores[releases[i].released_submission_id] if i in releases else float("nan")
+                     for i in frame["submission_id"]]  # fmt: skip
+        else:
+            shown = frame.groupby("team", sort=False)["public_accuracy"].cummax().tolist()
+        return pd.DataFrame({
+            "team": frame["team"].to_numpy(),
+            "submitted_at": [_parse_stamp(t) for t in frame["submitted_at"]],
+            "accuracy": pd.Series(shown, dtype=float).to_numpy(),
+        })  # fmt: skip
+
     def _released_rows(self, frame: pd.DataFrame, track: Track) -> pd.DataFrame:
         """Each team's last released submission, the baselines' rows, invalid-only teams."""
         current = {r.team: r.released_submission_id for r in self.releases(track).values()}

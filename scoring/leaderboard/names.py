@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from scoring.leaderboard.rules import LeaderboardError
+from xrd_bravais.contract.references import GUESS_TITLES
 
 MAX_TEAM_NAME: Final = 64
 
@@ -29,7 +30,7 @@ def clean_team_name(name: str) -> str:
 
 RESERVED_NAMES: Final = (
     "random guess: uniform", "random guess: prior-matched", "random guess: majority class",
-    "random guess (uniform)", "random guess (prior-matched)", "random guess (majority class)",
+    *GUESS_TITLES.values(),
     "uniform", "prior", "majority", "random forest", "random-forest", "svm",
     "SVM (RBF kernel)", "xgboost", "1D-CNN", "cnn1d", "baseline", "reference",
 )  # fmt: skip

@@ -7,9 +7,18 @@ report; one definition here so that they all agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
+GUESS_TITLES: Final = {
+    "uniform": "random guess (uniform)",
+    "prior": "random guess (prior-matched)",
+    "majority": "random guess (majority class)",
+}
+"""The board names of the three random-guess baselines, by reference: where a board
+has a guess's baseline row, its expected-accuracy reference row is not repeated."""
 
 
 def reference_scores(

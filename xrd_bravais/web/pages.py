@@ -67,7 +67,7 @@ def leaderboard(request: Request, track: str | None = None) -> HTMLResponse:
     spec = track_of(site, track)
     closed = site.board().is_closed()
     return render(request, "leaderboard.html", track=spec.name, closed=closed,
-                  table=views.public_table(site, spec),
+                  table=views.public_table(site, spec), chart=views.progress_chart(site, spec),
                   late=views.late_table(site, spec) if closed else None)  # fmt: skip
 
 
@@ -101,7 +101,10 @@ def rules(request: Request) -> HTMLResponse:
 @router.get("/baselines", response_class=HTMLResponse)
 def baselines(request: Request) -> HTMLResponse:
     """Every baseline's CV and Public figures, per track."""
-    return render(request, "baselines.html", results=views.baseline_results(site_of(request)))
+    site = site_of(request)
+    results = views.baseline_results(site)
+    figures = {track: views.baseline_figure(site, track) for track in results}
+    return render(request, "baselines.html", results=results, figures=figures)
 
 
 @router.get("/baselines/{track}/", response_class=HTMLResponse)
@@ -224,7 +227,8 @@ def _team_page(request: Request, identity: Identity, spec: Track, status: int = 
     return render(
         request, "team.html", status=status, identity=identity, track=spec.name,
         quota=views.quota_view(board.quota(identity.team, spec)),
-        history=views.history_rows(board, identity.team, spec), **extra,
+        history=views.history_rows(board, identity.team, spec),
+        chart=views.team_chart(board, identity.team, spec), **extra,
     )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from scoring.leaderboard import Leaderboard, Quota, Rules, TeamSubmission
 from scoring.render import display_frame, display_history, display_integrity, display_late
 from xrd_bravais.contract import layout
 from xrd_bravais.contract.tasks import Track
+from xrd_bravais.web.charts import Series, step_chart
 from xrd_bravais.web.site import Site
 
 BASELINE_FILE: Final = re.compile(r"^[A-Za-z0-9_.-]+\.(png|csv)$")
@@ -73,6 +74,49 @@ def public_table(site: Site, track: Track) -> Table:
     """The public leaderboard with baselines and random-guess references."""
     board = site.board().public_board(track)
     return Table.of(display_frame(board, _references(site, track, "Public")), _tied(board))
+
+
+def progress_chart(site: Site, track: Track, top: int = 5) -> str:
+    """The best Public score over time of the leading teams, with the best baseline.
+
+    Under the Ladder the released scores (what the board showed). Public figures
+    only: nothing here is hidden before the close. ``""`` with no team yet.
+    """
+    board = site.board()
+    table = board.public_board(track)
+    leaders = table[table["rank"].notna()].sort_values("rank")["team"].head(top).tolist()
+    progress = board.public_progress(track)
+    series = [Series(team, list(zip(rows["submitted_at"], rows["accuracy"], strict=True)))
+              for team in leaders for rows in [progress[progress["team"] == team]]]  # fmt: skip
+    baselines = table[table["baseline"] & table["accuracy"].notna()]
+    level = {}
+    if len(baselines):
+        best = baselines.sort_values("accuracy", ascending=False).iloc[0]
+        level[f"best baseline: {best['team']}"] = float(best["accuracy"])
+    return step_chart(series, f"Public accuracy over time of the top {len(leaders)} teams, "
+                              f"{track.name} track", level=level)  # fmt: skip
+
+
+def team_chart(board: Leaderboard, team: str, track: Track) -> str:
+    """A team's own submissions over time: each one's Public score and the board's line.
+
+    Under the Ladder, before the close, only released scores (the others are hidden).
+    """
+    history = board.team_history(team, track)
+    history = history[(history["valid"] == 1) & (history["late"] == 0)]
+    times = [_parse_time(t) for t in history["submitted_at"]]
+    progress = board.public_progress(track)
+    mine = progress[progress["team"] == team]
+    return step_chart(
+        [Series("on the board", list(zip(mine["submitted_at"], mine["accuracy"], strict=True))),
+         Series("each submission", list(zip(times, history["public_accuracy"], strict=True)),
+                line=False)],
+        f"Your Public accuracy over time, {track.name} track",
+    )  # fmt: skip
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(str(text))
 
 
 def private_tables(site: Site, track: Track) -> dict[str, Table]:
@@ -232,7 +276,10 @@ def data_card(site: Site) -> str | None:
 
 
 def baseline_results(site: Site) -> dict[str, list[dict[str, Any]]]:
-    """Each track's baseline results (``result.json``: Public and CV figures only)."""
+    """Each track's baseline results (``result.json``: Public and CV figures only).
+
+    Best Public accuracy first, as on the leaderboard.
+    """
     found: dict[str, list[dict[str, Any]]] = {}
     for track in site.task.track_names:
         folder = site.competition / layout.BASELINES / track
@@ -243,8 +290,13 @@ def baseline_results(site: Site) -> dict[str, list[dict[str, Any]]]:
             result["folder"] = path.parent.name
             results.append(result)
         if results:
-            found[track] = results
+            found[track] = sorted(results, key=lambda r: -(r["public"]["accuracy"] or 0.0))
     return found
+
+
+def baseline_figure(site: Site, track: str) -> bool:
+    """Whether a track's baselines have their comparison figure (``comparison.png``)."""
+    return (site.competition / layout.BASELINES / track / "comparison.png").is_file()
 
 
 def baseline_report(site: Site, track: str) -> str | None:
