@@ -54,7 +54,8 @@ def display_frame(
     Parameters
     ----------
     board : pandas.DataFrame
-        From :meth:`Leaderboard.public_board` or :meth:`Leaderboard.private_board`.
+        From :meth:`~scoring.leaderboard.Leaderboard.public_board` or
+        :meth:`~scoring.leaderboard.Leaderboard.private_board`.
     references : mapping, optional
         Expected accuracy of ``uniform``, ``prior`` and ``majority`` guessing, each
         shown as a reference row unless the board has that guess's baseline row.
@@ -116,7 +117,7 @@ def display_frame(
 
 
 def display_late(late: pd.DataFrame) -> pd.DataFrame:
-    """The late submissions of :meth:`Leaderboard.late_board` as strings, for people."""
+    """The late submissions (:meth:`~scoring.leaderboard.Leaderboard.late_board`), for people."""
     rows = []
     for record in late.to_dict("records"):
         row = {
@@ -138,7 +139,7 @@ def display_late(late: pd.DataFrame) -> pd.DataFrame:
 
 
 def display_history(history: pd.DataFrame) -> pd.DataFrame:
-    """A team's own submissions (:meth:`Leaderboard.team_history`) as strings.
+    """A team's own submissions (:meth:`~scoring.leaderboard.Leaderboard.team_history`).
 
     Under the Ladder a ``Released`` column says which Public scores the board took.
     """
@@ -160,7 +161,7 @@ def display_history(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def display_integrity(report: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of teams (:meth:`Leaderboard.integrity`) as strings, for organisers."""
+    """Pairs of teams (:meth:`~scoring.leaderboard.Leaderboard.integrity`), for organisers."""
     rows = []
     for r in report.to_dict("records"):
         p = float(r["p_adjusted"])

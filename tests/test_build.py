@@ -28,7 +28,7 @@ LAYOUT = [
     "manifest.json",
     "public/train.parquet", "public/train_sticks.parquet", "public/train_meta.parquet",
     "public/test.parquet", "public/sample_submission.csv",
-    "public/sample_submission_spacegroup.csv", "public/DATA.md",
+    "public/sample_submission_spacegroup.csv", "public/DATA.md", "public/overview.png",
     "private/solution.csv", "private/test_meta.parquet",
     "reports/rejects.csv", "reports/overview.png", "reports/outliers.csv",
     "reports/outliers.png",

@@ -319,3 +319,90 @@ def test_the_website_shows_the_public_real_score_and_no_hidden_one(shown_build, 
         assert "Real (Public) %" in board and "Measured %" not in board
     finally:
         server.stop()
+
+
+def test_the_example_is_the_measurement_a_training_structure_matches_best(tmp_path):
+    from competition.lattice.example import best_matches, choose_example
+    from competition.lattice.spool import PatternSpool
+    from competition.physics.realism import RealismRanges, bragg_two_theta, grid_wavelength
+    from competition.sources.measured import MeasuredPatterns
+    from xrd_bravais.contract.grid import Grid
+
+    grid = Grid.spanning(5.0, 90.0, 0.02)
+    x = grid.two_theta()
+    wavelength = grid_wavelength(grid)
+
+    def two_theta(d: float) -> float:
+        return float(bragg_two_theta(d, wavelength))
+
+    def peaks(*centres: float) -> np.ndarray:
+        y = sum(np.exp(-0.5 * ((x - c) / 0.05) ** 2) for c in centres)
+        return (y / y.max()).astype(np.float32)
+
+    def sticks(*ds: float) -> np.ndarray:
+        rows = [[two_theta(d), d, 1.0, 1, 0, 0, 1.0, 0.0, 0.0] for d in ds]
+        return np.asarray(rows, dtype=np.float32)
+
+    # Three training structures; the real rows: a shifted, noisy copy of "b" (group 14),
+    # a pattern of group 14 unlike any, and one of a group no training structure has.
+    ds = {"a": (3.0, 2.0), "b": (4.0, 2.5, 1.8), "c": (3.5, 1.5)}
+    train = pd.DataFrame({"entry_id": ["a", "b", "c"], "formula": ["A", "B", "C"],
+                          "spacegroup_number": [14, 14, 225]})  # fmt: skip
+    rng = np.random.default_rng(0)
+    real_b = peaks(*(two_theta(d) + 0.05 for d in ds["b"]))
+    real_b = (0.2 + real_b + 0.02 * rng.random(x.size)).astype(np.float32)
+    measured = MeasuredPatterns(
+        files=["m1.xy", "m2.xy", "m3.xy"],
+        X=np.stack([peaks(60.0, 70.0), real_b, peaks(*map(two_theta, ds["a"]))]),
+        spacegroup_number=np.array([14, 14, 62]), bravais_lattice=np.array(["mP", "mP", "oP"]),
+        rejected=[], description={},
+    )  # fmt: skip
+    with PatternSpool(grid.n_points, tmp_path) as spool:
+        for entry, d in ds.items():
+            spool.add(entry, peaks(*map(two_theta, d))[None, :], sticks(*d))
+        example = choose_example(measured, train, spool, grid, RealismRanges(), seed=3)
+        again = choose_example(measured, train, spool, grid, RealismRanges(), seed=3)
+        matches = best_matches(measured, train, spool, grid)
+        spool_b = spool["b"]
+    assert example is not None
+    assert (example.file, example.entry_id, example.formula) == ("m2.xy", "b", "B")
+    assert (example.spacegroup_number, example.bravais_lattice) == (14, "mP")
+    # m3 matches "a" best of all, but "a" is of another group: never compared.
+    assert sorted(matches["index"]) == [0, 1]
+    assert example.cosine == matches["cosine"].max() > 2 * matches["cosine"].min()
+    assert np.array_equal(example.real, measured.X[1])
+    # The measured profile is the same reflections, drawn again: peaks where "b" has them.
+    top = x[np.argmax(example.measured_profile)]
+    assert min(abs(top - two_theta(d)) for d in ds["b"]) < 0.5
+    assert np.abs(example.measured_profile - example.clean).max() > 0.05
+    assert np.array_equal(example.clean, spool_b)
+    assert np.array_equal(example.measured_profile, again.measured_profile)  # seeded
+    assert choose_example(measured, train.iloc[2:], spool, grid, RealismRanges(), 3) is None
+
+
+def test_the_data_page_shows_the_real_example_only_after_the_close(measured_build, tmp_path):
+    import httpx
+    from conftest import SiteServer
+
+    out = measured_build.out
+    assert (out / layout.PUBLIC_OVERVIEW).is_file() and (out / layout.MEASURED_EXAMPLE).is_file()
+    verify_manifest(out)  # both figures are in the manifest
+    comp = Path(shutil.copytree(out, tmp_path / "comp"))
+    server = SiteServer(comp).start()
+    try:
+        page = httpx.get(f"{server.url}/data").text
+        assert '<img src="/data/overview.png"' in page and "measured-example" not in page
+        assert "appears here when the competition closes" in page
+        image = httpx.get(f"{server.url}/data/overview.png")
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        assert httpx.get(f"{server.url}/data/measured-example.png").status_code == 404
+        server.cli("close")
+        page = httpx.get(f"{server.url}/data").text
+        assert '<img src="/data/measured-example.png"' in page
+        image = httpx.get(f"{server.url}/data/measured-example.png")
+        assert image.status_code == 200 and image.content == (
+            out / layout.MEASURED_EXAMPLE).read_bytes()
+        # Nothing else of the competition folder is served under /data.
+        assert httpx.get(f"{server.url}/data/DATA.png").status_code == 404
+    finally:
+        server.stop()

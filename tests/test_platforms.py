@@ -34,11 +34,13 @@ def test_the_upload_folder_holds_the_public_data_pages_and_a_separate_solution(
 ):
     files = sorted(p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file())
     assert files == [
-        "README.md", "data/sample_submission.csv", "data/test.parquet", "data/train.parquet",
+        "README.md", "data/overview.png", "data/sample_submission.csv", "data/test.parquet",
+        "data/train.parquet",
         "data/train_meta.parquet", "data/train_sticks.parquet", "pages/data.md",
         "pages/evaluation.md", "pages/overview.md", "pages/rules.md", "solution/solution.csv",
     ]  # fmt: skip
-    for name in ("train.parquet", "test.parquet", "train_sticks.parquet", "train_meta.parquet"):
+    for name in ("train.parquet", "test.parquet", "train_sticks.parquet", "train_meta.parquet",
+                 "overview.png"):
         assert (exported / "data" / name).read_bytes() == (cod_build.out / "public" / name
                                                            ).read_bytes()  # fmt: skip
     solution = pd.read_csv(exported / "solution" / "solution.csv", dtype=str)

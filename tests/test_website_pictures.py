@@ -90,10 +90,12 @@ def test_the_pictures_render_in_a_browser(site) -> None:
         page.goto(f"{site.url}/leaderboard")
         box = page.locator("figure.chart svg").bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 100
-        page.goto(f"{site.url}/baselines")
-        loaded = page.evaluate(
-            "() => [...document.images].map(i => [i.src, i.complete && i.naturalWidth > 0])"
-        )
-        assert loaded and all(ok for _, ok in loaded), loaded
+        for path, wanted in (("/baselines", "comparison.png"), ("/data", "overview.png")):
+            page.goto(f"{site.url}{path}")
+            loaded = page.evaluate(
+                "() => [...document.images].map(i => [i.src, i.complete && i.naturalWidth > 0])"
+            )
+            assert loaded and all(ok for _, ok in loaded), loaded
+            assert any(src.endswith(wanted) for src, _ in loaded), loaded
         browser.close()
     assert failed == []

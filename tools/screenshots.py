@@ -9,9 +9,9 @@ It copies the competition's public and private parts (and its baselines) to a
 temporary folder, opens three teams that submit the baselines' files, slightly
 changed, over two weeks, copies one of them into a fourth team (so the integrity
 page has something to show), serves it with ``xrd-bravais serve`` on 127.0.0.1 and
-saves what a student and an organiser see: the login page, the leaderboard, the
-team page, a submission's result, the admin page and the integrity report. The
-pictures are made from the pages as they are, so they stay true as the pages change.
+saves what a student and an organiser see: the login page, the leaderboard, the data
+page, the team page, a submission's result, the admin page and the integrity report.
+The pictures are made from the pages as they are, so they stay true as the pages change.
 """
 
 from __future__ import annotations
@@ -126,14 +126,15 @@ def main(argv: list[str] | None = None) -> None:
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 shots = []
 
-                def shot(name: str, path: str) -> None:
+                def shot(name: str, path: str, full_page: bool = True) -> None:
                     page.goto(url + path)
                     target = args.out / f"{name}.png"
-                    page.screenshot(path=str(target), full_page=True)
+                    page.screenshot(path=str(target), full_page=full_page)
                     shots.append(target)
 
                 shot("login", "/login")
                 shot("leaderboard", "/leaderboard")
+                shot("data", "/data", full_page=False)  # the figure; the card runs on
                 page.goto(url + "/login")
                 page.fill("input[name=token]", tokens["Crystal Gazers"])
                 page.click("button:has-text('Log in')")

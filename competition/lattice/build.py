@@ -78,6 +78,7 @@ LAYOUT_FILES: Final = (
     *(layout.sample_submission(t) for t in LATTICE_TASK.track_names),
     layout.DATA_CARD, layout.SOLUTION, layout.TRAIN_META, layout.TEST_META,
     layout.REJECTS, layout.OVERVIEW, OUTLIERS, OUTLIERS_PLOT,
+    layout.PUBLIC_OVERVIEW, layout.MEASURED_EXAMPLE,
 )  # fmt: skip
 """Every file a build writes besides ``manifest.json``. Rebuilding under the live
 folders of :data:`xrd_bravais.contract.layout.LIVE_FOLDERS` would mix scores graded on two keys."""
@@ -446,11 +447,31 @@ def _assemble(
     write_overview_figure(
         out / layout.OVERVIEW, summary, train, spool, config.pattern.grid()
     )
+    _write_public_figures(out, config, train, spool, measured)
     _screen_outliers(out, train, test, spool, config)
     write_manifest(out, config, source, summary)
     end_writing(out)
     summary.seconds["write"] = time.perf_counter() - start
     return summary
+
+
+def _write_public_figures(
+    out: Path, config: BuildConfig, train: pd.DataFrame, spool: PatternSpool,
+    measured: MeasuredPatterns | None,
+) -> None:
+    """The students' overview, and with real measurements the organisers' example of one."""
+    from competition.lattice.example import choose_example
+    from competition.lattice.report import write_measured_example, write_public_overview
+
+    write_public_overview(out / layout.PUBLIC_OVERVIEW, train, spool, config.pattern.grid())
+    example = None if measured is None else choose_example(
+        measured, train[train[DRAW] == 0], spool, config.pattern.to_grid(), config.realism,
+        config.seed,
+    )  # fmt: skip
+    if example is None:  # a rebuild without measurements keeps no earlier example
+        (out / layout.MEASURED_EXAMPLE).unlink(missing_ok=True)
+    else:
+        write_measured_example(out / layout.MEASURED_EXAMPLE, example)
 
 
 def _trained_elsewhere(

@@ -1,4 +1,4 @@
-"""Human-facing outputs of a build: the DATA.md data card and the overview figure."""
+"""Human-facing outputs of a build: the DATA.md data card and the figures."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from competition.config import BuildConfig
+    from competition.lattice.example import MeasuredExample
     from competition.lattice.summary import BuildSummary
 
 _COD_LICENCE = (
@@ -290,6 +291,7 @@ into one of the 230 space groups.
 | `test.parquet` | `id`, {last} (no labels) |
 | `sample_submission.csv` | `id,bravais_lattice`: a valid file, the commonest training lattice |
 | `sample_submission_spacegroup.csv` | `id,spacegroup_number`: the same for the space-group track |
+| `overview.png` | training structures per lattice and one training pattern of each |
 
 `cod_id` is the Crystallography Open Database id where the structure came from
 COD, and empty otherwise. Test ids are opaque and in random order.
@@ -387,11 +389,7 @@ def write_overview_figure(
     The figure is for organisers (it lives in ``reports/``): the test bars are
     computed from hidden labels. The example patterns come from the training set.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     table = summary.class_table().drop(index="total")
     fig = plt.figure(figsize=(14, 12), layout="constrained")
     grid = fig.add_gridspec(5, 4, height_ratios=[1.4, 1, 1, 1, 1])
@@ -422,6 +420,76 @@ def write_overview_figure(
     )
     ax.legend()
 
+    _lattice_patterns(fig, grid, train, patterns, two_theta)
+    _save(fig, path)
+
+
+def write_public_overview(
+    path: Path,
+    train: pd.DataFrame,
+    patterns: Mapping[str, np.ndarray],
+    two_theta: np.ndarray,
+) -> None:
+    """Write the students' overview: training structures per lattice and one pattern of each.
+
+    Made from training rows only (``public/overview.png``): unlike the organisers'
+    figure it shows no test count, which hidden labels would give.
+    """
+    plt = _pyplot()
+    first = train.drop_duplicates("entry_id")
+    counts = first["bravais_lattice"].value_counts().reindex(BRAVAIS_LATTICES, fill_value=0)
+    fig = plt.figure(figsize=(14, 12), layout="constrained")
+    grid = fig.add_gridspec(5, 4, height_ratios=[1.4, 1, 1, 1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    ax.bar(np.arange(len(BRAVAIS_LATTICES)), counts.to_numpy(), color="tab:blue")
+    ax.set_xticks(np.arange(len(BRAVAIS_LATTICES)), BRAVAIS_LATTICES)
+    ax.set_ylabel("structures")
+    ax.set_title(f"Training structures per Bravais lattice: {len(first)}")
+    _lattice_patterns(fig, grid, train, patterns, two_theta)
+    _save(fig, path)
+
+
+def write_measured_example(path: Path, example: MeasuredExample) -> None:
+    """Write a real measurement below the clean and measured-profile patterns of its match.
+
+    For organisers until the close (``reports/``): it names a real test row's label.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(12, 8), sharex=True, layout="constrained")
+    panels = [
+        (example.clean, "tab:blue",
+         f"Clean (as built): {example.formula}, space group {example.spacegroup_number} "
+         f"({example.bravais_lattice}), a training structure"),
+        (example.measured_profile, "tab:orange",
+         "Measured profile: the same reflections through the realism model "
+         "(instrument, sample, background, counting noise)"),
+        (example.real, "black",
+         f"Real measurement: {example.file} (a hidden test row until the close); "
+         f"cosine {example.cosine:.2f} to the clean pattern"),
+    ]  # fmt: skip
+    for ax, (y, colour, title) in zip(axes, panels, strict=True):
+        ax.plot(example.two_theta, y, lw=0.6, color=colour)
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.set_yticks([])
+    axes[-1].set_xlabel("2θ (degrees)")
+    _save(fig, path)
+
+
+def _pyplot() -> Any:
+    """The pyplot module of matplotlib, on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _lattice_patterns(
+    fig: Any, grid: Any, train: pd.DataFrame, patterns: Mapping[str, np.ndarray],
+    two_theta: np.ndarray,
+) -> None:
+    """One training pattern per lattice (the first by entry id) in rows 1-4 of ``grid``."""
     first = (
         train.sort_values("entry_id")
         .drop_duplicates("bravais_lattice")
@@ -431,8 +499,7 @@ def write_overview_figure(
         sub = fig.add_subplot(grid[1 + k // 4, k % 4])
         if lattice in first.index:
             row = first.loc[lattice]
-            y = patterns[row["entry_id"]]
-            sub.plot(two_theta, y, lw=0.6, color="black")
+            sub.plot(two_theta, patterns[row["entry_id"]], lw=0.6, color="black")
             sub.set_title(
                 f"{lattice}: {row['formula']} (SG {row['spacegroup_number']})", fontsize=9
             )
@@ -442,6 +509,12 @@ def write_overview_figure(
         sub.tick_params(axis="x", labelsize=7)
         if k >= len(BRAVAIS_LATTICES) - 4:
             sub.set_xlabel("2θ (degrees)", fontsize=8)
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG through a temporary file, and free it."""
+    import matplotlib.pyplot as plt
+
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
     plt.close(fig)

@@ -174,4 +174,5 @@ class Released(Store):
 
 
 def _json_ids(ids: list[int]) -> str:
-    return "[" + ",".join(str(int(i)) for i in ids) + "]"
+    """Submission ids as a JSON array, for SQLite's ``json_each``."""
+    return json.dumps([int(i) for i in ids])

@@ -1,7 +1,8 @@
 """Reading a submission: its bytes, its text, its header and its two columns.
 
-Every problem found is collected, not raised at once: :func:`scoring.submission.
-validate_submission` reports them all in one :class:`SubmissionError`.
+Every problem found is collected, not raised at once:
+:func:`scoring.submission.validate_submission` reports them all in one
+:class:`SubmissionError`.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 
     <root>/manifest.json
     <root>/public/{train.parquet, train_sticks.parquet, train_meta.parquet,
-                   test.parquet, sample_submission*.csv, DATA.md}
+                   test.parquet, sample_submission*.csv, DATA.md, overview.png}
     <root>/private/{solution.csv, test_meta.parquet}
-    <root>/reports/{rejects.csv, overview.png}
+    <root>/reports/{rejects.csv, overview.png, measured_example.png}
     <root>/leaderboard/leaderboard.sqlite      (the grader's store, added later)
     <root>/baselines/ and submissions/         (the reference models, added later)
 
@@ -41,6 +41,12 @@ TRAIN_META: Final = "public/train_meta.parquet"
 TEST_META: Final = "private/test_meta.parquet"
 REJECTS: Final = "reports/rejects.csv"
 OVERVIEW: Final = "reports/overview.png"
+"""The organisers' overview: structures per lattice in train and test."""
+PUBLIC_OVERVIEW: Final = "public/overview.png"
+"""The students' overview: training structures per lattice, one pattern of each."""
+MEASURED_EXAMPLE: Final = "reports/measured_example.png"
+"""A real measurement below the clean and measured-profile patterns of its best match
+(builds with real measurements; shown to students after the close)."""
 AMENDMENTS: Final = "private/amendments"
 """Where each answer key replaced by an amendment is kept."""
 

@@ -7,8 +7,8 @@ version 2) names its pages, tasks, phases and leaderboard. The export writes::
     logo.png                       the mean training pattern, drawn
     pages/                         overview, evaluation, data, rules, terms (the licence)
     public_data/                   train.parquet, train_sticks.parquet, train_meta.parquet,
-                                   test.parquet, sample_submission.csv (participants
-                                   download these)
+                                   test.parquet, sample_submission.csv, overview.png
+                                   (participants download these)
     starting_kit/                  the starter kit (README, notebook, make_submission.py)
     scoring_program/               metadata.yaml, score.py and vendor/: our scoring and
                                    contract packages and pyarrow for the image's Python

@@ -26,9 +26,9 @@ class ExportError(RuntimeError):
 def public_data_files(competition: Path, track: Track) -> dict[str, bytes]:
     """The participants' data files of one track, by the name they get on a platform.
 
-    ``train.parquet``, ``train_sticks.parquet`` and ``train_meta.parquet`` (where the
-    build has them), ``test.parquet`` and the track's sample submission as
-    ``sample_submission.csv``.
+    ``train.parquet``, ``train_sticks.parquet``, ``train_meta.parquet`` and
+    ``overview.png`` (where the build has them), ``test.parquet`` and the track's
+    sample submission as ``sample_submission.csv``.
 
     Raises
     ------
@@ -42,13 +42,15 @@ def public_data_files(competition: Path, track: Track) -> dict[str, bytes]:
         "train_meta.parquet": layout.TRAIN_META,
         "test.parquet": layout.TEST,
         "sample_submission.csv": layout.sample_submission(track.name),
+        "overview.png": layout.PUBLIC_OVERVIEW,
     }
     files, problems = {}, []
     for name, relative in wanted.items():
         path = competition / relative
         if not path.is_file():
-            # Builds made before the sticks, or before the public provenance, lack them.
-            if relative not in (layout.TRAIN_STICKS, layout.TRAIN_META):
+            # Builds made before the sticks, the public provenance or the students'
+            # overview lack them.
+            if relative not in (layout.TRAIN_STICKS, layout.TRAIN_META, layout.PUBLIC_OVERVIEW):
                 problems.append(f"{relative} is missing: is {competition} a complete build?")
             continue
         data = path.read_bytes()

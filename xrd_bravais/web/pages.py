@@ -87,9 +87,20 @@ def private_leaderboard(request: Request, track: str | None = None) -> HTMLRespo
 
 @router.get("/data", response_class=HTMLResponse)
 def data(request: Request) -> HTMLResponse:
-    """The data card (``public/DATA.md``)."""
-    return render(request, "document.html", title="Data card",
-                  body=views.data_card(site_of(request)))  # fmt: skip
+    """The data card (``public/DATA.md``) with the build's pictures."""
+    site = site_of(request)
+    return render(request, "data.html", body=views.data_card(site),
+                  figures=views.data_figures(site),
+                  waits=views.measured_example_waits(site))  # fmt: skip
+
+
+@router.get("/data/{name}.png")
+def data_figure(request: Request, name: str) -> FileResponse:
+    """A picture of the data: the overview, and after the close a real measurement."""
+    path = views.data_figures(site_of(request)).get(name)
+    if path is None:
+        raise PageError(404, "no such picture (a real measurement is shown after the close)")
+    return FileResponse(path, media_type="image/png")
 
 
 @router.get("/rules", response_class=HTMLResponse)

@@ -104,7 +104,7 @@ def team_chart(board: Leaderboard, team: str, track: Track) -> str:
     """
     history = board.team_history(team, track)
     history = history[(history["valid"] == 1) & (history["late"] == 0)]
-    times = [_parse_time(t) for t in history["submitted_at"]]
+    times = [datetime.fromisoformat(str(t)) for t in history["submitted_at"]]
     progress = board.public_progress(track)
     mine = progress[progress["team"] == team]
     return step_chart(
@@ -113,10 +113,6 @@ def team_chart(board: Leaderboard, team: str, track: Track) -> str:
                 line=False)],
         f"Your Public accuracy over time, {track.name} track",
     )  # fmt: skip
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(str(text))
 
 
 def private_tables(site: Site, track: Track) -> dict[str, Table]:
@@ -273,6 +269,24 @@ def data_card(site: Site) -> str | None:
     """``public/DATA.md`` as HTML, or ``None`` if the build wrote none."""
     path = site.competition / layout.DATA_CARD
     return render_markdown(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def data_figures(site: Site) -> dict[str, Path]:
+    """The data pictures students may see now, by name: ``overview``, ``measured-example``.
+
+    The overview is made from training rows only. The real measurement shows a hidden
+    test row with its label, so it appears only once the competition is closed.
+    """
+    found = {"overview": site.competition / layout.PUBLIC_OVERVIEW}
+    if site.board().is_closed():
+        found["measured-example"] = site.competition / layout.MEASURED_EXAMPLE
+    return {name: path for name, path in found.items() if path.is_file()}
+
+
+def measured_example_waits(site: Site) -> bool:
+    """Whether the build has a real-measurement picture that the close will show."""
+    return (not site.board().is_closed()
+            and (site.competition / layout.MEASURED_EXAMPLE).is_file())  # fmt: skip
 
 
 def baseline_results(site: Site) -> dict[str, list[dict[str, Any]]]:
