@@ -94,12 +94,11 @@ def best_matches(
         members = members.head(CANDIDATES)
         clean = comparable(spool.patterns(list(members["entry_id"])), grid)
         cosines = real[which] @ clean.T
-        best = cosines.argmax(axis=1)
-        for k, j in zip(which, best, strict=True):
-            row = members.iloc[j]
-            found.append({"index": int(k), "entry_id": row["entry_id"],
-                          "formula": row["formula"],
-                          "cosine": float(cosines[list(which).index(k), j])})  # fmt: skip
+        for k, row_cosines in zip(which, cosines, strict=True):
+            j = int(row_cosines.argmax())
+            found.append({"index": int(k), "entry_id": members["entry_id"].iloc[j],
+                          "formula": members["formula"].iloc[j],
+                          "cosine": float(row_cosines[j])})  # fmt: skip
     return pd.DataFrame(found, columns=["index", "entry_id", "formula", "cosine"])
 
 
