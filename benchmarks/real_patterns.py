@@ -6,7 +6,10 @@ prints, per baseline: Bravais-lattice accuracy with its 95 % (Wilson) interval,
 macro-F1, the lattice-system accuracy (seven classes: aP / m / o / t / hR / hP / c,
 :data:`xrd_bravais.contract.labels.LATTICE_SYSTEMS`), the seconds per pattern, the
 three lattices it predicts most, and then the recall of each lattice on the real
-patterns; a confusion-matrix image per baseline goes to ``--figures``.
+patterns; a confusion-matrix image per baseline goes to ``--figures``. With
+``--track spacegroup`` it scores the space-group baselines the same way: the
+space-group accuracy with its interval first, then the same figures for the
+lattice each predicted group implies.
 
 Run from the repository root::
 
@@ -37,24 +40,26 @@ import pandas as pd
 
 from baselines.data import read_patterns
 from baselines.runner.run import load_model, registry
-from scoring.metrics import Scores, confusion_matrix
+from scoring.metrics import Scores, confusion_matrix, wilson_interval
 from xrd_bravais.contract import layout
-from xrd_bravais.contract.labels import BRAVAIS_LATTICES, LATTICE_SYSTEMS
+from xrd_bravais.contract.labels import BRAVAIS_LATTICES, LATTICE_SYSTEMS, bravais_lattice
 
 
-def measured_portion(competition: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """The Measured test rows of a build and their hidden lattices, or None."""
+def measured_portion(competition: Path, column: str = layout.LATTICE
+                     ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """The Measured test rows of a build and their hidden labels (``column``), or None."""
     test = read_patterns(competition / layout.TEST)
     key = pd.read_csv(competition / layout.SOLUTION).set_index(layout.ID)
     usage = key.loc[test.ids, layout.USAGE].to_numpy()
     rows = usage == layout.MEASURED_PORTION
     if not rows.any():
         return None
-    return test.X[rows], key.loc[test.ids[rows], layout.LATTICE].to_numpy()
+    return test.X[rows], key.loc[test.ids[rows], column].to_numpy()
 
 
-def real_folder(competition: Path, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The patterns of a folder of measurements, on the build's grid, and their lattices."""
+def real_folder(competition: Path, folder: Path, column: str = layout.LATTICE
+                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The patterns of a folder of measurements, on the build's grid, and their labels."""
     from competition.sources.measured import read_measured
 
     grid = read_patterns(competition / layout.TEST).grid
@@ -66,7 +71,8 @@ def real_folder(competition: Path, folder: Path) -> tuple[np.ndarray, np.ndarray
     if kept_out != real.description["sha256"]:
         print(f"warning: {competition} was not built with --measured-test {folder}: its "
               "training rows may hold compounds of these patterns")  # fmt: skip
-    return real.X, np.asarray(real.bravais_lattice)
+    labels = real.spacegroup_number if column == layout.SPACEGROUP else real.bravais_lattice
+    return real.X, np.asarray(labels)
 
 
 def lattice_scores(truth: np.ndarray, predicted: np.ndarray) -> tuple[Scores, float]:
@@ -118,14 +124,20 @@ def main() -> None:
                         help="folder of the confusion-matrix images")  # fmt: skip
     args = parser.parse_args()
 
+    groups = args.track == "spacegroup"
+    column = layout.SPACEGROUP if groups else layout.LATTICE
     if args.real is not None:
-        X, truth = real_folder(args.competition, args.real)
+        X, truth = real_folder(args.competition, args.real, column)
     else:
-        found = measured_portion(args.competition)
+        found = measured_portion(args.competition, column)
         if found is None:
             raise SystemExit(f"{args.competition} has no Measured portion: build it with "
                              "--measured-test DIR, or pass --real DIR")  # fmt: skip
         X, truth = found
+    # The space-group track is scored on the groups, then on the lattices they imply.
+    group_truth = truth.astype(int) if groups else None
+    if groups:
+        truth = np.array([bravais_lattice(int(g)) for g in group_truth])
     folder = args.competition / layout.BASELINES / args.track
     names = args.names or [name for name in registry() if (folder / name / "model.pkl").is_file()]
     if not names:
@@ -133,23 +145,33 @@ def main() -> None:
     commonest, count = Counter(truth).most_common(1)[0]
     print(f"{len(truth)} real patterns; the commonest lattice, {commonest}, is "
           f"{100 * count / len(truth):.1f} % of them (a majority guess)\n")  # fmt: skip
-    print("| baseline | training rows | accuracy (95 % CI) | macro-F1 | lattice system "
+    first = "space group (95 % CI) | lattice from it" if groups else "accuracy (95 % CI)"
+    print(f"| baseline | training rows | {first} | macro-F1 | lattice system "
           "| s / pattern | most predicted |")  # fmt: skip
-    print("|---|---:|---|---:|---:|---:|---|")
+    print("|---|---:|---|" + ("---:|" if groups else "") + "---:|---:|---:|---|")
     recalls = {}
     for name in names:
         bundle = load_model(folder / name / "model.pkl")
         result = json.loads((folder / name / "result.json").read_text())
         start = time.perf_counter()
-        predicted = np.asarray(bundle["estimator"].predict(X)).astype(str)
+        predicted = np.asarray(bundle["estimator"].predict(X))
         seconds = (time.perf_counter() - start) / len(truth)
+        group_cell = ""
+        if groups:
+            right = int(np.sum(predicted.astype(int) == group_truth))
+            low, high = wilson_interval(right, len(truth))
+            group_cell = (f"{100 * right / len(truth):.1f} % ({100 * low:.1f}-{100 * high:.1f})"
+                          " | ")  # fmt: skip
+            predicted = np.array([bravais_lattice(int(g)) for g in predicted])
+        predicted = predicted.astype(str)
         scores, systems = lattice_scores(truth, predicted)
         low, high = scores.accuracy_ci
         top = ", ".join(f"{label} {100 * n / len(predicted):.0f} %"
                         for label, n in Counter(predicted).most_common(3))  # fmt: skip
-        print(f"| {result['title']} | {result['n_train']:,} | {100 * scores.accuracy:.1f} % "
-              f"({100 * low:.1f}-{100 * high:.1f}) | {scores.macro_f1:.3f} | "
-              f"{100 * systems:.1f} % | {seconds:.4f} | {top} |", flush=True)  # fmt: skip
+        print(f"| {result['title']} | {result['n_train']:,} | {group_cell}"
+              f"{100 * scores.accuracy:.1f} % ({100 * low:.1f}-{100 * high:.1f}) | "
+              f"{scores.macro_f1:.3f} | {100 * systems:.1f} % | {seconds:.4f} | {top} |",
+              flush=True)  # fmt: skip
         recalls[name] = scores.recall
         plot_confusion(scores, result["title"], args.figures / f"{name}.png")
     present = [i for i, label in enumerate(BRAVAIS_LATTICES) if label in set(truth)]

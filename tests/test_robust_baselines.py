@@ -118,6 +118,75 @@ def test_realism_augmented_refuses_a_missing_grid_and_searches_its_inner_paramet
     assert search.best_params_["estimator__max_depth"] in (2, 4)
 
 
+def test_the_cleaning_layer_flattens_a_sloping_background_as_the_scikit_learn_steps_do():
+    import torch
+
+    from baselines.lattice.cleaning import Cleaning
+    from baselines.lattice.features import Smooth, SubtractBackground
+
+    rng = np.random.default_rng(0)
+    slope = 0.3 + 0.2 * (TWO_THETA - TWO_THETA[0]) / (TWO_THETA[-1] - TWO_THETA[0])
+    clean = _pattern([20.0, 35.0, 51.0], [1.0, 0.5, 0.25])
+    noisy = clean + slope + rng.normal(0, 0.002, GRID.n_points).astype(np.float32)
+    X = np.stack([noisy / noisy.max(), clean]).astype(np.float32)
+    with torch.no_grad():
+        out = Cleaning(9, 50)(torch.from_numpy(np.sqrt(X))[:, None, :]).numpy()[:, 0]
+    expected = np.sqrt(SubtractBackground(50).fit_transform(Smooth(9).fit_transform(X)))
+    # The background is gone (it was 0.55-0.75 in square root), the peaks are where
+    # they were, and the result is the two transformers' (the layer's background is
+    # estimated at half resolution, hence the tolerance).
+    away = np.abs(TWO_THETA - 45.0) < 2
+    assert np.sqrt(X[0, away]).min() > 0.5 and out[0, away].max() < 0.1
+    assert np.argmax(out[0]) == np.argmax(clean) and out.max(axis=1) == pytest.approx(1)
+    assert np.abs(out - expected).mean() < 0.01
+    # No background, no smoothing: the identity on square roots (scaled to maximum 1).
+    with torch.no_grad():
+        same = Cleaning(0, 0)(torch.from_numpy(np.sqrt(X))[:, None, :]).numpy()[:, 0]
+    np.testing.assert_allclose(same, np.sqrt(X / X.max(axis=1, keepdims=True)), atol=1e-6)
+
+
+def _cleaning_cnn(**changes):
+    from baselines.lattice.cnn1d import CNN1DClassifier
+
+    params = dict(pool=8, channels=(8, 16), epochs=2, batch_size=32, verbose=0, grid=GRID,
+                  augment="realism", smooth=9, background=50, precision="bfloat16",
+                  random_state=1)  # fmt: skip
+    return CNN1DClassifier(**{**params, **changes})
+
+
+def test_a_cleaning_mixed_precision_cnn_repeats_round_trips_and_refuses_bad_settings(
+    patterns, tmp_path
+):
+    import pickle
+
+    from baselines.lattice.cleaning import Cleaning
+    from baselines.lattice.cnn1d import CNN1DClassifier
+
+    X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
+    model = _cleaning_cnn().fit(X, y)
+    assert isinstance(model.model_[0], Cleaning)
+    expected = model.predict_proba(X[:30])
+    # Seeded, realism draws and bfloat16 steps included.
+    np.testing.assert_array_equal(_cleaning_cnn().fit(X, y).predict_proba(X[:30]), expected)
+    restored = CNN1DClassifier.load(model.save(tmp_path / "cnn.pt"))
+    assert (restored.smooth, restored.background, restored.precision) == (9, 50, "bfloat16")
+    np.testing.assert_array_equal(restored.predict_proba(X[:30]), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(X[:30]),
+                                  expected)  # fmt: skip
+    # The layer cleans a pattern at prediction time: a background added to the test
+    # patterns moves the plain network's answers more than the cleaning one's.
+    plain = _cleaning_cnn(smooth=0, background=0).fit(X, y)
+    lifted = X[:30] + 0.3
+    lifted /= lifted.max(axis=1, keepdims=True)
+    moved = np.abs(model.predict_proba(lifted) - expected).mean()
+    assert moved < np.abs(plain.predict_proba(lifted) - plain.predict_proba(X[:30])).mean()
+    for bad, message in (({"precision": "float16"}, "precision must be"),
+                         ({"smooth": 4}, "smooth must be 0 or an odd"),
+                         ({"background": -1}, "background must be a non-negative")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            _cleaning_cnn(**bad).fit(X, y)
+
+
 def test_lattice_systems_are_seven_and_keep_the_crystal_family():
     assert set(LATTICE_SYSTEMS) == set(BRAVAIS_LATTICES)
     assert sorted(set(LATTICE_SYSTEMS.values())) == ["aP", "c", "hP", "hR", "m", "o", "t"]
@@ -132,6 +201,46 @@ def test_real_pattern_scores_count_a_wrong_centring_as_the_right_system():
     scores, systems = lattice_scores(truth, np.array(["mS", "mS", "cP", "hP"]))
     assert scores.accuracy == pytest.approx(0.25) and scores.n == 4
     assert systems == pytest.approx(0.75)  # hR for hP is another system
+
+
+def test_the_real_pattern_benchmark_scores_a_space_group_baseline_and_the_lattice_it_implies(
+    cod_build, tmp_path
+):
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from conftest import mark_measured
+    from test_cli import run
+
+    from xrd_bravais.contract.labels import bravais_lattice
+
+    comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
+    mark_measured(comp, 30)
+    done = run("baselines", "run", "majority", "-c", str(comp), "--track", "spacegroup",
+               "--cv", "0", "--quiet", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.real_patterns", "--competition", str(comp),
+         "--track", "spacegroup", "--figures", str(tmp_path / "figures")],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # The majority group, and what it scores on the 30 Measured rows: as a group, and
+    # as the lattice it implies.
+    train = pd.read_parquet(comp / "public" / "train.parquet", columns=["spacegroup_number"])
+    group = int(train["spacegroup_number"].mode().min())
+    key = pd.read_csv(comp / "private" / "solution.csv")
+    measured = key[key["Usage"] == "Measured"]
+    as_group = 100 * (measured["spacegroup_number"] == group).mean()
+    as_lattice = 100 * (measured["bravais_lattice"] == bravais_lattice(group)).mean()
+    assert "| baseline | training rows | space group (95 % CI) | lattice from it |" in done.stdout
+    row = next(line for line in done.stdout.splitlines() if "(majority class)" in line)
+    found = [float(v) for v in re.findall(r"\| ([\d.]+) % \(", row)]
+    assert found == [pytest.approx(as_group, abs=0.05), pytest.approx(as_lattice, abs=0.05)]
+    assert (tmp_path / "figures" / "majority.png").is_file()
 
 
 def test_the_report_shows_private_and_measured_scores_only_after_the_close(cod_build, tmp_path):

@@ -18,7 +18,8 @@ STEM_KERNEL = 9
 
 def network(n_features: int, n_classes: int, pool: int, channels: tuple[int, ...],
              kernel_size: int, dropout: float, axis: str = "two-theta",
-             grid: Grid | None = None, stem: int = 0):  # type: ignore[no-untyped-def]  # fmt: skip
+             grid: Grid | None = None, stem: int = 0, smooth: int = 0,
+             background: int = 0):  # type: ignore[no-untyped-def]  # fmt: skip
     """The ``torch.nn.Sequential`` network of the estimator's parameters."""
     import torch.nn as nn
 
@@ -32,6 +33,12 @@ def network(n_features: int, n_classes: int, pool: int, channels: tuple[int, ...
         layers = [LogD(require_grid(grid, "axis='log-d'"), -(-n_features // first))]
     else:
         layers = [nn.MaxPool1d(first, ceil_mode=True)] if first > 1 else []
+    if smooth or background:
+        # In the network, so that a saved model cleans a measured pattern as it
+        # cleaned the (augmented) training rows.
+        from baselines.lattice.cleaning import Cleaning
+
+        layers.insert(0, Cleaning(smooth, background))
     previous = 1
     if stem:
         layers += [

@@ -26,8 +26,10 @@ HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
     "seconds",
 )  # fmt: skip
-# What a model saved before these parameters existed was: no stem, no test-time strains.
-EARLIER_DEFAULTS: dict[str, Any] = {"stem": 0, "test_time_strains": ()}
+# What a model saved before these parameters existed was: no stem, no test-time strains,
+# no preprocessing layer.
+EARLIER_DEFAULTS: dict[str, Any] = {"stem": 0, "test_time_strains": (), "smooth": 0,
+                                    "background": 0, "precision": "float32"}
 
 
 def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray
@@ -59,7 +61,7 @@ def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray
     targets = torch.from_numpy(codes.astype(np.int64)).to(device)
     model = network(X.shape[1], len(est.classes_), est.pool, tuple(est.channels),
                      est.kernel_size, est.dropout, est.axis, est.grid,
-                     est.stem).to(device)  # fmt: skip
+                     est.stem, est.smooth, est.background).to(device)  # fmt: skip
     weight = None
     if est.class_weight is not None:
         weights = compute_class_weight(est.class_weight, classes=est.classes_, y=y)
@@ -135,8 +137,13 @@ def train_epoch(est, model, inputs, targets, order, loss_fn, optimiser, rng):  #
         if est.augment == "realism":
             x = _realism(x, rng, est.grid, est.realism_fraction)
         optimiser.zero_grad()
-        logits = forward(model, x)
-        loss = loss_fn(logits, targets[batch])
+        # Mixed precision: convolutions and linear layers compute in bfloat16 (what
+        # follows them takes their bfloat16 outputs); the cleaning layer, which comes
+        # first, and the loss stay in float32.
+        with torch.autocast(x.device.type, dtype=torch.bfloat16,
+                            enabled=est.precision == "bfloat16"):  # fmt: skip
+            logits = forward(model, x)
+            loss = loss_fn(logits.float(), targets[batch])
         loss.backward()
         optimiser.step()
         total_loss += loss.item() * len(batch)
@@ -289,8 +296,8 @@ def load_checkpoint(cls: type[Any], path: str | Path) -> Any:
 
     checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
     params = dict(checkpoint["params"])
-    # Checkpoints written before the stem and test-time strains existed hold
-    # networks without a stem that predicted on the pattern as given.
+    # Checkpoints written before the stem, test-time strains and preprocessing
+    # existed hold networks without them that predicted on the pattern as given.
     params = {**EARLIER_DEFAULTS, **params}
     if params.get("grid") is not None:
         params["grid"] = Grid.from_dict(params["grid"])
@@ -299,7 +306,8 @@ def load_checkpoint(cls: type[Any], path: str | Path) -> Any:
     est.n_features_in_ = checkpoint["n_features_in"]
     est.model_ = network(est.n_features_in_, len(est.classes_), est.pool,
                            tuple(est.channels), est.kernel_size, est.dropout,
-                           est.axis, est.grid, est.stem)  # fmt: skip
+                           est.axis, est.grid, est.stem, est.smooth,
+                           est.background)  # fmt: skip
     est.model_.load_state_dict(checkpoint["state_dict"])
     est.model_.eval()
     est.history_ = pd.DataFrame(checkpoint["history"], columns=list(HISTORY_COLUMNS))
