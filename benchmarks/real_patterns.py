@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from baselines.data import read_patterns
+from baselines.runner.report import training_rows
 from baselines.runner.run import load_model, registry
 from scoring.metrics import Scores, confusion_matrix, wilson_interval
 from xrd_bravais.contract import layout
@@ -168,7 +169,7 @@ def main() -> None:
         low, high = scores.accuracy_ci
         top = ", ".join(f"{label} {100 * n / len(predicted):.0f} %"
                         for label, n in Counter(predicted).most_common(3))  # fmt: skip
-        print(f"| {result['title']} | {result['n_train']:,} | {group_cell}"
+        print(f"| {result['title']} | {training_rows(result)} | {group_cell}"
               f"{100 * scores.accuracy:.1f} % ({100 * low:.1f}-{100 * high:.1f}) | "
               f"{scores.macro_f1:.3f} | {100 * systems:.1f} % | {seconds:.4f} | {top} |",
               flush=True)  # fmt: skip

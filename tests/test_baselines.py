@@ -368,11 +368,49 @@ def test_the_blend_reuses_its_members_on_the_space_group_track_too(competition):
     assert result.extras["members"] == {"xgboost": "reused", "cnn1d": "reused"}
 
 
-def test_cli_lists_the_blend_with_its_members(tmp_path):
+def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
+    # The CNN member on a time budget no epoch fits in: it runs one epoch of its three.
+    # The trees on copies of a 200-row sample (max_rows), and both say so.
+    members = {"search-match": None,
+               "xgboost-realism": {**QUICK["xgboost-realism"], "max_rows": 200},
+               "cnn1d-realism": {**QUICK["cnn1d-realism"], "epochs": 3, "max_minutes": 1e-6}}
+    done = {name: run_baseline(competition, name, cv=0, record=False, verbose=False,
+                               params=params) for name, params in members.items()}  # fmt: skip
+    assert done["cnn1d-realism"].extras["time_budget"] == {"minutes": 1e-6, "epochs": 3}
+    assert done["cnn1d-realism"].extras["epochs_run"] == 1
+    assert done["xgboost-realism"].extras["rows_used"] == 200
+    assert "rows_used" not in done["search-match"].extras
+    report = write_report(competition, "bravais").read_text()
+    assert "- trained 1 epoch of 3 (time budget 1e-06 min) on " in report
+    n_train = done["xgboost-realism"].n_train
+    assert f"| {n_train:,} (200 used) |" in report and n_train > 200
+    result = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False)
+    assert result.extras["members"] == dict.fromkeys(members, "reused")
+
+    test = read_patterns(competition / "public" / "test.parquet")
+    folder = competition / "baselines" / "bravais"
+    fitted = [load_model(folder / name / "model.pkl")["estimator"] for name in members]
+    expected = sum(model.predict_proba(test.X) for model in fitted) / 3
+    blend = load_model(competition / result.model)["estimator"]
+    np.testing.assert_allclose(blend.predict_proba(test.X), expected, atol=1e-6)
+    submitted = pd.read_csv(competition / result.submission)["bravais_lattice"]
+    assert (submitted.to_numpy() == blend.classes_[expected.argmax(axis=1)]).all()
+    # The one nearest reference casts a whole vote: where the two trained members do
+    # not agree elsewhere with more than that, the blend says what search-match says.
+    match = fitted[0].predict(test.X)
+    others = (fitted[1].predict_proba(test.X) + fitted[2].predict_proba(test.X))
+    lead = others.max(axis=1) - others[np.arange(len(match)),
+                                       np.searchsorted(blend.classes_, match)]  # fmt: skip
+    assert (submitted.to_numpy()[lead < 1] == match[lead < 1]).all()
+
+
+def test_cli_lists_the_blends_with_their_members(tmp_path):
     done = run("baselines", "list", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].split() == [
-        "blend", "1D-CNN", "+", "XGBoost", "(soft", "vote)", "votes", "with", "xgboost,", "cnn1d",
+    assert [line.split() for line in done.stdout.splitlines()[-2:]] == [
+        ["blend", "1D-CNN", "+", "XGBoost", "(soft", "vote)", "votes", "with", "xgboost,", "cnn1d"],
+        ["blend-realism", "search-match", "+", "XGBoost", "+", "1D-CNN", "on", "realism", "(soft",
+         "vote)", "votes", "with", "search-match,", "xgboost-realism,", "cnn1d-realism"],
     ]  # fmt: skip
 
 
@@ -416,12 +454,17 @@ def test_soft_vote_weights_align_classes_and_refuse_bad_settings():
         SoftVote([("partial", FrozenEstimator(partial))]).fit(X[:2], y[:2])
 
 
-def test_the_blend_keeps_the_cnn_unweighted_on_the_space_group_track():
-    blend = registry()["blend"]
-    model = blend.make(DEFAULT_GRID, 0).set_params(**blend.track_params["spacegroup"])
-    assert model.get_params()["cnn1d__class_weight"] is None
-    assert [name for name, _ in model.estimators] == ["xgboost", "cnn1d"]
-    assert list(registry())[-1] == "blend"  # after its members, so `all` reuses them
+def test_the_blends_keep_the_cnn_unweighted_on_the_space_group_track():
+    for name, cnn in (("blend", "cnn1d"), ("blend-realism", "cnn1d-realism")):
+        blend = registry()[name]
+        model = blend.make(DEFAULT_GRID, 0).set_params(**blend.track_params["spacegroup"])
+        assert model.get_params()[f"{cnn}__class_weight"] is None
+        assert [member for member, _ in model.estimators] == list(blend.members)
+    # Each blend after its members, so that `all` has fitted them and the blend reuses them.
+    order = list(registry())
+    for baseline in registry().values():
+        assert all(order.index(m) < order.index(baseline.name) for m in baseline.members)
+    assert {b.name for b in registry().values() if b.members} == {"blend", "blend-realism"}
 
 
 def test_seeded_forest_runs_repeat_exactly(competition):
@@ -615,23 +658,26 @@ def test_a_cnn_with_a_stem_round_trips_and_bad_settings_are_refused(patterns, tm
         _cnn(pool=3).fit(X, y)
     with pytest.raises(ValueError, match="stem must be a non-negative integer"):
         _cnn(stem=-1).fit(X, y)
-    # A checkpoint or pickle written before the stem, test-time strains and the cleaning
-    # layer existed (no such keys) loads as the network it was: stem-less, predicting
-    # as given.
+    # A checkpoint or pickle written before the stem, test-time strains, the cleaning
+    # layer and the time budget existed (no such keys) loads as the network it was:
+    # stem-less, predicting as given.
+    newer = ("stem", "test_time_strains", "smooth", "background", "precision", "max_minutes")
     old = _cnn(epochs=1, stem=0, test_time_strains=()).fit(X, y)
     checkpoint = torch.load(old.save(tmp_path / "old.pt"), weights_only=True)
-    for key in ("stem", "test_time_strains", "smooth", "background", "precision"):
+    for key in newer:
         del checkpoint["params"][key]
     torch.save(checkpoint, tmp_path / "old.pt")
     expected = old.predict_proba(X[:30])
-    np.testing.assert_array_equal(CNN1DClassifier.load(tmp_path / "old.pt").predict_proba(X[:30]),
-                                  expected)  # fmt: skip
+    loaded = CNN1DClassifier.load(tmp_path / "old.pt")
+    np.testing.assert_array_equal(loaded.predict_proba(X[:30]), expected)
     state = old.__getstate__()
-    for key in ("stem", "test_time_strains", "smooth", "background", "precision"):
+    for key in newer:
         del state[key]
     unpickled = CNN1DClassifier.__new__(CNN1DClassifier)
     unpickled.__setstate__(state)
     np.testing.assert_array_equal(unpickled.predict_proba(X[:30]), expected)
+    for model in (loaded, unpickled):
+        assert model.get_params()["max_minutes"] is None and model.get_params()["stem"] == 0
 
 
 def test_test_time_strains_average_the_strained_copies(patterns):

@@ -118,6 +118,36 @@ def test_realism_augmented_refuses_a_missing_grid_and_searches_its_inner_paramet
     assert search.best_params_["estimator__max_depth"] in (2, 4)
 
 
+def test_realism_augmented_draws_its_copies_from_a_stratified_sample_of_max_rows(patterns):
+    import pickle
+
+    from baselines.data import stratified_sample
+
+    X, y = patterns.X[:90], patterns.target("bravais_lattice")[:90]
+    model = _augmented(max_rows=40).fit(X, y)
+    assert (model.n_rows_used_, model.n_augmented_) == (40, 120)
+    np.testing.assert_array_equal(model.classes_, np.unique(y))  # every lattice kept
+    # The very rows `baselines run --sample 40` takes with the same seed, and the same fit.
+    rows = stratified_sample(y, 40, random_state=3)
+    sampled = _augmented().fit(X[rows], y[rows])
+    np.testing.assert_array_equal(model.predict_proba(X), sampled.predict_proba(X))
+    # A cap above the rows changes nothing.
+    whole, capped = _augmented().fit(X, y), _augmented(max_rows=500).fit(X, y)
+    assert capped.n_rows_used_ == whole.n_rows_used_ == 90
+    np.testing.assert_array_equal(capped.predict_proba(X), whole.predict_proba(X))
+    for bad in (0, -5, 2.5, True, "10"):
+        with pytest.raises(ValueError, match=r"max_rows must be a positive whole number"):
+            _augmented(max_rows=bad).fit(X, y)
+    with pytest.raises(ValueError, match="cannot hold every one"):
+        _augmented(max_rows=3).fit(X, y)
+    # A model pickled before max_rows existed loads, clones and refits on every row.
+    old = pickle.loads(pickle.dumps(model))
+    del old.__dict__["max_rows"]
+    old = pickle.loads(pickle.dumps(old))
+    assert old.get_params()["max_rows"] is None
+    np.testing.assert_array_equal(old.predict(X), model.predict(X))
+
+
 def test_the_cleaning_layer_flattens_a_sloping_background_as_the_scikit_learn_steps_do():
     import torch
 
@@ -185,6 +215,58 @@ def test_a_cleaning_mixed_precision_cnn_repeats_round_trips_and_refuses_bad_sett
                          ({"background": -1}, "background must be a non-negative")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             _cleaning_cnn(**bad).fit(X, y)
+
+
+def test_a_time_budget_plans_the_epochs_after_the_first_and_ends_the_schedule_with_them(
+    patterns,
+):
+    from baselines.lattice.cnn_training import budgeted_epochs
+
+    # The plan: what fits at the first epoch's pace, at least one, at most `epochs`.
+    assert budgeted_epochs(60, 45, 75.0) == 36 and budgeted_epochs(60, 45, 30.0) == 60
+    assert budgeted_epochs(60, 1, 61.0) == 1 and budgeted_epochs(8, None, 1e6) == 8
+    X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
+    # A budget no epoch fits in: the first epoch runs, and the fit ends there.
+    tight = _cleaning_cnn(epochs=4, max_minutes=1e-6).fit(X, y)
+    assert tight.history_["epoch"].tolist() == [1] and tight.best_epoch_ == 1
+    # A budget every epoch fits in changes nothing: the same seeded fit, bit for bit.
+    roomy = _cleaning_cnn(epochs=3, max_minutes=600).fit(X, y)
+    plain = _cleaning_cnn(epochs=3).fit(X, y)
+    assert len(roomy.history_) == 3
+    np.testing.assert_array_equal(roomy.predict_proba(X[:20]), plain.predict_proba(X[:20]))
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "45"):
+        with pytest.raises(ValueError, match="max_minutes must be a positive number"):
+            _cleaning_cnn(max_minutes=bad).fit(X, y)
+
+
+def test_a_shortened_schedule_still_decays_to_zero():
+    from types import SimpleNamespace
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from baselines.lattice.cnn_training import _keep_to_budget
+
+    bar = tqdm(total=60, disable=True)
+    est = SimpleNamespace(epochs=60, max_minutes=10.0, verbose=0)
+    optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=60)
+    rates = [optimiser.param_groups[0]["lr"]]
+    optimiser.step()
+    schedule.step()
+    # 75 s for the first epoch of a 10-minute budget: 8 epochs in all.
+    assert _keep_to_budget(est, 1, 60, 75.0, schedule, bar) == 8
+    for _ in range(7):
+        rates.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        schedule.step()
+    rates.append(optimiser.param_groups[0]["lr"])
+    # From the second epoch on, the rate is the cosine of 8 epochs, 0 after the last.
+    closed = [0.5 * (1 + np.cos(np.pi * t / 8)) for t in range(9)]
+    np.testing.assert_allclose(rates[1:], closed[1:], rtol=1e-9, atol=1e-12)
+    # Epochs slower than the first: the plan is cut where the next would overrun.
+    assert _keep_to_budget(est, 4, 8, 500.0, schedule, bar) == 4
+    assert _keep_to_budget(est, 4, 8, 300.0, schedule, bar) == 8
 
 
 def test_lattice_systems_are_seven_and_keep_the_crystal_family():

@@ -108,8 +108,15 @@ class RealismAugmented(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         ``1 + draws`` times the training matrix.
     keep_clean : bool, default=True
         Keep the clean rows beside the copies.
+    max_rows : int, optional
+        Draw the copies from a seeded, class-stratified sample of at most this many
+        training rows (:func:`baselines.data.stratified_sample`: every class keeps a
+        row) and fit on those; default every row. It bounds the memory and time of a
+        fit on a large build: 30,000 rows with two copies each take 7.3 GB in
+        XGBoost, 88,000 about 21 GB. The sample is the one ``xrd-bravais baselines
+        run --sample`` takes with the same seed.
     random_state : int, default=0
-        Seeds the copies.
+        Seeds the sample and the copies.
 
     Attributes
     ----------
@@ -117,30 +124,55 @@ class RealismAugmented(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         The fitted clone.
     classes_ : ndarray
     n_features_in_ : int
+    n_rows_used_ : int
+        Training rows the copies were drawn from (all, or ``max_rows``).
     n_augmented_ : int
         Rows the clone was fitted on.
     """
 
     def __init__(self, estimator: Any, grid: Grid | None = None, draws: int = 2,
-                 keep_clean: bool = True, random_state: int = 0) -> None:  # fmt: skip
+                 keep_clean: bool = True, max_rows: int | None = None,
+                 random_state: int = 0) -> None:  # fmt: skip
         self.estimator = estimator
         self.grid = grid
         self.draws = draws
         self.keep_clean = keep_clean
+        self.max_rows = max_rows
         self.random_state = random_state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model pickled before ``max_rows`` existed was fitted on every row.
+        state.setdefault("max_rows", None)
+        super().__setstate__(state)
+
     def fit(self, X: Any, y: Any) -> RealismAugmented:
-        """Draw the copies and fit a clone of ``estimator`` on them; returns ``self``."""
+        """Draw the copies and fit a clone of ``estimator`` on them; returns ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``max_rows`` is not a positive whole number, or too small to keep
+            a row of every class.
+        """
         from sklearn.base import clone
 
+        from baselines.data import stratified_sample
         from xrd_bravais.contract.grid import require_grid
 
         grid = require_grid(self.grid, "realism augmentation")
         X, y = validate_data(self, X, y, dtype=np.float32)
+        if self.max_rows is not None:
+            if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int | np.integer) \
+                    or self.max_rows < 1:  # fmt: skip
+                raise ValueError(f"max_rows must be a positive whole number or None, "
+                                 f"got {self.max_rows!r}")  # fmt: skip
+            rows = stratified_sample(np.asarray(y), int(self.max_rows), self.random_state)
+            X, y = X[rows], np.asarray(y)[rows]
         X_aug, y_aug = realism_copies(X, y, grid, self.draws, self.keep_clean,
                                       random_state=self.random_state)  # fmt: skip
         self.estimator_ = clone(self.estimator).fit(X_aug, y_aug)
         self.classes_ = self.estimator_.classes_
+        self.n_rows_used_ = len(y)
         self.n_augmented_ = len(y_aug)
         return self
 

@@ -27,12 +27,14 @@ augmentation of each training batch: a strained cell (every reflection moved as
 Bragg's law says for cell lengths scaled by up to 2 %, which keeps the lattice
 type), a zero-point shift, extra Gaussian broadening (crystallite size) and
 noise. Optionally, test-time augmentation averages the predictions over
-strained copies of each pattern. A seeded fit repeats exactly on CPU; CUDA is
-used when available.
+strained copies of each pattern, and a time budget (``max_minutes``) runs only the
+epochs that fit in it at the first epoch's pace. A seeded fit repeats exactly on
+CPU; CUDA is used when available.
 """
 
 from __future__ import annotations
 
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,13 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
     dropout : float, default=0.3
     epochs : int, default=60
         At most this many passes over the training rows.
+    max_minutes : float, optional
+        A time budget for the training. After the first epoch, the fit runs only as
+        many epochs as fit in it at that epoch's pace (at least one, at most
+        ``epochs``) and shortens the cosine schedule to end with them; it stops
+        earlier if later epochs run slower. The epochs run are in ``history_``.
+        A budget makes the fit depend on the machine's speed: to repeat a fit
+        exactly, set ``epochs`` to the epochs it ran and no budget. Default: none.
     batch_size : int, default=64
     learning_rate : float, default=2e-3
         Peak AdamW learning rate (cosine decay to 0 over ``epochs``).
@@ -188,6 +197,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         kernel_size: int = 7,
         dropout: float = 0.3,
         epochs: int = 60,
+        max_minutes: float | None = None,
         batch_size: int = 64,
         learning_rate: float = 2e-3,
         weight_decay: float = 1e-4,
@@ -216,6 +226,7 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
         self.kernel_size = kernel_size
         self.dropout = dropout
         self.epochs = epochs
+        self.max_minutes = max_minutes
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -320,6 +331,12 @@ def check_params(est: CNN1DClassifier) -> None:
         raise ValueError(f"precision must be 'float32' or 'bfloat16', got {est.precision!r}")
     if est.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {est.device!r}")
+    if est.max_minutes is not None and (
+            isinstance(est.max_minutes, bool) or not isinstance(est.max_minutes, Real)
+            or not 0 < est.max_minutes < np.inf):  # fmt: skip
+        raise ValueError(
+            f"max_minutes must be a positive number of minutes or None, got {est.max_minutes!r}"
+        )
     if not 0 <= est.validation_fraction < 1:
         raise ValueError(
             f"validation_fraction must be in [0, 1), got {est.validation_fraction!r}"

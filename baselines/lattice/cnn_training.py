@@ -2,7 +2,8 @@
 
 :func:`train` is :meth:`CNN1DClassifier.fit <baselines.lattice.cnn1d.CNN1DClassifier.fit>`
 after the checks: the AdamW optimiser on a cosine schedule run to its end, an optional
-stratified validation split watched for early stopping (plain cross-entropy), and the
+stratified validation split watched for early stopping (plain cross-entropy), an
+optional time budget (the schedule shortened to the epochs that fit), and the
 augmentation of every batch (strain, zero shift, broadening, noise, and optionally the
 realism model). Checkpoints are written and read here too.
 """
@@ -27,9 +28,29 @@ HISTORY_COLUMNS = (
     "seconds",
 )  # fmt: skip
 # What a model saved before these parameters existed was: no stem, no test-time strains,
-# no preprocessing layer.
+# no preprocessing layer, no time budget.
 EARLIER_DEFAULTS: dict[str, Any] = {"stem": 0, "test_time_strains": (), "smooth": 0,
-                                    "background": 0, "precision": "float32"}
+                                    "background": 0, "precision": "float32",
+                                    "max_minutes": None}
+
+
+def budgeted_epochs(epochs: int, max_minutes: float | None, first_epoch_seconds: float) -> int:
+    """The epochs that fit in ``max_minutes`` at the pace of the first one.
+
+    At least 1 (the first has run), at most ``epochs``; all of them without a budget.
+
+    Examples
+    --------
+    >>> budgeted_epochs(60, 45, first_epoch_seconds=75.0)
+    36
+    >>> [budgeted_epochs(60, None, 75.0), budgeted_epochs(60, 0.5, 75.0),
+    ...  budgeted_epochs(20, 45, 1.0)]
+    [60, 1, 20]
+    """
+    if max_minutes is None:
+        return epochs
+    fit = int(60.0 * max_minutes // max(first_epoch_seconds, 1e-9))
+    return max(1, min(epochs, fit))
 
 
 def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray
@@ -78,8 +99,10 @@ def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray
 
     history: list[dict[str, float]] = []
     best_loss, best_state, best_epoch, waited = np.inf, None, 0, 0
+    planned = est.epochs  # what the time budget leaves of them, after the first epoch
     bar = tqdm(range(1, est.epochs + 1), desc="cnn1d", unit="epoch",
                disable=not est.verbose, leave=False)  # fmt: skip
+    started = time.perf_counter()
     for epoch in bar:
         start = time.perf_counter()
         learning_rate = optimiser.param_groups[0]["lr"]
@@ -112,11 +135,57 @@ def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray
                     tqdm.write(f"early stop: no lower validation loss for {waited} epochs; "
                                f"keeping epoch {best_epoch}")  # fmt: skip
                 break
+        if est.max_minutes is not None:
+            planned = _keep_to_budget(est, epoch, planned, time.perf_counter() - started,
+                                      schedule, bar)  # fmt: skip
+            if epoch >= planned:
+                break
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.cpu().eval(), pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), \
         best_epoch, device_name
+
+
+def _keep_to_budget(est: Any, epoch: int, planned: int, elapsed: float, schedule: Any,
+                    bar: Any) -> int:  # fmt: skip
+    """The epochs to run in all, after ``epoch`` took the fit to ``elapsed`` seconds.
+
+    After the first epoch, the plan: as many as fit in ``est.max_minutes`` at its
+    pace, the cosine schedule shortened to end with them (so the learning rate still
+    decays to 0). Later, the plan is cut where the next epoch, at the mean pace so
+    far, would end past the budget (a machine that slowed down).
+    """
+    from tqdm.auto import tqdm
+
+    budget = 60.0 * est.max_minutes
+    if epoch == 1:
+        planned = budgeted_epochs(est.epochs, est.max_minutes, elapsed)
+        if planned < est.epochs:
+            _shorten_cosine(schedule, planned)
+            bar.total = planned
+            bar.refresh()
+    elif epoch < planned and elapsed * (epoch + 1) / epoch > budget:
+        planned = epoch
+    if est.verbose and planned < est.epochs and (epoch == 1 or epoch == planned):
+        tqdm.write(f"time budget {est.max_minutes:g} min: {planned} of {est.epochs} epochs "
+                   f"({elapsed:.1f} s after epoch {epoch})")  # fmt: skip
+    return planned
+
+
+def _shorten_cosine(schedule: Any, epochs: int) -> None:
+    """Make a stepped ``CosineAnnealingLR`` a cosine over ``epochs`` from its current step.
+
+    The scheduler steps by ratios of the current rate (its recursive form), so the
+    rate is set to the new cosine's value at this step and ``T_max`` changed: the
+    following steps then follow the new cosine down to ``eta_min`` at ``epochs``.
+    """
+    import math
+
+    schedule.T_max = epochs
+    factor = (1 + math.cos(math.pi * schedule.last_epoch / epochs)) / 2
+    for group, base in zip(schedule.optimizer.param_groups, schedule.base_lrs, strict=True):
+        group["lr"] = schedule.eta_min + (base - schedule.eta_min) * factor
 
 
 def train_epoch(est, model, inputs, targets, order, loss_fn, optimiser, rng):  # type: ignore[no-untyped-def]

@@ -47,12 +47,22 @@ def _summary_table(results: list[dict[str, Any]]) -> str:
             "CV accuracy": cv,
             "Public accuracy": _pct(public.get("accuracy")),
             "Public macro-F1": "n/a" if not public else f"{public['macro_f1']:.3f}",
-            "training rows": f"{r['n_train']:,}",
+            "training rows": training_rows(r),
             "search (s)": f"{r['search_seconds']:.1f}",
             "fit (s)": f"{r['fit_seconds']:.1f}",
             "predict (s)": f"{r['predict_seconds']:.2f}",
         })  # fmt: skip
     return markdown_table(pd.DataFrame(rows))
+
+
+def training_rows(result: dict[str, Any]) -> str:
+    """The training rows of a run, and the sample a model drew from them if smaller.
+
+    >>> training_rows({"n_train": 29262, "extras": {"rows_used": 10000}})
+    '29,262 (10,000 used)'
+    """
+    used = result.get("extras", {}).get("rows_used")
+    return f"{result['n_train']:,}" + (f" ({used:,} used)" if used else "")
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -247,7 +257,7 @@ def _final_section(competition: Path, track: str, results: list[dict[str, Any]])
             "Public accuracy": _pct(row["public_accuracy"]),
             "Private accuracy": _pct(row["private_accuracy"]),
             **({"Measured accuracy": _pct(row["measured_accuracy"])} if measured else {}),
-            "training rows": f"{r['n_train']:,}",
+            "training rows": training_rows(r),
         })  # fmt: skip
     note = (" Measured: the real measurements of the test set, which no baseline saw in "
             "training." if measured else "")  # fmt: skip
@@ -305,9 +315,12 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
     if extras.get("best_epoch"):
         # Without a validation split the fit keeps the epoch of lowest training loss.
         validated = history is not None and history["val_loss"].notna().any()
-        lines.append(f"- trained {extras['epochs_run']} epochs on {extras['device']}, kept epoch "
-                     f"{extras['best_epoch']} (lowest {'validation' if validated else 'training'}"
-                     " loss)")  # fmt: skip
+        budget = extras.get("time_budget")
+        of = f" of {budget['epochs']} (time budget {budget['minutes']:g} min)" if budget else ""
+        run = extras["epochs_run"]
+        lines.append(f"- trained {run} epoch{'s' * (run != 1)}{of} on {extras['device']}, "
+                     f"kept epoch {extras['best_epoch']} (lowest "
+                     f"{'validation' if validated else 'training'} loss)")  # fmt: skip
     if extras.get("members"):
         lines.append("- votes with: " + ", ".join(
             f"`{name}` ({'the model fitted by its own run' if how == 'reused' else 'fitted here'})"
