@@ -140,7 +140,8 @@ def test_realism_augmented_draws_its_copies_from_a_stratified_sample_of_max_rows
             _augmented(max_rows=bad).fit(X, y)
     with pytest.raises(ValueError, match="cannot hold every one"):
         _augmented(max_rows=3).fit(X, y)
-    # A model pickled before max_rows existed loads, clones and refits on every row.
+    # A model pickled before max_rows existed loads with max_rows=None (every row, as it
+    # was fitted) and predicts as before.
     old = pickle.loads(pickle.dumps(model))
     del old.__dict__["max_rows"]
     old = pickle.loads(pickle.dumps(old))
@@ -217,7 +218,7 @@ def test_a_cleaning_mixed_precision_cnn_repeats_round_trips_and_refuses_bad_sett
             _cleaning_cnn(**bad).fit(X, y)
 
 
-def test_a_time_budget_plans_the_epochs_after_the_first_and_ends_the_schedule_with_them(
+def test_a_time_budget_runs_the_epochs_that_fit_and_changes_nothing_when_all_of_them_fit(
     patterns,
 ):
     from baselines.lattice.cnn_training import budgeted_epochs
