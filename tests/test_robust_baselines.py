@@ -14,7 +14,13 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from baselines.lattice.augment import RealismAugmented
-from baselines.lattice.search_match import Blur, Floor, make_search_match
+from baselines.lattice.search_match import (
+    BestMatch,
+    Blur,
+    Floor,
+    calibrate_temperature,
+    make_search_match,
+)
 from competition.config import PRESETS
 from xrd_bravais.contract.grid import GridError
 from xrd_bravais.contract.labels import BRAVAIS_LATTICES, LATTICE_SYSTEMS
@@ -23,7 +29,9 @@ GRID = PRESETS["default"].to_grid()
 TWO_THETA = GRID.two_theta_min + GRID.step * np.arange(GRID.n_points)
 
 
-@parametrize_with_checks([Blur(sigma=1.5), Blur(sigma=0), Floor(0.1)])
+@parametrize_with_checks(
+    [Blur(sigma=1.5), Blur(sigma=0), Floor(0.1), BestMatch(0.1, chunk_size=7), BestMatch()]
+)
 def test_scikit_learn_contract(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,11 +61,11 @@ def test_blur_makes_a_shifted_pattern_match_and_a_flat_background_does_not_count
     assert similarity(blurred, query, reference) > 0.6
     assert similarity(sharp, query, reference) < 0.3  # the raw peaks barely overlap
     assert similarity(blurred, query, other) < 0.1
-    model = make_search_match(GRID, n_neighbors=1).fit(np.stack([reference, other]), ["cF", "cP"])
+    model = make_search_match(GRID).fit(np.stack([reference, other]), ["cF", "cP"])
     assert model.predict(query[None, :]).tolist() == ["cF"]
 
 
-def test_search_match_votes_with_its_nearest_references():
+def test_search_match_names_the_best_match_and_scores_the_runner_up():
     rng = np.random.default_rng(0)
     families = {"cF": (28.4, 47.3, 56.1), "hP": (26.6, 43.3, 50.7), "tI": (32.0, 36.0, 61.0)}
     X, y = [], []
@@ -65,11 +73,117 @@ def test_search_match_votes_with_its_nearest_references():
         for _ in range(6):
             X.append(_pattern(peaks, rng.uniform(0.2, 1.0, 3), shift=rng.uniform(-0.05, 0.05)))
             y.append(label)
-    model = make_search_match(GRID, n_neighbors=3).fit(np.stack(X), y)
+    # Held out against each other these references never mistake a family, so the
+    # fitted temperature makes the vote near certain; 0.04 shows the shares better.
+    assert make_search_match(GRID).fit(np.stack(X), y)[-1].temperature_ < 0.01
+    model = make_search_match(GRID, temperature=0.04).fit(np.stack(X), y)
     queries = np.stack([_pattern(p, (1.0, 0.5, 0.3), shift=0.06, background=0.05)
                         for p in families.values()])  # fmt: skip
     assert model.predict(queries).tolist() == list(families)
-    assert model.predict_proba(queries).max(axis=1).min() == pytest.approx(1.0)
+    proba = model.predict_proba(queries)
+    np.testing.assert_array_equal(proba.argmax(axis=1), [0, 1, 2])  # classes_ are sorted
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # A cF phase with some hP beside it: cF answers, hP keeps a share, tI has next to none.
+    mixture = queries[0] + 0.9 * queries[1]
+    share = model.predict_proba(mixture[None, :])[0]
+    assert share[0] > share[1] > 0.02 > 1e-3 > share[2]
+    # The temperature sets how sure it is, never what it answers.
+    for temperature, most in ((1e-3, 1.0), (10.0, 0.36)):
+        model.set_params(match__temperature=temperature).fit(np.stack(X), y)
+        sure = model.predict_proba(queries)
+        assert sure.max(axis=1).min() == pytest.approx(most, abs=0.03)
+        assert model.predict(queries).tolist() == list(families)
+
+
+def test_best_match_scores_each_label_by_its_best_reference():
+    X = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0], [0.0, 0.6, 0.8]])
+    model = BestMatch(temperature=0.5, chunk_size=1).fit(X, ["hP", "cF", "cF", "hP"])
+    queries = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    # cF's references are rows 1 and 2, hP's rows 0 and 3 (classes_ sorted: cF, hP).
+    np.testing.assert_allclose(model.best_cosines(queries), [[0.8, 0.6], [0.6, 1.0]], rtol=1e-6)
+    assert model.predict(queries).tolist() == ["cF", "hP"]
+    # The odds of the better label: exp(difference / temperature).
+    first, second = np.exp(0.2 / 0.5), np.exp(0.4 / 0.5)
+    expected = [[first / (1 + first), 1 / (1 + first)], [1 / (1 + second), second / (1 + second)]]
+    np.testing.assert_allclose(model.predict_proba(queries), expected)
+    for bad in (0, -0.1, float("nan"), float("inf"), True, "0.04", "Auto"):
+        with pytest.raises(ValueError, match="temperature must be 'auto' or a finite number > 0"):
+            BestMatch(temperature=bad).fit(X, ["hP", "cF", "cF", "hP"])
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
+        BestMatch(chunk_size=0).fit(X, ["hP", "cF", "cF", "hP"])
+
+
+def test_the_auto_temperature_gives_held_out_references_the_smallest_log_loss(patterns):
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import KFold
+
+    from baselines.lattice.search_match import FALLBACK_TEMPERATURE
+
+    X, y = patterns.X, patterns.target("bravais_lattice")
+    model = make_search_match(GRID).fit(X, y)
+    prepared, temperature = model[:-1].transform(X), model[-1].temperature_
+    assert 1e-3 < temperature < 1.0
+
+    def held_out_loss(t):  # the folds of the fit, scored with scikit-learn's log-loss
+        losses = []
+        for train, held in KFold(3, shuffle=True, random_state=0).split(prepared):
+            match = BestMatch(t).fit(prepared[train], y[train])
+            known = held[np.isin(y[held], match.classes_)]
+            proba = match.predict_proba(prepared[known])
+            losses.append(log_loss(y[known], proba, labels=match.classes_, normalize=False))
+        return sum(losses)
+
+    assert held_out_loss(temperature) < min(
+        held_out_loss(temperature / 2), held_out_loss(temperature * 2)
+    )
+    # The same answers at any temperature; a fixed one is used as given.
+    fixed = make_search_match(GRID, temperature=0.2).fit(X, y)
+    assert fixed[-1].temperature_ == 0.2
+    np.testing.assert_array_equal(fixed.predict(X[:50]), model.predict(X[:50]))
+    # References that cannot be held out against each other keep the fallback.
+    assert BestMatch().fit(prepared[:1], y[:1]).temperature_ == FALLBACK_TEMPERATURE
+    one_each = np.unique(y, return_index=True)[1]
+    assert BestMatch().fit(prepared[one_each], y[one_each]).temperature_ == FALLBACK_TEMPERATURE
+
+
+def test_search_match_answers_as_its_one_neighbour_vote_did_on_real_patterns(patterns):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = patterns.X, patterns.target("bravais_lattice")
+    model = make_search_match(GRID).fit(X[:300], y[:300])
+    # The search-match of the last release: the same preparation, one nearest neighbour.
+    before = make_search_match(GRID)
+    before.steps[-1] = ("match", KNeighborsClassifier(n_neighbors=1, algorithm="brute"))
+    before.fit(X[:300], y[:300])
+    np.testing.assert_array_equal(model.predict(X[300:]), before.predict(X[300:]))
+
+
+def test_the_calibrated_temperature_gives_held_out_rows_the_smallest_log_loss(patterns):
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    X, y, groups = patterns.X, patterns.target("bravais_lattice"), patterns.groups()
+    temperature, loss = calibrate_temperature(make_search_match(GRID), X, y, groups, cv=3)
+    assert 1e-3 < temperature < 1.0
+
+    def held_out_loss(t):  # the same folds, scored with scikit-learn's log-loss
+        total = 0.0
+        for train, held in StratifiedGroupKFold(3, shuffle=True, random_state=0).split(
+            X, y, groups
+        ):
+            model = make_search_match(GRID, temperature=t).fit(X[train], y[train])
+            known = np.isin(y[held], model.classes_)
+            proba = model.predict_proba(X[held][known])
+            total += log_loss(y[held][known], proba, labels=model.classes_, normalize=False)
+        return total / sum(
+            np.isin(y[h], np.unique(y[t])).sum()
+            for t, h in StratifiedGroupKFold(3, shuffle=True, random_state=0).split(X, y, groups)
+        )
+
+    assert held_out_loss(temperature) == pytest.approx(loss, rel=1e-4)
+    assert held_out_loss(temperature) < min(
+        held_out_loss(temperature / 2), held_out_loss(2 * temperature)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +337,7 @@ def test_a_time_budget_runs_the_epochs_that_fit_and_changes_nothing_when_all_of_
 ):
     from baselines.lattice.cnn_training import budgeted_epochs
 
-    # The plan: what fits at the first epoch's pace, at least one, at most `epochs`.
+    # The plan: what fits at a pace, at least one, at most `epochs`.
     assert budgeted_epochs(60, 45, 75.0) == 36 and budgeted_epochs(60, 45, 30.0) == 60
     assert budgeted_epochs(60, 1, 61.0) == 1 and budgeted_epochs(8, None, 1e6) == 8
     X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
@@ -265,9 +379,70 @@ def test_a_shortened_schedule_still_decays_to_zero():
     # From the second epoch on, the rate is the cosine of 8 epochs, 0 after the last.
     closed = [0.5 * (1 + np.cos(np.pi * t / 8)) for t in range(9)]
     np.testing.assert_allclose(rates[1:], closed[1:], rtol=1e-9, atol=1e-12)
-    # Epochs slower than the first: the plan is cut where the next would overrun.
-    assert _keep_to_budget(est, 4, 8, 500.0, schedule, bar) == 4
+    # A steady pace keeps the plan.
     assert _keep_to_budget(est, 4, 8, 300.0, schedule, bar) == 8
+
+
+def test_a_budget_re_plans_when_epochs_slow_down_and_still_decays_to_zero():
+    from types import SimpleNamespace
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from baselines.lattice.cnn_training import _keep_to_budget
+
+    bar = tqdm(total=60, disable=True)
+    est = SimpleNamespace(epochs=60, max_minutes=10.0, verbose=0)
+    optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=60)
+    planned, rates = 60, []
+    # The first epoch takes 75 s (8 planned), the next ones 125 s each: after the second
+    # (a mean of 100 s) 6 fit in 600 s, after the third (108 s) 5, after the fourth still 5.
+    for epoch, elapsed in enumerate((75.0, 200.0, 325.0, 450.0, 575.0), start=1):
+        optimiser.step()
+        schedule.step()
+        planned = _keep_to_budget(est, epoch, planned, elapsed, schedule, bar)
+        rates.append(optimiser.param_groups[0]["lr"])
+        if epoch >= planned:
+            break
+    assert (epoch, planned, bar.total) == (5, 5, 5)
+    # Each rate is the cosine of the plan made after its epoch: 8, 6, then 5 epochs, 0 at the end.
+    cosine = [
+        0.5 * (1 + np.cos(np.pi * t / n)) for t, n in ((1, 8), (2, 6), (3, 5), (4, 5), (5, 5))
+    ]
+    np.testing.assert_allclose(rates, cosine, rtol=1e-9, atol=1e-12)
+    # Slower still: a plan below the epochs run ends the fit where it is.
+    assert _keep_to_budget(est, 4, 8, 600.0, schedule, bar) == 4
+
+
+def test_a_budget_plans_more_epochs_when_a_slow_first_one_is_followed_by_faster_ones():
+    from types import SimpleNamespace
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from baselines.lattice.cnn_training import _keep_to_budget
+
+    bar = tqdm(total=60, disable=True)
+    est = SimpleNamespace(epochs=60, max_minutes=10.0, verbose=0)
+    optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=60)
+    planned, plans, rates, elapsed = 60, [], [], 100.0
+    # 150 s for the first epoch (busy machine: 4 planned), then 50 s each: the mean pace
+    # falls and the plan grows to 9 epochs, which end at 550 s, inside the 600 s.
+    for epoch in range(1, 61):
+        elapsed += 50.0
+        optimiser.step()
+        schedule.step()
+        planned = _keep_to_budget(est, epoch, planned, elapsed, schedule, bar)
+        plans.append(planned)
+        rates.append(optimiser.param_groups[0]["lr"])
+        if epoch >= planned:
+            break
+    assert plans == [4, 6, 7, 8, 8, 8, 9, 9, 9] and elapsed == 550.0
+    cosine = [0.5 * (1 + np.cos(np.pi * t / n)) for t, n in enumerate(plans, start=1)]
+    np.testing.assert_allclose(rates, cosine, rtol=1e-9, atol=1e-12)
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_lattice_systems_are_seven_and_keep_the_crystal_family():

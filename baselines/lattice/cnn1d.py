@@ -101,10 +101,11 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
     epochs : int, default=60
         At most this many passes over the training rows.
     max_minutes : float, optional
-        A time budget for the training. After the first epoch, the fit runs only as
-        many epochs as fit in it at that epoch's pace (at least one, at most
-        ``epochs``) and shortens the cosine schedule to end with them; it stops
-        earlier if later epochs run slower. The epochs run are in ``history_``.
+        A time budget for the training. After each epoch, the fit plans as many
+        epochs as fit in it at the mean pace so far (at least the ones run, at most
+        ``epochs``) and moves the end of the cosine schedule to the last of them,
+        so the learning rate still decays to 0 when the pace changes. The epochs
+        run are in ``history_``.
         A budget makes the fit depend on the machine's speed: to repeat a fit
         exactly, set ``epochs`` to the epochs it ran and no budget. Default: none.
     batch_size : int, default=64

@@ -34,14 +34,14 @@ EARLIER_DEFAULTS: dict[str, Any] = {"stem": 0, "test_time_strains": (), "smooth"
                                     "max_minutes": None}
 
 
-def budgeted_epochs(epochs: int, max_minutes: float | None, first_epoch_seconds: float) -> int:
-    """The epochs that fit in ``max_minutes`` at the pace of the first one.
+def budgeted_epochs(epochs: int, max_minutes: float | None, epoch_seconds: float) -> int:
+    """The epochs that fit in ``max_minutes`` at ``epoch_seconds`` an epoch.
 
     At least 1 (the first has run), at most ``epochs``; all of them without a budget.
 
     Examples
     --------
-    >>> budgeted_epochs(60, 45, first_epoch_seconds=75.0)
+    >>> budgeted_epochs(60, 45, epoch_seconds=75.0)
     36
     >>> [budgeted_epochs(60, None, 75.0), budgeted_epochs(60, 0.5, 75.0),
     ...  budgeted_epochs(20, 45, 1.0)]
@@ -49,7 +49,7 @@ def budgeted_epochs(epochs: int, max_minutes: float | None, first_epoch_seconds:
     """
     if max_minutes is None:
         return epochs
-    fit = int(60.0 * max_minutes // max(first_epoch_seconds, 1e-9))
+    fit = int(60.0 * max_minutes // max(epoch_seconds, 1e-9))
     return max(1, min(epochs, fit))
 
 
@@ -151,30 +151,33 @@ def _keep_to_budget(est: Any, epoch: int, planned: int, elapsed: float, schedule
                     bar: Any) -> int:  # fmt: skip
     """The epochs to run in all, after ``epoch`` took the fit to ``elapsed`` seconds.
 
-    After the first epoch, the plan: as many as fit in ``est.max_minutes`` at its
-    pace, the cosine schedule shortened to end with them (so the learning rate still
-    decays to 0). Later, the plan is cut where the next epoch, at the mean pace so
-    far, would end past the budget (a machine that slowed down).
+    After every epoch, the epochs that fit in ``est.max_minutes`` at the mean pace so
+    far (:func:`budgeted_epochs`, never fewer than the epochs run). When that differs
+    from the plan, the cosine schedule is moved to end with it: shortened when the
+    epochs run slower (a machine that got busy), lengthened when they run faster (a
+    first epoch slowed by start-up or by other work). The learning rate then always
+    decays to 0 at the last epoch, and the fit ends within the budget at the mean
+    pace.
     """
     from tqdm.auto import tqdm
 
-    budget = 60.0 * est.max_minutes
-    if epoch == 1:
-        planned = budgeted_epochs(est.epochs, est.max_minutes, elapsed)
-        if planned < est.epochs:
-            _shorten_cosine(schedule, planned)
-            bar.total = planned
-            bar.refresh()
-    elif epoch < planned and elapsed * (epoch + 1) / epoch > budget:
-        planned = epoch
-    if est.verbose and planned < est.epochs and (epoch == 1 or epoch == planned):
-        tqdm.write(f"time budget {est.max_minutes:g} min: {planned} of {est.epochs} epochs "
+    fit = max(epoch, budgeted_epochs(est.epochs, est.max_minutes, elapsed / epoch))
+    if fit == planned:
+        return planned
+    if fit > epoch:
+        _retarget_cosine(schedule, fit)
+    bar.total = fit
+    bar.refresh()
+    if est.verbose:
+        tqdm.write(f"time budget {est.max_minutes:g} min: {fit} of {est.epochs} epochs "
                    f"({elapsed:.1f} s after epoch {epoch})")  # fmt: skip
-    return planned
+    return fit
 
 
-def _shorten_cosine(schedule: Any, epochs: int) -> None:
+def _retarget_cosine(schedule: Any, epochs: int) -> None:
     """Make a stepped ``CosineAnnealingLR`` a cosine over ``epochs`` from its current step.
+
+    ``epochs`` may be fewer or more than the schedule had.
 
     The scheduler steps by ratios of the current rate (its recursive form), so the
     rate is set to the new cosine's value at this step and ``T_max`` changed: the
@@ -332,8 +335,6 @@ def _epoch_line(row: dict[str, float], epochs: int) -> str:
         f"acc {row['train_accuracy']:.3f}  val loss {row['val_loss']:.4f} "
         f"acc {row['val_accuracy']:.3f}  ({row['seconds']:.1f} s)"
     )
-
-
 
 
 def save_checkpoint(est: Any, path: str | Path) -> Path:

@@ -118,7 +118,7 @@ def _boosting_realism(grid: Grid, random_state: int) -> Any:
 def _search_match(grid: Grid, random_state: int) -> Any:
     from baselines.lattice.search_match import make_search_match
 
-    return make_search_match(grid, n_jobs=-1)
+    return make_search_match(grid)
 
 
 def _cnn(grid: Grid, random_state: int) -> Any:
@@ -207,9 +207,9 @@ def registry() -> dict[str, Baseline]:
         "blend": Baseline("blend", "1D-CNN + XGBoost (soft vote)", _vote(BLEND_MEMBERS),
                           track_params={"spacegroup": {"cnn1d__class_weight": None}},
                           members=BLEND_MEMBERS),
-        # Equal weights: the untuned default (no other weighting was tried). search-match's one
-        # nearest reference casts a whole vote for its lattice; the two trained members
-        # overrule it only where they agree on another lattice with more than that.
+        # Equal weights: the untuned default (no other weighting was tried). search-match
+        # scores every lattice by its best match (a softmax at the temperature fitted to
+        # its references), so where two lattices match nearly as well the others decide.
         "blend-realism": Baseline(
             "blend-realism", "search-match + XGBoost + 1D-CNN on realism (soft vote)",
             _vote(BLEND_REALISM_MEMBERS),
@@ -537,8 +537,11 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
     """Put the already-fitted members of a blend into it, frozen; return their names.
 
     A member is reused when ``baselines/<track>/<member>/`` holds a model whose
-    ``result.json`` has this training fingerprint and whose grid is this one, and
-    when no ``--set`` parameter was given for it (those ask for a new fit).
+    ``result.json`` has this training fingerprint and whose grid is this one, when
+    no ``--set`` parameter was given for it (those ask for a new fit), and when the
+    saved model has the parameters the registry's member has now: one made by an
+    earlier version of a baseline (search-match's one-neighbour vote, before its
+    scored matches) is fitted anew rather than voting the old way.
     """
     from sklearn.frozen import FrozenEstimator
 
@@ -555,6 +558,9 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
         except (OSError, ValueError):  # not run yet, or an unreadable leftover: fit anew
             continue
         if bundle.get("track") != track or Grid.from_dict(bundle["grid"]).differences(grid):
+            continue
+        fresh = dict(estimator.estimators)[name]
+        if set(bundle["estimator"].get_params()) != set(fresh.get_params()):
             continue
         estimator.set_params(**{name: FrozenEstimator(bundle["estimator"])})
         reused.append(name)
