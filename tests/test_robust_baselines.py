@@ -354,18 +354,43 @@ def test_a_time_budget_runs_the_epochs_that_fit_and_changes_nothing_when_all_of_
             _cleaning_cnn(max_minutes=bad).fit(X, y)
 
 
-def test_a_shortened_schedule_still_decays_to_zero():
+def _schedule_on_a_budget():
+    """A 60-epoch cosine schedule from a rate of 1, on a 10-minute budget."""
     from types import SimpleNamespace
 
     import torch
     from tqdm.auto import tqdm
 
-    from baselines.lattice.cnn_training import _keep_to_budget
-
-    bar = tqdm(total=60, disable=True)
     est = SimpleNamespace(epochs=60, max_minutes=10.0, verbose=0)
     optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=60)
+    return est, optimiser, schedule, tqdm(total=60, disable=True)
+
+
+def _train_on_a_budget(elapsed_after_each):
+    """Step the schedule an epoch at a time, re-planning after each as the fit does.
+
+    Returns the plan and the learning rate after each epoch run, and the budget's parts.
+    """
+    from baselines.lattice.cnn_training import _keep_to_budget
+
+    est, optimiser, schedule, bar = _schedule_on_a_budget()
+    planned, plans, rates = est.epochs, [], []
+    for epoch, elapsed in enumerate(elapsed_after_each, start=1):
+        optimiser.step()
+        schedule.step()
+        planned = _keep_to_budget(est, epoch, planned, elapsed, schedule, bar)
+        plans.append(planned)
+        rates.append(optimiser.param_groups[0]["lr"])
+        if epoch >= planned:
+            break
+    return plans, rates, (est, schedule, bar)
+
+
+def test_a_shortened_schedule_still_decays_to_zero():
+    from baselines.lattice.cnn_training import _keep_to_budget
+
+    est, optimiser, schedule, bar = _schedule_on_a_budget()
     rates = [optimiser.param_groups[0]["lr"]]
     optimiser.step()
     schedule.step()
@@ -384,62 +409,25 @@ def test_a_shortened_schedule_still_decays_to_zero():
 
 
 def test_a_budget_re_plans_when_epochs_slow_down_and_still_decays_to_zero():
-    from types import SimpleNamespace
-
-    import torch
-    from tqdm.auto import tqdm
-
     from baselines.lattice.cnn_training import _keep_to_budget
 
-    bar = tqdm(total=60, disable=True)
-    est = SimpleNamespace(epochs=60, max_minutes=10.0, verbose=0)
-    optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=60)
-    planned, rates = 60, []
     # The first epoch takes 75 s (8 planned), the next ones 125 s each: after the second
     # (a mean of 100 s) 6 fit in 600 s, after the third (108 s) 5, after the fourth still 5.
-    for epoch, elapsed in enumerate((75.0, 200.0, 325.0, 450.0, 575.0), start=1):
-        optimiser.step()
-        schedule.step()
-        planned = _keep_to_budget(est, epoch, planned, elapsed, schedule, bar)
-        rates.append(optimiser.param_groups[0]["lr"])
-        if epoch >= planned:
-            break
-    assert (epoch, planned, bar.total) == (5, 5, 5)
-    # Each rate is the cosine of the plan made after its epoch: 8, 6, then 5 epochs, 0 at the end.
-    cosine = [
-        0.5 * (1 + np.cos(np.pi * t / n)) for t, n in ((1, 8), (2, 6), (3, 5), (4, 5), (5, 5))
-    ]
+    plans, rates, (est, schedule, bar) = _train_on_a_budget((75.0, 200.0, 325.0, 450.0, 575.0))
+    assert plans == [8, 6, 5, 5, 5] and bar.total == 5
+    # Each rate is the cosine of the plan made after its epoch, 0 at the end.
+    cosine = [0.5 * (1 + np.cos(np.pi * t / n)) for t, n in enumerate(plans, start=1)]
     np.testing.assert_allclose(rates, cosine, rtol=1e-9, atol=1e-12)
     # Slower still: a plan below the epochs run ends the fit where it is.
     assert _keep_to_budget(est, 4, 8, 600.0, schedule, bar) == 4
 
 
 def test_a_budget_plans_more_epochs_when_a_slow_first_one_is_followed_by_faster_ones():
-    from types import SimpleNamespace
-
-    import torch
-    from tqdm.auto import tqdm
-
-    from baselines.lattice.cnn_training import _keep_to_budget
-
-    bar = tqdm(total=60, disable=True)
-    est = SimpleNamespace(epochs=60, max_minutes=10.0, verbose=0)
-    optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=60)
-    planned, plans, rates, elapsed = 60, [], [], 100.0
     # 150 s for the first epoch (busy machine: 4 planned), then 50 s each: the mean pace
     # falls and the plan grows to 9 epochs, which end at 550 s, inside the 600 s.
-    for epoch in range(1, 61):
-        elapsed += 50.0
-        optimiser.step()
-        schedule.step()
-        planned = _keep_to_budget(est, epoch, planned, elapsed, schedule, bar)
-        plans.append(planned)
-        rates.append(optimiser.param_groups[0]["lr"])
-        if epoch >= planned:
-            break
-    assert plans == [4, 6, 7, 8, 8, 8, 9, 9, 9] and elapsed == 550.0
+    elapsed = [150.0 + 50.0 * k for k in range(60)]
+    plans, rates, _ = _train_on_a_budget(elapsed)
+    assert plans == [4, 6, 7, 8, 8, 8, 9, 9, 9] and elapsed[len(plans) - 1] == 550.0
     cosine = [0.5 * (1 + np.cos(np.pi * t / n)) for t, n in enumerate(plans, start=1)]
     np.testing.assert_allclose(rates, cosine, rtol=1e-9, atol=1e-12)
     assert rates[-1] == pytest.approx(0.0, abs=1e-12)
