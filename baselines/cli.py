@@ -59,6 +59,10 @@ def list_baselines() -> None:
         grid = "; ".join(f"{k}={v}" for k, v in baseline.param_grid.items()) or (
             f"votes with {', '.join(baseline.members)}" if baseline.members else "nothing to search"
         )
+        for track, params in baseline.track_params.items():
+            dropped = [name for name in baseline.members if params.get(name) == "drop"]
+            if dropped:
+                grid += f" ({track}: without {', '.join(dropped)})"
         typer.echo(f"{baseline.name:<14} {baseline.title:<30} {grid}")
 
 

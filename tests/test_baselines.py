@@ -368,6 +368,38 @@ def test_the_blend_reuses_its_members_on_the_space_group_track_too(competition):
     assert result.extras["members"] == {"xgboost": "reused", "cnn1d": "reused"}
 
 
+def test_the_measured_pattern_blend_votes_without_the_trees_on_the_space_group_track(
+        competition):  # fmt: skip
+    # xgboost-realism is dropped there: neither fitted nor asked, though never run.
+    for name, params in (("search-match", None),
+                         ("cnn1d-realism", {**QUICK["cnn1d-realism"], "epochs": 1})):  # fmt: skip
+        run_baseline(competition, name, track="spacegroup", cv=0, record=False, verbose=False,
+                     params=params)  # fmt: skip
+    assert not (competition / "baselines" / "spacegroup" / "xgboost-realism").exists()
+    result = run_baseline(competition, "blend-realism", track="spacegroup", cv=0,
+                          record=False, verbose=False)  # fmt: skip
+    assert result.extras["members"] == {"search-match": "reused", "xgboost-realism": "dropped",
+                                        "cnn1d-realism": "reused"}  # fmt: skip
+    assert result.title == "search-match + 1D-CNN on realism (soft vote)"
+    report = write_report(competition, "spacegroup").read_text()
+    assert ("- votes with: `search-match` (the model fitted by its own run), `cnn1d-realism` "
+            "(the model fitted by its own run)\n- left out on this track: `xgboost-realism`"
+            in report)  # fmt: skip
+    test = read_patterns(competition / "public" / "test.parquet")
+    folder = competition / "baselines" / "spacegroup"
+    blend = load_model(competition / result.model)["estimator"]
+    assert len(blend.estimators_) == 2
+    probas = []
+    for name in ("search-match", "cnn1d-realism"):  # each knows its own groups: align them
+        model = load_model(folder / name / "model.pkl")["estimator"]
+        aligned = np.zeros((len(test.ids), len(blend.classes_)))
+        aligned[:, np.searchsorted(blend.classes_, model.classes_)] = model.predict_proba(test.X)
+        probas.append(aligned)
+    np.testing.assert_allclose(blend.predict_proba(test.X), sum(probas) / 2, atol=1e-6)
+    submitted = pd.read_csv(competition / result.submission)["spacegroup_number"]
+    assert (submitted.to_numpy() == blend.predict(test.X)).all()
+
+
 def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
     # The CNN member on a time budget no epoch fits in: it runs one epoch of its three.
     # The trees on copies of a 200-row sample (max_rows), and both say so.
@@ -413,6 +445,18 @@ def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
                                        "cnn1d-realism": "reused"}  # fmt: skip
     refitted = load_model(competition / again.model)["estimator"]
     np.testing.assert_allclose(refitted.predict_proba(test.X), expected, atol=1e-6)
+    # Both fits held out whole compounds for search-match's temperature.
+    from baselines.lattice.search_match import calibrate_temperature
+
+    calibrated, _ = calibrate_temperature(fitted[0], train.X, train.target("bravais_lattice"),
+                                          train.groups())  # fmt: skip
+    for model in (fitted[0], refitted.estimators_[0]):
+        assert model[-1].temperature_ == pytest.approx(calibrated, rel=1e-9)
+    assert done["search-match"].extras["temperature"] == {"value": fitted[0][-1].temperature_,
+                                                          "fitted": True}  # fmt: skip
+    assert (f"- probabilities: softmax of each label's best match at temperature "
+            f"{calibrated:.3g} (fitted on held-out compounds of the training rows)"
+            in report)  # fmt: skip
 
 
 def test_cli_lists_the_blends_with_their_members(tmp_path):
@@ -421,7 +465,8 @@ def test_cli_lists_the_blends_with_their_members(tmp_path):
     assert [line.split() for line in done.stdout.splitlines()[-2:]] == [
         ["blend", "1D-CNN", "+", "XGBoost", "(soft", "vote)", "votes", "with", "xgboost,", "cnn1d"],
         ["blend-realism", "search-match", "+", "XGBoost", "+", "1D-CNN", "on", "realism", "(soft",
-         "vote)", "votes", "with", "search-match,", "xgboost-realism,", "cnn1d-realism"],
+         "vote)", "votes", "with", "search-match,", "xgboost-realism,", "cnn1d-realism",
+         "(spacegroup:", "without", "xgboost-realism)"],
     ]  # fmt: skip
 
 
@@ -465,17 +510,76 @@ def test_soft_vote_weights_align_classes_and_refuse_bad_settings():
         SoftVote([("partial", FrozenEstimator(partial))]).fit(X[:2], y[:2])
 
 
+def test_soft_vote_leaves_a_dropped_member_out():
+    from sklearn.dummy import DummyClassifier
+
+    X, y = np.arange(8.0)[:, None], np.array(["a", "a", "b", "b", "b", "c", "c", "c"])
+    prior, uniform = DummyClassifier(strategy="prior"), DummyClassifier(strategy="uniform")
+    # Set as scikit-learn's VotingClassifier takes it; the dropped member's weight is ignored.
+    vote = SoftVote([("prior", prior), ("uniform", uniform)], weights=[1, 3])
+    vote.set_params(uniform="drop").fit(X, y)
+    assert len(vote.estimators_) == 1 and vote.get_params()["uniform"] == "drop"
+    np.testing.assert_allclose(vote.predict_proba(X[:2]), [[0.25, 0.375, 0.375]] * 2)
+    # Back in, it counts three times.
+    vote.set_params(uniform=uniform).fit(X, y)
+    expected = (np.array([0.25, 0.375, 0.375]) + 3 * np.full(3, 1 / 3)) / 4
+    np.testing.assert_allclose(vote.predict_proba(X[:1])[0], expected)
+    with pytest.raises(ValueError, match="every member of the vote is dropped: prior, uniform"):
+        SoftVote([("prior", "drop"), ("uniform", "drop")]).fit(X, y)
+    with pytest.raises(ValueError, match="not all zero among the members kept"):
+        SoftVote([("prior", prior), ("uniform", "drop")], weights=[0, 1]).fit(X, y)
+    with pytest.raises(ValueError, match=r"an estimator or 'drop', not uniform='passthrough'"):
+        SoftVote([("prior", prior), ("uniform", "passthrough")]).fit(X, y)
+
+
+def test_soft_vote_passes_fit_parameters_to_the_member_they_name():
+    from sklearn.dummy import DummyClassifier
+
+    X, y = np.arange(8.0)[:, None], np.array(["a", "a", "b", "b", "b", "c", "c", "c"])
+    # Weights that make "a" the prior's commonest label: they reached the prior only.
+    weights = np.array([5.0, 5, 1, 1, 1, 1, 1, 1])
+    vote = SoftVote([("prior", DummyClassifier(strategy="prior")),
+                     ("uniform", DummyClassifier(strategy="uniform"))])  # fmt: skip
+    vote.fit(X, y, prior__sample_weight=weights)
+    np.testing.assert_allclose(vote.estimators_[0].class_prior_, [10 / 16, 3 / 16, 3 / 16])
+    for key in ("trees__sample_weight", "sample_weight", "prior__"):
+        with pytest.raises(ValueError, match=f"fit parameter '{key}' is not <member>__<param"):
+            vote.fit(X, y, **{key: weights})
+    # Blends pass the training rows' compounds on to search-match's temperature.
+    from baselines.runner.run import group_parameters
+
+    assert group_parameters(registry()["search-match"]) == ["match__groups"]
+    assert group_parameters(registry()["blend-realism"]) == ["search-match__match__groups"]
+    assert group_parameters(registry()["blend"]) == []
+
+
 def test_the_blends_keep_the_cnn_unweighted_on_the_space_group_track():
     for name, cnn in (("blend", "cnn1d"), ("blend-realism", "cnn1d-realism")):
         blend = registry()[name]
         model = blend.make(DEFAULT_GRID, 0).set_params(**blend.track_params["spacegroup"])
         assert model.get_params()[f"{cnn}__class_weight"] is None
         assert [member for member, _ in model.estimators] == list(blend.members)
+    # The measured-pattern blend votes without its trees on ~220 space groups (too slow).
+    blend = registry()["blend-realism"]
+    model = blend.make(DEFAULT_GRID, 0).set_params(**blend.track_params["spacegroup"])
+    assert [name for name, m in model.estimators if m == "drop"] == ["xgboost-realism"]
+    # cnn1d-realism keeps to a time budget by default, in the blend too.
+    assert registry()["cnn1d-realism"].make(DEFAULT_GRID, 0).max_minutes == 40
+    assert model.get_params()["cnn1d-realism__max_minutes"] == 40
     # Each blend after its members, so that `all` has fitted them and the blend reuses them.
     order = list(registry())
     for baseline in registry().values():
         assert all(order.index(m) < order.index(baseline.name) for m in baseline.members)
     assert {b.name for b in registry().values() if b.members} == {"blend", "blend-realism"}
+
+
+def test_every_baseline_title_fits_the_leaderboard():
+    from scoring.leaderboard import MAX_TEAM_NAME
+
+    # The title is the baseline's team name on the board, on every track.
+    for baseline in registry().values():
+        for title in (baseline.title, *baseline.track_titles.values()):
+            assert 1 <= len(title) <= MAX_TEAM_NAME, title
 
 
 def test_seeded_forest_runs_repeat_exactly(competition):

@@ -184,6 +184,17 @@ def test_the_calibrated_temperature_gives_held_out_rows_the_smallest_log_loss(pa
     assert held_out_loss(temperature) < min(
         held_out_loss(temperature / 2), held_out_loss(2 * temperature)
     )
+    # Given the compounds, the auto temperature is fitted on these grouped folds.
+    grouped = make_search_match(GRID).fit(X, y, match__groups=groups)
+    assert grouped[-1].temperature_ == pytest.approx(temperature, rel=1e-9)
+    assert grouped[-1].temperature_ != make_search_match(GRID).fit(X, y)[-1].temperature_
+    with pytest.raises(ValueError, match="groups has 10 entries for 12 references"):
+        BestMatch().fit(X[:12], y[:12], groups=groups[:10])
+    # One compound cannot be held out against itself: the fallback.
+    from baselines.lattice.search_match import FALLBACK_TEMPERATURE
+
+    same = np.zeros(len(y))
+    assert BestMatch().fit(X, y, groups=same).temperature_ == FALLBACK_TEMPERATURE
 
 
 @pytest.fixture(scope="module")

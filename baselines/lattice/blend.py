@@ -31,9 +31,12 @@ class SoftVote(ClassifierMixin, _BaseComposition):
         The members, each with ``fit`` and ``predict_proba``. A member wrapped in
         :class:`~sklearn.frozen.FrozenEstimator` is used as it was fitted; the
         others are cloned and fitted on the blend's training rows. Nested
-        parameters go through the member's name (``cnn1d__epochs``).
+        parameters go through the member's name (``cnn1d__epochs``). A member set
+        to ``"drop"`` (``set_params(xgboost="drop")``, as in scikit-learn's
+        :class:`~sklearn.ensemble.VotingClassifier`) is neither fitted nor asked.
     weights : sequence of float, optional
-        One non-negative weight per member (not all zero); default: equal.
+        One non-negative weight per member, dropped ones included (their weight is
+        ignored); not all zero among the others. Default: equal.
     verbose : int, default=0
         Passed to the members that have an integer ``verbose`` (the CNN's
         progress bar) before they are fitted.
@@ -41,7 +44,7 @@ class SoftVote(ClassifierMixin, _BaseComposition):
     Attributes
     ----------
     estimators_ : list of estimators
-        The fitted members, in the order of ``estimators``.
+        The fitted members, in the order of ``estimators``, the dropped ones left out.
     classes_ : ndarray
         The labels of the training rows, sorted; ``predict_proba``'s columns.
     n_features_in_ : int
@@ -74,42 +77,70 @@ class SoftVote(ClassifierMixin, _BaseComposition):
         return self
 
     def _checked_weights(self) -> np.ndarray:
+        """The weights of the members that are not dropped, in their order."""
         if not self.estimators:
             raise ValueError("SoftVote needs at least one (name, estimator) member")
         names = [name for name, _ in self.estimators]
         self._validate_names(names)  # unique, no "__", not a parameter name
+        odd = [f"{name}={member!r}" for name, member in self.estimators
+               if isinstance(member, str) and not _dropped(member)]  # fmt: skip
+        if odd:
+            raise ValueError(f"a member is an estimator or 'drop', not {', '.join(odd)}")
+        kept = np.array([not _dropped(member) for _, member in self.estimators])
+        if not kept.any():
+            raise ValueError(f"every member of the vote is dropped: {', '.join(names)}")
         if self.weights is None:
-            return np.ones(len(names))
+            return np.ones(int(kept.sum()))
         weights = np.asarray(self.weights, dtype=float)
         if weights.shape != (len(names),) or not np.isfinite(weights).all() \
-                or (weights < 0).any() or weights.sum() == 0:  # fmt: skip
+                or (weights < 0).any() or weights[kept].sum() == 0:  # fmt: skip
             raise ValueError(
-                f"weights must be {len(names)} non-negative numbers, not all zero "
-                f"(one per member: {', '.join(names)}); got {self.weights!r}"
+                f"weights must be {len(names)} non-negative numbers, not all zero among "
+                f"the members kept (one per member: {', '.join(names)}); got {self.weights!r}"
             )
-        return weights
+        kept_weights: np.ndarray = weights[kept]
+        return kept_weights
 
-    def fit(self, X: Any, y: Any) -> SoftVote:
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> SoftVote:
         """Fit the members that are not frozen on ``X``, ``y``.
+
+        Parameters
+        ----------
+        X, y : array-like
+        **fit_params
+            ``<member>__<parameter>``: passed to that member's ``fit``
+            (``search-match__match__groups=groups``); ignored by frozen and
+            dropped members.
 
         Raises
         ------
         ValueError
-            If there is no member, names repeat, the weights do not fit the
-            members, or a frozen member knows labels that ``y`` does not have.
+            If there is no member (or every one is dropped), names repeat, the
+            weights do not fit the members, a fit parameter names no member, or a
+            frozen member knows labels that ``y`` does not have.
         """
         self._checked_weights()
+        names = [name for name, _ in self.estimators]
+        routed: dict[str, dict[str, Any]] = {name: {} for name in names}
+        for key, value in fit_params.items():
+            name, _, param = key.partition("__")
+            if name not in routed or not param:
+                raise ValueError(f"fit parameter {key!r} is not <member>__<parameter> for a "
+                                 f"member of the vote ({', '.join(names)})")  # fmt: skip
+            routed[name][param] = value
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         fitted = []
         for name, member in self.estimators:
+            if _dropped(member):
+                continue
             if not isinstance(member, FrozenEstimator):
                 member = clone(member)
                 verbose = getattr(member, "verbose", None)
                 if isinstance(verbose, int) and not isinstance(verbose, bool):
                     member.set_params(verbose=self.verbose)
-            member = member.fit(X, y)
+            member = member.fit(X, y, **routed[name])
             unknown = np.setdiff1d(member.classes_, self.classes_)
             if unknown.size:
                 raise ValueError(
@@ -141,3 +172,8 @@ class SoftVote(ClassifierMixin, _BaseComposition):
         check_is_fitted(self, "estimators_")
         labels: np.ndarray = self.classes_[self.predict_proba(X).argmax(axis=1)]
         return labels
+
+
+def _dropped(member: Any) -> bool:
+    """Whether a member is scikit-learn's ``"drop"`` (left out of the vote)."""
+    return isinstance(member, str) and member == "drop"

@@ -321,11 +321,21 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
         lines.append(f"- trained {run} epoch{'s' * (run != 1)}{of} on {extras['device']}, "
                      f"kept epoch {extras['best_epoch']} (lowest "
                      f"{'validation' if validated else 'training'} loss)")  # fmt: skip
+    if extras.get("temperature"):
+        temperature = extras["temperature"]
+        how = ("fitted on held-out compounds of the training rows" if temperature["fitted"]
+               else "as set")  # fmt: skip
+        lines.append("- probabilities: softmax of each label's best match at temperature "
+                     f"{temperature['value']:.3g} ({how})")  # fmt: skip
     if extras.get("members"):
+        how_said = {"reused": "the model fitted by its own run", "fitted": "fitted here"}
+        members = extras["members"].items()
         lines.append("- votes with: " + ", ".join(
-            f"`{name}` ({'the model fitted by its own run' if how == 'reused' else 'fitted here'})"
-            for name, how in extras["members"].items()
+            f"`{name}` ({how_said[how]})" for name, how in members if how != "dropped"
         ))  # fmt: skip
+        dropped = [f"`{name}`" for name, how in members if how == "dropped"]
+        if dropped:
+            lines.append(f"- left out on this track: {', '.join(dropped)}")
     lines.append("")
     if (out / "search.csv").is_file():
         table = pd.read_csv(out / "search.csv").head(10)

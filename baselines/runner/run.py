@@ -65,6 +65,13 @@ class Baseline:
         For a blend (:class:`baselines.lattice.blend.SoftVote`): the baselines it votes
         with, by name. A member that this competition has already fitted on the
         same training rows is reused, not fitted again.
+    fit_groups : str, optional
+        The ``fit`` parameter that takes the training rows' compounds
+        (search-match's ``match__groups``: its temperature holds out whole
+        compounds); a blend passes them on to such members.
+    track_titles : dict
+        The leaderboard row on one track where it differs from ``title`` (a blend
+        that leaves a member out there).
     """
 
     name: str
@@ -73,6 +80,8 @@ class Baseline:
     param_grid: dict[str, list[Any]] = field(default_factory=dict)
     track_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: tuple[str, ...] = ()
+    fit_groups: str | None = None
+    track_titles: dict[str, str] = field(default_factory=dict)
 
 
 def _guess(kind: str) -> Callable[[Grid, int], Any]:
@@ -131,7 +140,15 @@ def _cnn_realism(grid: Grid, random_state: int) -> Any:
     from baselines.lattice.cnn1d import CNN1DClassifier
 
     return CNN1DClassifier(grid=grid, augment="realism", smooth=9, background=50,
-                           precision="bfloat16", random_state=random_state)  # fmt: skip
+                           precision="bfloat16", max_minutes=CNN_REALISM_MINUTES,
+                           random_state=random_state)  # fmt: skip
+
+
+# cnn1d-realism's time budget: its 60 epochs take about 30 minutes on the AMCSD build
+# (5,432 rows, within it) and 80 on an AMCSD + archive build (29,262 rows), where the
+# budget keeps the epochs that fit (about 30), so a course's largest build trains within
+# the 45 minutes a baseline may take on 2 cores (`--set cnn1d-realism:max_minutes=...`).
+CNN_REALISM_MINUTES: Final = 40
 
 
 # xgboost-realism draws its copies from at most this many training rows (a stratified
@@ -179,7 +196,8 @@ def registry() -> dict[str, Baseline]:
         **{kind: Baseline(kind, GUESS_TITLES[kind], _guess(kind))
            for kind in ("uniform", "prior", "majority")},
         "search-match": Baseline("search-match", "search-match (nearest reference patterns)",
-                                 _search_match, grids["search-match"]),
+                                 _search_match, grids["search-match"],
+                                 fit_groups="match__groups"),
         "random-forest": Baseline(
             "random-forest", "random forest", _forest, grids["random-forest"]
         ),
@@ -210,11 +228,15 @@ def registry() -> dict[str, Baseline]:
         # Equal weights: the untuned default (no other weighting was tried). search-match
         # scores every lattice by its best match (a softmax at the temperature fitted to
         # its references), so where two lattices match nearly as well the others decide.
+        # Space groups without the trees: xgboost-realism grows a tree per class and
+        # round, about 16 times its lattice-track time over ~220 groups.
         "blend-realism": Baseline(
             "blend-realism", "search-match + XGBoost + 1D-CNN on realism (soft vote)",
             _vote(BLEND_REALISM_MEMBERS),
-            track_params={"spacegroup": {"cnn1d-realism__class_weight": None}},
+            track_params={"spacegroup": {"cnn1d-realism__class_weight": None,
+                                         "xgboost-realism": "drop"}},
             members=BLEND_REALISM_MEMBERS,
+            track_titles={"spacegroup": "search-match + 1D-CNN on realism (soft vote)"},
         ),
     }
 
@@ -278,7 +300,7 @@ def grouped_folds(cv: int, random_state: int) -> Any:
 
 def _search(
     baseline: Baseline, estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-    cv: int, random_state: int, verbose: bool,
+    cv: int, random_state: int, verbose: bool, fit_params: dict[str, Any],
 ) -> tuple[Any, pd.DataFrame | None, float]:  # fmt: skip
     """Grid search by accuracy over grouped, stratified folds.
 
@@ -296,13 +318,27 @@ def _search(
         # Rare lattices (or space groups) have fewer members than folds; the
         # splitter says so once per fit, which is expected here.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        search.fit(X, y, groups=groups)
+        search.fit(X, y, groups=groups, **fit_params)  # the fit parameters, split by fold
     table = pd.DataFrame(search.cv_results_)
     keep = [c for c in table if c.startswith("param_")] + [
         "mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time",
     ]  # fmt: skip
     table = table[keep].sort_values("rank_test_score").reset_index(drop=True)
     return search, table, time.perf_counter() - start
+
+
+def group_parameters(baseline: Baseline) -> list[str]:
+    """The ``fit`` parameters of ``baseline`` that take the training rows' compounds.
+
+    Its own :attr:`Baseline.fit_groups`, and for a blend each such member's,
+    through the member's name (``search-match__match__groups``).
+    """
+    known = registry()
+    names = [baseline.fit_groups] if baseline.fit_groups else []
+    for member in baseline.members:
+        if known[member].fit_groups:
+            names.append(f"{member}__{known[member].fit_groups}")
+    return names
 
 
 def submission_path(competition: Path, name: str, track: str) -> Path:
@@ -462,19 +498,20 @@ def run_baseline(
     fingerprint = training_fingerprint(spec.name, train.ids[rows], X, y)
     reused = _reuse_members(estimator, baseline, competition, spec.name, fingerprint, grid,
                             asked)  # fmt: skip
+    fit_params = dict.fromkeys(group_parameters(baseline), groups)
     table = None
     cv_accuracy = cv_std = None
     search_seconds = 0.0
     if cv >= 2 and baseline.param_grid:
         search, table, search_seconds = _search(baseline, estimator, X, y, groups, cv,
-                                                random_state, verbose)  # fmt: skip
+                                                random_state, verbose, fit_params)  # fmt: skip
         estimator, best_params = search.best_estimator_, search.best_params_
         cv_accuracy = float(search.best_score_)
         cv_std = float(table.loc[0, "std_test_score"])
         fit_seconds = float(search.refit_time_)
     else:
         start = time.perf_counter()
-        estimator.fit(X, y)
+        estimator.fit(X, y, **fit_params)
         fit_seconds, best_params = time.perf_counter() - start, {}
 
     start = time.perf_counter()
@@ -488,9 +525,11 @@ def run_baseline(
     validate_submission(path, competition, spec)
     model_path = save_model(estimator, out / "model.pkl", track=spec, grid=grid,
                             baseline=baseline.name)  # fmt: skip
+    dropped = [name for name, member in (estimator.estimators if baseline.members else [])
+               if isinstance(member, str) and member == "drop"]  # fmt: skip
     result = BaselineResult(
         name=baseline.name,
-        title=baseline.title,
+        title=baseline.track_titles.get(spec.name, baseline.title),
         track=spec.name,
         n_train=len(y),
         n_test=len(test.ids),
@@ -507,7 +546,8 @@ def run_baseline(
     )
     if baseline.members:
         result.extras["members"] = {
-            name: "reused" if name in reused else "fitted" for name in baseline.members
+            name: "dropped" if name in dropped else "reused" if name in reused else "fitted"
+            for name in baseline.members
         }
         devices = {getattr(m, "device_", None) for m in getattr(estimator, "estimators_", [])}
         if devices - {None}:  # where the CNN member ran
@@ -547,7 +587,8 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
 
     reused = []
     for name in baseline.members:
-        if any(key == name or key.startswith(f"{name}__") for key in params):
+        fresh = dict(estimator.estimators)[name]
+        if fresh == "drop" or any(key == name or key.startswith(f"{name}__") for key in params):
             continue
         folder = competition / layout.BASELINES / track / name
         try:  # the small result.json first: a model fitted on other rows is not unpickled
@@ -559,7 +600,6 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
             continue
         if bundle.get("track") != track or Grid.from_dict(bundle["grid"]).differences(grid):
             continue
-        fresh = dict(estimator.estimators)[name]
         if set(bundle["estimator"].get_params()) != set(fresh.get_params()):
             continue
         estimator.set_params(**{name: FrozenEstimator(bundle["estimator"])})
@@ -613,6 +653,10 @@ def _save_artifacts(out: Path, result: BaselineResult, estimator: Any,
     rounds = getattr(model, "n_rounds_", None)
     if rounds is not None:  # boosting rounds kept (fewer than asked with early stopping)
         result.extras["n_rounds"] = int(rounds)
+    temperature = getattr(model, "temperature_", None)
+    if temperature is not None:  # search-match's probabilities: fitted ("auto") or as set
+        result.extras["temperature"] = {"value": float(temperature),
+                                        "fitted": model.temperature == "auto"}  # fmt: skip
     importances = _pattern_importances(estimator, grid)
     if importances is not None:
         atomic_write_text(out / "importances.csv",
