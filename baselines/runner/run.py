@@ -144,7 +144,7 @@ def _cnn_realism(grid: Grid, random_state: int) -> Any:
                            random_state=random_state)  # fmt: skip
 
 
-# cnn1d-realism's time budget: its 60 epochs take about 30 minutes on the AMCSD build
+# cnn1d-realism's time budget: its 60 epochs take 15-30 minutes on the AMCSD build
 # (5,432 rows, within it) and 80 on an AMCSD + archive build (29,262 rows), where the
 # budget keeps the epochs that fit (about 30), so a course's largest build trains within
 # the 45 minutes a baseline may take on 2 cores (`--set cnn1d-realism:max_minutes=...`).
