@@ -30,7 +30,8 @@ TWO_THETA = GRID.two_theta_min + GRID.step * np.arange(GRID.n_points)
 
 
 @parametrize_with_checks(
-    [Blur(sigma=1.5), Blur(sigma=0), Floor(0.1), BestMatch(0.1, chunk_size=7), BestMatch()]
+    [Blur(sigma=1.5), Blur(sigma=0), Floor(0.1), BestMatch(0.1, chunk_size=7), BestMatch(),
+     BestMatch(0.1, strain=0.01, strain_step=0.01, two_theta=(20.0, 20.0))]
 )
 def test_scikit_learn_contract(estimator, check):
     with warnings.catch_warnings():
@@ -114,6 +115,7 @@ def test_best_match_scores_each_label_by_its_best_reference():
 
 
 def test_the_auto_temperature_gives_held_out_references_the_smallest_log_loss(patterns):
+    from sklearn.base import clone
     from sklearn.metrics import log_loss
     from sklearn.model_selection import KFold
 
@@ -124,10 +126,10 @@ def test_the_auto_temperature_gives_held_out_references_the_smallest_log_loss(pa
     prepared, temperature = model[:-1].transform(X), model[-1].temperature_
     assert 1e-3 < temperature < 1.0
 
-    def held_out_loss(t):  # the folds of the fit, scored with scikit-learn's log-loss
+    def held_out_loss(t):  # the folds and matcher of the fit, scikit-learn's log-loss
         losses = []
         for train, held in KFold(3, shuffle=True, random_state=0).split(prepared):
-            match = BestMatch(t).fit(prepared[train], y[train])
+            match = clone(model[-1]).set_params(temperature=t).fit(prepared[train], y[train])
             known = held[np.isin(y[held], match.classes_)]
             proba = match.predict_proba(prepared[known])
             losses.append(log_loss(y[known], proba, labels=match.classes_, normalize=False))
@@ -146,13 +148,65 @@ def test_the_auto_temperature_gives_held_out_references_the_smallest_log_loss(pa
     assert BestMatch().fit(prepared[one_each], y[one_each]).temperature_ == FALLBACK_TEMPERATURE
 
 
+CU_KA1 = 1.5406  # angstrom
+
+
+def _cubic_f(a):
+    """Peak positions (2theta, Cu K-alpha1) of a face-centred cubic cell of edge ``a``."""
+    hkl = np.array([(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2), (4, 0, 0),
+                    (3, 3, 1), (4, 2, 0), (4, 2, 2), (5, 1, 1)])  # fmt: skip
+    d = a / np.sqrt((hkl**2).sum(axis=1))
+    return tuple(np.degrees(2 * np.arcsin(CU_KA1 / (2 * d))))
+
+
+def test_strain_matches_a_larger_cell_of_the_same_structure():
+    heights = (1.0, 0.5, 0.6, 0.35, 0.1, 0.15, 0.2, 0.15, 0.2, 0.1)
+    reference = _pattern(_cubic_f(5.43), heights)
+    # The same structure with a cell 2.5 % larger: every peak lower, by 0.7 degrees at 28
+    # degrees and 2.7 at 88, much further than the blur reaches.
+    larger = _pattern(_cubic_f(5.43 * 1.025), heights)
+    other = _pattern((21.0, 24.5, 36.0, 41.0, 51.0, 62.5, 65.5, 71.0, 79.0, 82.5), heights)
+
+    def best(strain, step=0.005):
+        model = make_search_match(GRID, temperature=0.05, strain=strain)
+        model.set_params(match__strain_step=step).fit(np.stack([reference, other]), ["cF", "hP"])
+        return model, model[-1].best_cosines(model[:-1].transform(larger[None, :]))[0]
+
+    rigid, cosines = best(0.0)
+    assert cosines[0] < 0.4
+    strained, cosines = best(0.03)
+    assert cosines[0] > 0.95 > 0.4 > cosines[1]
+    assert strained.predict(larger[None, :]).tolist() == ["cF"]
+    np.testing.assert_allclose(strained[-1].scales_, 1 + 0.005 * np.arange(-6, 7))
+    # The copy at s = 1.025 is the pattern of the cell 1.025 times smaller: the reference.
+    _, exact = best(0.025, step=0.025)
+    assert exact[0] > 0.99
+    _, wrong_way = best(0.025, step=0.05)  # 0.975 .. 1.025 in steps of 0.05: 1.0 alone
+    assert wrong_way[0] == pytest.approx(rigid[-1].best_cosines(
+        rigid[:-1].transform(larger[None, :]))[0, 0], abs=1e-6)
+
+
+def test_strain_is_checked_before_fitting():
+    X, y = np.eye(3), ["cF", "hP", "cF"]
+    for bad in (-0.01, 0.5, np.nan, True, "3 %"):
+        with pytest.raises(ValueError, match="strain must be"):
+            BestMatch(strain=bad, two_theta=(10.0, 1.0)).fit(X, y)
+    for bad in (0.0, -0.005, np.inf):
+        with pytest.raises(ValueError, match="strain_step must be"):
+            BestMatch(strain=0.02, strain_step=bad, two_theta=(10.0, 1.0)).fit(X, y)
+    for bad in (None, (10.0,), (10.0, 0.0), ("10", "1")):
+        with pytest.raises(ValueError, match="strain > 0 needs two_theta"):
+            BestMatch(strain=0.02, two_theta=bad).fit(X, y)
+    assert BestMatch().fit(X, y).scales_.tolist() == [1.0]  # no strain, no two_theta needed
+
+
 def test_search_match_answers_as_its_one_neighbour_vote_did_on_real_patterns(patterns):
     from sklearn.neighbors import KNeighborsClassifier
 
     X, y = patterns.X, patterns.target("bravais_lattice")
-    model = make_search_match(GRID).fit(X[:300], y[:300])
-    # The search-match of the last release: the same preparation, one nearest neighbour.
-    before = make_search_match(GRID)
+    model = make_search_match(GRID, strain=0.0).fit(X[:300], y[:300])
+    # The search-match of an earlier release: the same preparation, one nearest neighbour.
+    before = make_search_match(GRID, strain=0.0)
     before.steps[-1] = ("match", KNeighborsClassifier(n_neighbors=1, algorithm="brute"))
     before.fit(X[:300], y[:300])
     np.testing.assert_array_equal(model.predict(X[300:]), before.predict(X[300:]))
@@ -521,3 +575,50 @@ def test_the_report_shows_private_and_measured_scores_only_after_the_close(cod_b
     header = final.splitlines()[4]
     assert "Private accuracy" in header and "Measured accuracy" in header
     assert "random guess (majority class)" in final and "random guess (uniform)" in final
+
+
+def test_a_search_match_pickled_before_strain_still_matches_as_it_did():
+    import pickle
+
+    X = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    model = BestMatch(temperature=0.5).fit(X, ["hP", "cF", "cF"])
+    state = model.__getstate__()
+    for name in ("strain", "strain_step", "two_theta", "scales_"):  # as an earlier release saved it
+        state.pop(name)
+    old = BestMatch.__new__(BestMatch)
+    old.__setstate__(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.get_params()["strain"] == 0.0
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+def test_the_strain_benchmark_holds_out_whole_compounds_of_the_training_rows(patterns, cod_build):
+    import subprocess
+    import sys
+
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from baselines.lattice.search_match import _temperature_folds
+    from benchmarks.search_match_strain import held_out_accuracy
+
+    found = held_out_accuracy(patterns, [0.0, 0.03], [0.4], realism=False)
+    assert set(found) == {(0.0, 0.4), (0.03, 0.4)}
+    # At one cell size: the one-neighbour answers of the prepared rows, over the folds
+    # of the temperature fit (compounds whole).
+    y, groups = patterns.target("bravais_lattice"), patterns.groups()
+    prepared = make_search_match(patterns.grid, sigma_degrees=0.4)[:-1].fit_transform(patterns.X)
+    right = 0
+    for kept, held in _temperature_folds(prepared, y, groups):
+        assert not set(groups[kept]) & set(groups[held])
+        nearest = KNeighborsClassifier(1, algorithm="brute").fit(prepared[kept], y[kept])
+        right += int(np.sum(nearest.predict(prepared[held]) == y[held]))
+    assert found[(0.0, 0.4)] == pytest.approx(right / len(y))
+    assert 0.0 < found[(0.03, 0.4)] <= 1.0
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search_match_strain", "--competition",
+         str(cod_build.out), "--strain", "0,0.03", "--blur", "0.4", "--rows", "300"],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "| queries | largest cell change | 0.4 degrees |" in done.stdout
+    assert "| realism copies | 3 % |" in done.stdout
