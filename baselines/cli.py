@@ -53,6 +53,7 @@ def _baselines() -> None:
 @app.command("list")
 def list_baselines() -> None:
     """List the baselines with their search spaces."""
+    from baselines.lattice.blend import is_dropped
     from baselines.runner.run import registry
 
     for baseline in registry().values():
@@ -60,7 +61,7 @@ def list_baselines() -> None:
             f"votes with {', '.join(baseline.members)}" if baseline.members else "nothing to search"
         )
         for track, params in baseline.track_params.items():
-            dropped = [name for name in baseline.members if params.get(name) == "drop"]
+            dropped = [name for name in baseline.members if is_dropped(params.get(name))]
             if dropped:
                 grid += f" ({track}: without {', '.join(dropped)})"
         typer.echo(f"{baseline.name:<14} {baseline.title:<30} {grid}")
@@ -102,6 +103,7 @@ def run(
     from baselines.data import read_patterns
     from baselines.runner.report import write_report
     from baselines.runner.run import resolve_names, run_baseline
+    from scoring.leaderboard import LeaderboardError
 
     try:
         chosen = resolve_names(names or ["all"])
@@ -128,6 +130,9 @@ def run(
                                   params=overrides.get(baseline.name))  # fmt: skip
         except ValueError as err:
             fail(f"{baseline.name}: {err}")
+        except LeaderboardError as err:  # after the fit: what it saved stays
+            fail(f"{baseline.name}: not recorded on the board: {err} (its model, submission "
+                 "and result.json are saved)")  # fmt: skip
         typer.echo(_result_line(result))
     report = write_report(competition, spec.name)
     typer.echo(f"Report: {report}")

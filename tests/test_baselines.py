@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -895,3 +896,46 @@ def test_the_cnn_is_unweighted_on_the_space_group_track_unless_told(competition)
     assert load_model(competition / result.model)["estimator"].class_weight == "balanced"
     result = run_baseline(competition, "cnn1d", cv=0, record=False, verbose=False, params=quick)
     assert load_model(competition / result.model)["estimator"].class_weight == "balanced"
+
+
+def test_a_title_the_board_refuses_stops_the_run_before_the_fit(competition, tmp_path):
+    import dataclasses
+    import shutil
+
+    comp = Path(shutil.copytree(competition, tmp_path / "comp"))
+    long = dataclasses.replace(registry()["majority"], name="majority-long", title="m" * 65)
+    with pytest.raises(ValueError, match="cannot name a board row: team name must have 1 to 64"):
+        run_baseline(comp, long, cv=0, verbose=False)
+    assert not (comp / "baselines" / "bravais" / "majority-long").exists()
+    assert not (comp / "submissions" / "majority-long.csv").exists()
+    # Not recorded, nothing to refuse: it runs.
+    assert run_baseline(comp, long, cv=0, record=False, verbose=False).submission_id is None
+
+
+def test_a_board_that_fails_after_the_fit_leaves_the_model_and_its_result_together(
+    competition, tmp_path
+):
+    import json
+    import shutil
+
+    from scoring.leaderboard import LeaderboardError
+
+    comp = Path(shutil.copytree(competition, tmp_path / "comp"))
+    first = run_baseline(comp, "majority", cv=0, verbose=False)
+    assert first.submission_id is not None
+    board = comp / "leaderboard" / "leaderboard.sqlite"
+    board.write_bytes(b"not a database" * 100)  # a damaged board file
+    sample = 100  # other rows than the first run's: a new fit, a new fingerprint
+    with pytest.raises(LeaderboardError, match="not a readable leaderboard"):
+        run_baseline(comp, "majority", cv=0, sample=sample, verbose=False)
+    folder = comp / "baselines" / "bravais" / "majority"
+    saved = json.loads((folder / "result.json").read_text())
+    assert saved["n_train"] == sample and saved["submission_id"] is None
+    assert saved["extras"]["train_fingerprint"] != first.extras["train_fingerprint"]
+    assert load_model(folder / "model.pkl")["estimator"] is not None
+    # Through the CLI: the error, said once, and what was kept.
+    done = run("baselines", "run", "majority", "-c", str(comp), "--cv", "0", "--quiet",
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode != 0
+    assert "majority: not recorded on the board" in done.stderr
+    assert "not a readable leaderboard" in done.stderr and "Traceback" not in done.stderr

@@ -83,10 +83,10 @@ class SoftVote(ClassifierMixin, _BaseComposition):
         names = [name for name, _ in self.estimators]
         self._validate_names(names)  # unique, no "__", not a parameter name
         odd = [f"{name}={member!r}" for name, member in self.estimators
-               if isinstance(member, str) and not _dropped(member)]  # fmt: skip
+               if isinstance(member, str) and not is_dropped(member)]  # fmt: skip
         if odd:
             raise ValueError(f"a member is an estimator or 'drop', not {', '.join(odd)}")
-        kept = np.array([not _dropped(member) for _, member in self.estimators])
+        kept = np.array([not is_dropped(member) for _, member in self.estimators])
         if not kept.any():
             raise ValueError(f"every member of the vote is dropped: {', '.join(names)}")
         if self.weights is None:
@@ -133,7 +133,7 @@ class SoftVote(ClassifierMixin, _BaseComposition):
         self.classes_ = np.unique(y)
         fitted = []
         for name, member in self.estimators:
-            if _dropped(member):
+            if is_dropped(member):
                 continue
             if not isinstance(member, FrozenEstimator):
                 member = clone(member)
@@ -174,6 +174,12 @@ class SoftVote(ClassifierMixin, _BaseComposition):
         return labels
 
 
-def _dropped(member: Any) -> bool:
-    """Whether a member is scikit-learn's ``"drop"`` (left out of the vote)."""
+def is_dropped(member: Any) -> bool:
+    """Whether a vote's member is scikit-learn's ``"drop"`` (left out of the vote).
+
+    Examples
+    --------
+    >>> is_dropped("drop"), is_dropped("passthrough"), is_dropped(None)
+    (True, False, False)
+    """
     return isinstance(member, str) and member == "drop"

@@ -457,7 +457,10 @@ def run_baseline(
         Already-read parquet files (to read them once for several baselines).
     record : bool
         Store the submission as a baseline row on the leaderboard (only where
-        ``private/`` exists).
+        ``private/`` exists). The title is checked as a team name before the fit;
+        where the board fails after it, the model, the submission and
+        ``result.json`` (without the board's figures) are still saved, and the
+        error is raised.
     verbose : bool
         Progress bars and the search's log.
     params : dict, optional
@@ -474,6 +477,16 @@ def run_baseline(
     competition = Path(competition)
     spec = load_task(competition).track(track)
     baseline = registry()[baseline] if isinstance(baseline, str) else baseline
+    title = baseline.track_titles.get(spec.name, baseline.title)
+    record = record and (competition / "private" / "solution.csv").is_file()
+    if record:  # what the board would refuse, before minutes of fitting
+        from scoring.leaderboard import LeaderboardError
+        from scoring.leaderboard.names import clean_team_name
+
+        try:
+            clean_team_name(title)
+        except LeaderboardError as err:
+            raise ValueError(f"its title {title!r} cannot name a board row: {err}") from None
     train = train or read_patterns(competition / layout.TRAIN)
     test = test or read_patterns(competition / layout.TEST)
     grid = require_grid(train.grid, f"the {baseline.name} baseline")
@@ -525,11 +538,13 @@ def run_baseline(
     validate_submission(path, competition, spec)
     model_path = save_model(estimator, out / "model.pkl", track=spec, grid=grid,
                             baseline=baseline.name)  # fmt: skip
+    from baselines.lattice.blend import is_dropped
+
     dropped = [name for name, member in (estimator.estimators if baseline.members else [])
-               if isinstance(member, str) and member == "drop"]  # fmt: skip
+               if is_dropped(member)]  # fmt: skip
     result = BaselineResult(
         name=baseline.name,
-        title=baseline.track_titles.get(spec.name, baseline.title),
+        title=title,
         track=spec.name,
         n_train=len(y),
         n_test=len(test.ids),
@@ -552,9 +567,11 @@ def run_baseline(
         devices = {getattr(m, "device_", None) for m in getattr(estimator, "estimators_", [])}
         if devices - {None}:  # where the CNN member ran
             result.extras["device"] = ", ".join(sorted(devices - {None}))
-    if record and (competition / "private" / "solution.csv").is_file():
-        _record(competition, result, path, spec.name)
-    _save_artifacts(out, result, estimator, table, grid)
+    try:
+        if record:
+            _record(competition, result, path, spec.name)
+    finally:  # the model and its result.json agree even when the board failed
+        _save_artifacts(out, result, estimator, table, grid)
     return result
 
 
@@ -585,10 +602,12 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
     """
     from sklearn.frozen import FrozenEstimator
 
+    from baselines.lattice.blend import is_dropped
+
     reused = []
     for name in baseline.members:
         fresh = dict(estimator.estimators)[name]
-        if fresh == "drop" or any(key == name or key.startswith(f"{name}__") for key in params):
+        if is_dropped(fresh) or any(key == name or key.startswith(f"{name}__") for key in params):
             continue
         folder = competition / layout.BASELINES / track / name
         try:  # the small result.json first: a model fitted on other rows is not unpickled
