@@ -28,7 +28,7 @@ from sklearn.base import clone
 
 from baselines.data import Patterns, read_patterns, stratified_sample
 from baselines.lattice.augment import realism_copies
-from baselines.lattice.search_match import _temperature_folds, make_search_match
+from baselines.lattice.search_match import make_search_match, temperature_folds
 from xrd_bravais.contract import layout
 
 
@@ -62,11 +62,11 @@ def held_out_accuracy(train: Patterns, strains: list[float], blurs: list[float],
     found = {}
     for blur in blurs:
         model = make_search_match(train.grid, sigma_degrees=blur, temperature=1.0)
-        prepare = clone(model[:-1])
+        prepare = model[:-1]
         references = np.asarray(prepare.fit_transform(train.X), dtype=np.float32)
         asked = references if not realism else np.asarray(prepare.transform(queries),
                                                           dtype=np.float32)  # fmt: skip
-        folds = _temperature_folds(references, y, groups, random_state=random_state)
+        folds = temperature_folds(references, y, groups, random_state=random_state)
         if folds is None:
             raise ValueError("the training rows hold fewer than two compounds")
         for strain in strains:

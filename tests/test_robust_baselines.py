@@ -598,7 +598,7 @@ def test_the_strain_benchmark_holds_out_whole_compounds_of_the_training_rows(pat
 
     from sklearn.neighbors import KNeighborsClassifier
 
-    from baselines.lattice.search_match import _temperature_folds
+    from baselines.lattice.search_match import temperature_folds
     from benchmarks.search_match_strain import held_out_accuracy
 
     found = held_out_accuracy(patterns, [0.0, 0.03], [0.4], realism=False)
@@ -608,7 +608,7 @@ def test_the_strain_benchmark_holds_out_whole_compounds_of_the_training_rows(pat
     y, groups = patterns.target("bravais_lattice"), patterns.groups()
     prepared = make_search_match(patterns.grid, sigma_degrees=0.4)[:-1].fit_transform(patterns.X)
     right = 0
-    for kept, held in _temperature_folds(prepared, y, groups):
+    for kept, held in temperature_folds(prepared, y, groups):
         assert not set(groups[kept]) & set(groups[held])
         nearest = KNeighborsClassifier(1, algorithm="brute").fit(prepared[kept], y[kept])
         right += int(np.sum(nearest.predict(prepared[held]) == y[held]))

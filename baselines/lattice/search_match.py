@@ -321,7 +321,7 @@ class BestMatch(ClassifierMixin, BaseEstimator):
             yield rows * (lengths / np.where(norms > 0, norms, 1)).astype(X.dtype)
 
     def _fit_temperature(self, X: np.ndarray, y: np.ndarray, groups: Any) -> float:
-        folds = _temperature_folds(X, y, groups)
+        folds = temperature_folds(X, y, groups)
         if folds is None:
             return FALLBACK_TEMPERATURE
         found = _best_temperature(*_held_out_scores(X, y, folds, self))
@@ -361,11 +361,28 @@ def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _temperature_folds(X: np.ndarray, y: np.ndarray, groups: Any, cv: int = 3,
-                       random_state: int = 0) -> Folds | None:  # fmt: skip
+def temperature_folds(X: np.ndarray, y: np.ndarray, groups: Any, cv: int = 3,
+                      random_state: int = 0) -> Folds | None:  # fmt: skip
     """Up to ``cv`` shuffled folds of the rows, whole compounds where ``groups`` is given.
 
-    None where fewer than two folds can be made (one row, or one compound).
+    The folds the temperature is fitted on (``BestMatch(temperature="auto")``,
+    :func:`calibrate_temperature`), and on which ``benchmarks.search_match_strain``
+    chooses the strain and the blur.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, n_features)
+    y : ndarray of shape (n,)
+        Labels: the grouped folds are stratified by them.
+    groups : array-like of shape (n,) or None
+        Compounds; None folds shuffled rows.
+    cv : int, default=3
+    random_state : int, default=0
+
+    Returns
+    -------
+    list of (kept, held) index arrays, or None
+        None where fewer than two folds can be made (one row, or one compound).
     """
     import warnings
 
@@ -457,7 +474,7 @@ def calibrate_temperature(model: Pipeline, X: Any, y: Any, groups: Any, cv: int 
 
     y = np.asarray(y)
     prepared = np.asarray(clone(model[:-1]).fit_transform(X), dtype=np.float32)
-    folds = _temperature_folds(prepared, y, groups, cv, random_state)
+    folds = temperature_folds(prepared, y, groups, cv, random_state)
     found = (None if folds is None
              else _best_temperature(*_held_out_scores(prepared, y, folds, model[-1])))  # fmt: skip
     if found is None:
