@@ -80,6 +80,14 @@ def run(
     cv: Annotated[
         int, typer.Option(help="Folds of the parameter search; 0 fits the defaults.", min=0)
     ] = 3,
+    search_on: Annotated[
+        str | None,
+        typer.Option(
+            help="What the search scores held-out folds on: clean (the rows as they are) or "
+            "realism (one realism copy of each row); default each baseline's own "
+            "(realism for search-match, clean for the others).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seeds the sample, the folds and the models.")] = 0,
     record: Annotated[
         bool, typer.Option(help="Record each submission as a baseline row on the leaderboard.")
@@ -102,12 +110,14 @@ def run(
         return
     from baselines.data import read_patterns
     from baselines.runner.report import write_report
-    from baselines.runner.run import resolve_names, run_baseline
+    from baselines.runner.run import SEARCH_ON, resolve_names, run_baseline
     from scoring.leaderboard import LeaderboardError
 
     try:
         chosen = resolve_names(names or ["all"])
         overrides = parse_overrides(set_ or [], [b.name for b in chosen])
+        if search_on is not None and search_on not in SEARCH_ON:
+            raise ValueError(f"--search-on takes {' or '.join(SEARCH_ON)}, got {search_on!r}")
     except ValueError as err:
         fail(str(err))
     site = Layout(competition)
@@ -127,7 +137,8 @@ def run(
             result = run_baseline(competition, baseline, track=spec.name, sample=sample,
                                   cv=cv, random_state=seed, train=train, test=test,
                                   record=record, verbose=not quiet,
-                                  params=overrides.get(baseline.name))  # fmt: skip
+                                  params=overrides.get(baseline.name),
+                                  search_on=search_on)  # fmt: skip
         except ValueError as err:
             fail(f"{baseline.name}: {err}")
         except LeaderboardError as err:  # after the fit: what it saved stays
@@ -188,7 +199,10 @@ def parse_overrides(items: list[str], names: list[str]) -> dict[str, dict[str, A
 
 
 def _result_line(result) -> str:  # type: ignore[no-untyped-def]
-    cv = "" if result.cv_accuracy is None else f"CV accuracy {100 * result.cv_accuracy:.1f} %, "
+    on = " on realism copies" if result.extras.get("search_on") == "realism" else ""
+    cv = "" if result.cv_accuracy is None else (
+        f"CV accuracy{on} {100 * result.cv_accuracy:.1f} %, "
+    )  # fmt: skip
     public = "" if not result.public else (
         f"Public accuracy {100 * result.public['accuracy']:.1f} %, "
         f"macro-F1 {result.public['macro_f1']:.3f}, "

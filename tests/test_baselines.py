@@ -111,6 +111,23 @@ def test_peak_features_keep_the_strongest_and_pad_missing():
     assert features[8] == pytest.approx(1.0) and features[10:].tolist() == [0.0, 0.0]
 
 
+def test_snip_and_smoothing_give_the_same_rows_block_by_block(monkeypatch):
+    # They work on blocks of rows to bound their float64 temporaries on large builds.
+    from baselines.lattice import features
+
+    rng = np.random.default_rng(4)
+    X = (rng.random((10, 300)) ** 4).astype(np.float32)
+    snip, smooth = SubtractBackground(20).fit(X), Smooth(7).fit(X)
+    whole = snip.transform(X), snip.background(X), smooth.transform(X)
+    monkeypatch.setattr(features, "BLOCK_ROWS", 3)  # blocks of 3, 3, 3 and 1 rows
+    np.testing.assert_array_equal(snip.transform(X), whole[0])  # elementwise: the same bits
+    np.testing.assert_array_equal(snip.background(X), whole[1])
+    # Savitzky-Golay fits the edges by least squares over the rows it is given: equal to
+    # float32 rounding.
+    np.testing.assert_allclose(smooth.transform(X), whole[2], rtol=1e-6, atol=1e-7)
+    assert whole[0].dtype == whole[2].dtype == np.float32 and whole[1].dtype == np.float64
+
+
 def test_snip_removes_a_smooth_background_and_keeps_the_peaks():
     grid = DEFAULT_GRID.two_theta()
     peaks = _gaussian_pattern([30.0, 60.0], [1.0, 0.4])[0]
@@ -460,6 +477,79 @@ def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
             in report)  # fmt: skip
 
 
+def test_a_blend_refits_a_member_saved_by_an_earlier_revision(competition):
+    # A search-match saved before it compared cell sizes (revision 1: no revision in the
+    # bundle, one cell size) has this version's parameters and the same rows, yet a
+    # blend fits it anew rather than voting with one cell size; the current one is reused.
+    cnn = {**QUICK["cnn1d-realism"], "epochs": 1}
+    done = {name: run_baseline(competition, name, cv=0, record=False, verbose=False, params=params)
+            for name, params in (("search-match", None), ("cnn1d-realism", cnn))}  # fmt: skip
+    blend = {"xgboost-realism": "drop"}
+    result = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False,
+                          params=blend)  # fmt: skip
+    assert result.extras["members"]["search-match"] == "reused"
+    test = read_patterns(competition / "public" / "test.parquet")
+    path = competition / done["search-match"].model
+    bundle = load_model(path)
+    expected = bundle["estimator"].predict_proba(test.X)
+    assert bundle["revision"] == registry()["search-match"].revision == 2
+    del bundle["revision"]
+    bundle["estimator"][-1].set_params(strain=0.0)
+    path.write_bytes(pickle.dumps(bundle))
+    again = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False,
+                         params=blend)  # fmt: skip
+    assert again.extras["members"] == {"search-match": "fitted", "xgboost-realism": "dropped",
+                                       "cnn1d-realism": "reused"}  # fmt: skip
+    refitted = load_model(competition / again.model)["estimator"].estimators_[0]
+    assert refitted[-1].strain == 0.03
+    np.testing.assert_allclose(refitted.predict_proba(test.X), expected, atol=1e-6)
+
+
+def test_realism_accuracy_scores_one_seeded_copy_of_each_row(patterns):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from baselines.lattice.augment import RealismAccuracy, realism_copies
+
+    X, y = patterns.X[:60], patterns.target("bravais_lattice")[:60]
+    model = KNeighborsClassifier(1).fit(X, y)
+    scorer = RealismAccuracy(DEFAULT_GRID, random_state=3)
+    copies, _ = realism_copies(X, y, DEFAULT_GRID, draws=1, keep_clean=False, random_state=3)
+    expected = float(np.mean(model.predict(copies) == y))
+    assert scorer(model, X, y) == scorer(model, X, y) == pytest.approx(expected)
+    assert model.score(X, y) == 1.0 and expected < 1.0  # a copy is not the row it came from
+
+
+def test_search_match_chooses_its_blur_on_realism_copies_unless_told(competition):
+    from baselines.lattice.augment import RealismAccuracy
+    from baselines.runner.run import grouped_folds
+
+    train = read_patterns(competition / "public" / "train.parquet")
+    X, y, groups = train.X, train.target("bravais_lattice"), train.groups()
+    found = {}
+    for search_on in ("realism", "clean"):
+        result = run_baseline(competition, "search-match", cv=2, record=False, verbose=False,
+                              search_on=None if search_on == "realism" else search_on)  # fmt: skip
+        assert result.extras["search_on"] == search_on
+        found[search_on] = result
+        table = pd.read_csv(competition / "baselines" / "bravais" / "search-match" / "search.csv")
+        assert len(table) == len(registry()["search-match"].param_grid["blur__sigma"])
+        report = write_report(competition, "bravais").read_text()
+        assert (" % (realism copies) |" in report) == (search_on == "realism")
+    # The realism search's figure is the chosen blur's accuracy on realism copies of
+    # the held-out folds, as cross-validation with the scorer gives it.
+    chosen = registry()["search-match"].make(train.grid, 0).set_params(
+        **found["realism"].best_params
+    )
+    scores = cross_val_score(chosen, X, y, groups=groups, cv=grouped_folds(2, 0),
+                             scoring=RealismAccuracy(train.grid, 0),
+                             params={"match__groups": groups})  # fmt: skip
+    assert found["realism"].cv_accuracy == pytest.approx(scores.mean())
+    assert found["realism"].cv_accuracy != found["clean"].cv_accuracy
+    with pytest.raises(ValueError, match="search_on must be one of clean, realism"):
+        run_baseline(competition, "search-match", cv=2, record=False, verbose=False,
+                     search_on="noisy")  # fmt: skip
+
+
 def test_cli_lists_the_blends_with_their_members(tmp_path):
     done = run("baselines", "list", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -638,6 +728,7 @@ def test_cli_predict_refuses_patterns_on_another_grid(competition, tmp_path):
         (["uniform", "--set", "cnn1d:epochs=3"], "cnn1d is not among the baselines"),
         (["uniform", "--set", "uniform=3"], "--set takes NAME:PARAM=VALUE"),
         (["prior", "--set", "prior:depth=3", "--cv", "0"], "cannot set {'depth': 3} on prior"),
+        (["uniform", "--search-on", "noisy"], "--search-on takes clean or realism, got 'noisy'"),
     ],
 )
 def test_cli_user_errors_are_one_line(competition, tmp_path, args, message):

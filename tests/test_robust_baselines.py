@@ -251,6 +251,36 @@ def test_the_calibrated_temperature_gives_held_out_rows_the_smallest_log_loss(pa
     assert BestMatch().fit(X, y, groups=same).temperature_ == FALLBACK_TEMPERATURE
 
 
+def test_the_temperature_fit_matches_a_seeded_sample_of_at_most_max_held_out_rows(patterns):
+    from sklearn.base import clone
+
+    from baselines.lattice.search_match import (
+        _best_temperature,
+        _held_out_scores,
+        temperature_folds,
+    )
+
+    X, y, groups = patterns.X, patterns.target("bravais_lattice"), patterns.groups()
+    model = make_search_match(GRID)
+    prepared = np.asarray(model[:-1].fit_transform(X), dtype=np.float32)
+    folds = temperature_folds(prepared, y, groups)
+    every = _held_out_scores(prepared, y, folds, clone(model[-1]).set_params(max_held_out=None))
+    n_every = sum(len(truth) for truth in every[1])
+    assert n_every > 200
+    sampled = _held_out_scores(prepared, y, folds, clone(model[-1]).set_params(max_held_out=100))
+    assert 80 <= sum(len(truth) for truth in sampled[1]) <= 100  # less the unknown labels
+    # The fit uses that sample; a cap above the row count changes nothing.
+    fitted = {cap: make_search_match(GRID).set_params(match__max_held_out=cap)
+              .fit(X, y, match__groups=groups)[-1].temperature_
+              for cap in (None, len(y), 100)}  # fmt: skip
+    assert fitted[None] == fitted[len(y)] == pytest.approx(_best_temperature(*every)[0])
+    assert fitted[100] == pytest.approx(_best_temperature(*sampled)[0])
+    assert fitted[100] != fitted[None]
+    for bad in (0, -5, 2.5, True, "all"):
+        with pytest.raises(ValueError, match="max_held_out must be None or an integer >= 1"):
+            BestMatch(max_held_out=bad).fit(prepared[:4], y[:4])
+
+
 @pytest.fixture(scope="module")
 def patterns(cod_build):
     from baselines.data import read_patterns
@@ -583,12 +613,13 @@ def test_a_search_match_pickled_before_strain_still_matches_as_it_did():
     X = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
     model = BestMatch(temperature=0.5).fit(X, ["hP", "cF", "cF"])
     state = model.__getstate__()
-    for name in ("strain", "strain_step", "two_theta", "scales_"):  # as an earlier release saved it
-        state.pop(name)
+    for name in ("strain", "strain_step", "two_theta", "scales_", "max_held_out"):
+        state.pop(name)  # as an earlier release saved it
     old = BestMatch.__new__(BestMatch)
     old.__setstate__(state)
     again = pickle.loads(pickle.dumps(old))
     assert again.get_params()["strain"] == 0.0
+    assert again.get_params()["max_held_out"] is None  # it matched every held-out row
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
 
 
