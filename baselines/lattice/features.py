@@ -35,10 +35,12 @@ whole archive. The rows come out the same (to float32 rounding where a step solv
 least squares over the rows it is given)."""
 
 
-def by_blocks(function: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> np.ndarray:
-    """``function`` applied to blocks of :data:`BLOCK_ROWS` rows of ``X``, in ``X``'s dtype.
+def by_blocks(function: Callable[[np.ndarray], np.ndarray], X: np.ndarray,
+              dtype: Any = None) -> np.ndarray:  # fmt: skip
+    """``function`` applied to blocks of :data:`BLOCK_ROWS` rows of ``X``.
 
-    ``function`` must treat each row on its own and keep the number of columns.
+    ``function`` must treat each row on its own and keep the number of columns. The
+    result has ``dtype`` (default ``X``'s).
 
     Examples
     --------
@@ -48,7 +50,7 @@ def by_blocks(function: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> np
            [ 4.,  6.],
            [ 8., 10.]], dtype=float32)
     """
-    out = np.empty_like(X)
+    out = np.empty(X.shape, dtype=dtype or X.dtype)
     for start in range(0, len(X), BLOCK_ROWS):
         out[start : start + BLOCK_ROWS] = function(X[start : start + BLOCK_ROWS])
     return out
@@ -181,10 +183,7 @@ class SubtractBackground(TransformerMixin, BaseEstimator):
         """The SNIP background of each row of ``X`` (float64)."""
         check_is_fitted(self, "n_features_in_")
         X = np.asarray(validate_data(self, X, dtype=(np.float32, np.float64), reset=False))
-        out = np.empty(X.shape, dtype=np.float64)
-        for start in range(0, len(X), BLOCK_ROWS):
-            out[start : start + BLOCK_ROWS] = self._snip(X[start : start + BLOCK_ROWS])
-        return out
+        return by_blocks(self._snip, X, dtype=np.float64)
 
     def _snip(self, X: np.ndarray) -> np.ndarray:
         v = np.sqrt(np.maximum(np.asarray(X, dtype=np.float64), 0.0))

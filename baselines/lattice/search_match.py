@@ -429,7 +429,7 @@ def _held_out_scores(X: np.ndarray, y: np.ndarray, folds: Any, matcher: BestMatc
     """
     from sklearn.base import clone
 
-    limit = getattr(matcher, "max_held_out", None)
+    limit = matcher.max_held_out
     n_held = sum(len(held) for _, held in folds)
     rng = np.random.default_rng(0)
     held_scores, held_truth = [], []
