@@ -114,6 +114,48 @@ def test_best_match_scores_each_label_by_its_best_reference():
         BestMatch(chunk_size=0).fit(X, ["hP", "cF", "cF", "hP"])
 
 
+def test_the_symmetry_window_answers_the_most_symmetric_lattice_near_the_best_match():
+    # classes_ sorted: aP, cF, mP, oP. Query 0: aP 0.95, mP 0.94, cF 0.90, oP 0.30.
+    X = np.eye(4)
+    query = np.array([[0.95, 0.90, 0.94, 0.30], [0.20, 0.50, 0.40, 0.99]])
+    labels = ["aP", "cF", "mP", "oP"]
+    plain = BestMatch(temperature=0.1).fit(X, labels)
+    assert plain.predict(query).tolist() == ["aP", "oP"]
+    # A window of 0.5 reaches cF's 0.50 from oP's 0.99 too.
+    expected = {0.005: ["aP", "oP"], 0.02: ["mP", "oP"], 0.06: ["cF", "oP"], 0.5: ["cF", "cF"]}
+    for window, answers in expected.items():
+        model = BestMatch(temperature=0.1, symmetry_window=window).fit(X, labels)
+        assert model.predict(query).tolist() == answers, window
+        # The answer swaps its cosine with the best match's: the others keep theirs,
+        # and the probabilities agree with the answer.
+        scores = model.answer_scores(query)
+        np.testing.assert_allclose(np.sort(scores, axis=1), np.sort(query, axis=1))
+        assert model.classes_[model.predict_proba(query).argmax(axis=1)].tolist() == answers
+        if answers[1] == "oP":  # nothing more symmetric near oP's 0.99: nothing moves
+            np.testing.assert_allclose(scores[1], query[1])
+    assert BestMatch(temperature=0.1, symmetry_window=0.06).fit(X, labels).answer_scores(
+        query)[0].tolist() == pytest.approx([0.90, 0.95, 0.94, 0.30])
+
+
+def test_the_symmetry_window_ranks_space_groups_by_their_lattice_and_checks_its_labels():
+    X = np.eye(3)
+    # Groups 2 (aP), 14 (mP) and 15 (mS); the two monoclinic ones both near the best.
+    query = np.array([[0.95, 0.93, 0.92]])
+    model = BestMatch(temperature=0.1, symmetry_window=0.05).fit(X, [2, 14, 15])
+    assert model.predict(query).tolist() == [15]
+    # Among groups of one lattice, the better match: 14 and 13 are both mP.
+    model = BestMatch(temperature=0.1, symmetry_window=0.05).fit(X, [2, 14, 13])
+    assert model.predict(query).tolist() == [14]
+    for bad in (-0.01, float("nan"), True, "0.02"):
+        with pytest.raises(ValueError, match="symmetry_window must be a number >= 0"):
+            BestMatch(symmetry_window=bad).fit(X, ["aP", "cF", "mP"])
+    with pytest.raises(ValueError, match="needs Bravais lattice symbols or space-group numbers"):
+        BestMatch(symmetry_window=0.02).fit(X, ["aP", "cubic", "mP"])
+    with pytest.raises(ValueError, match="got 231"):
+        BestMatch(symmetry_window=0.02).fit(X, [2, 14, 231])
+    BestMatch(symmetry_window=0).fit(X, ["a", "b", "c"])  # any labels without a window
+
+
 def test_the_auto_temperature_gives_held_out_references_the_smallest_log_loss(patterns):
     from sklearn.base import clone
     from sklearn.metrics import log_loss
@@ -613,13 +655,15 @@ def test_a_search_match_pickled_before_strain_still_matches_as_it_did():
     X = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
     model = BestMatch(temperature=0.5).fit(X, ["hP", "cF", "cF"])
     state = model.__getstate__()
-    for name in ("strain", "strain_step", "two_theta", "scales_", "max_held_out"):
+    for name in ("strain", "strain_step", "two_theta", "scales_", "max_held_out",
+                 "symmetry_window"):
         state.pop(name)  # as an earlier release saved it
     old = BestMatch.__new__(BestMatch)
     old.__setstate__(state)
     again = pickle.loads(pickle.dumps(old))
     assert again.get_params()["strain"] == 0.0
     assert again.get_params()["max_held_out"] is None  # it matched every held-out row
+    assert again.get_params()["symmetry_window"] == 0.0
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
 
 
