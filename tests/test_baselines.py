@@ -989,6 +989,31 @@ def test_the_cnn_is_unweighted_on_the_space_group_track_unless_told(competition)
     assert load_model(competition / result.model)["estimator"].class_weight == "balanced"
 
 
+def test_a_run_keeps_what_the_caller_set_and_the_report_and_board_say_it(competition, tmp_path):
+    import json
+    import shutil
+
+    from scoring.leaderboard import Leaderboard
+
+    comp = Path(shutil.copytree(competition, tmp_path / "comp"))
+    done = run("baselines", "run", "search-match", "-c", str(comp), "--cv", "0", "--quiet",
+               "--set", "search-match:match__symmetry_window=0.02", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folder = comp / "baselines" / "bravais" / "search-match"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["extras"]["set"] == {"match__symmetry_window": 0.02}
+    assert load_model(folder / "model.pkl")["estimator"][-1].symmetry_window == 0.02
+    report = (comp / "baselines" / "bravais" / "report.md").read_text()
+    assert "- set for this run (`--set`): `match__symmetry_window=0.02`" in report
+    with Leaderboard.open(comp) as board:
+        title = registry()["search-match"].title
+        row = board.team_submission(title, result["submission_id"])
+    assert row.message.endswith("; symmetry_window=0.02")
+    # A run without --set records nothing of the kind.
+    plain = run_baseline(comp, "majority", cv=0, record=False, verbose=False)
+    assert "set" not in plain.extras
+
+
 def test_a_title_the_board_refuses_stops_the_run_before_the_fit(competition, tmp_path):
     import dataclasses
     import shutil

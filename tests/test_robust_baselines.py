@@ -153,6 +153,12 @@ def test_the_symmetry_window_ranks_space_groups_by_their_lattice_and_checks_its_
         BestMatch(symmetry_window=0.02).fit(X, ["aP", "cubic", "mP"])
     with pytest.raises(ValueError, match="got 231"):
         BestMatch(symmetry_window=0.02).fit(X, [2, 14, 231])
+    with pytest.raises(ValueError, match=r"got '14\.5'"):  # refused, not read as group 14
+        BestMatch(symmetry_window=0.02).fit(X, ["2", "14.5", "15"])
+    # Groups as text or as whole floats rank as the numbers do.
+    for groups in (["2", "14", "15"], [2.0, 14.0, 15.0]):
+        model = BestMatch(temperature=0.1, symmetry_window=0.05).fit(X, groups)
+        assert model.predict(query).tolist() == [groups[2]]
     BestMatch(symmetry_window=0).fit(X, ["a", "b", "c"])  # any labels without a window
 
 

@@ -314,6 +314,8 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
         f"- submission: `{result['submission']}`; model: `{result['model']}`",
     ]
     extras = result.get("extras", {})
+    if extras.get("set"):
+        lines.insert(-1, f"- set for this run (`--set`): {_params(extras['set'])}")
     history = pd.read_csv(out / "history.csv") if (out / "history.csv").is_file() else None
     if extras.get("best_epoch"):
         # Without a validation split the fit keeps the epoch of lowest training loss.

@@ -594,6 +594,8 @@ def run_baseline(
     )
     if table is not None:
         result.extras["search_on"] = search_on
+    if asked:  # what the caller set (--set), for the report and the board to say
+        result.extras["set"] = {key: _settable(value) for key, value in asked.items()}
     if baseline.members:
         result.extras["members"] = {
             name: "dropped" if name in dropped else "reused" if name in reused else "fitted"
@@ -666,6 +668,16 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
     return reused
 
 
+def _settable(value: Any) -> Any:
+    """A value the caller set, as JSON takes it (its repr where JSON cannot)."""
+    value = _jsonable(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):  # an estimator, say, passed from Python
+        return repr(value)
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -678,7 +690,8 @@ def _record(competition: Path, result: BaselineResult, path: Path, track: str) -
     """Store the submission as a flagged reference row; keep its Public scores."""
     from scoring.leaderboard import Leaderboard
 
-    params = ", ".join(f"{k.split('__')[-1]}={v}" for k, v in result.best_params.items())
+    chosen = {**result.extras.get("set", {}), **result.best_params}
+    params = ", ".join(f"{k.split('__')[-1]}={v}" for k, v in chosen.items())
     message = f"baseline {result.name}; n_train={result.n_train}" + (
         f"; {params}" if params else ""
     )
