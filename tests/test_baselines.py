@@ -400,8 +400,10 @@ def test_the_measured_pattern_blend_votes_without_the_trees_on_the_space_group_t
                                         "cnn1d-realism": "reused"}  # fmt: skip
     assert result.title == "search-match + 1D-CNN on realism (soft vote)"
     report = write_report(competition, "spacegroup").read_text()
+    # With what the CNN's own run was set (the track's class_weight is the registry's).
     assert ("- votes with: `search-match` (the model fitted by its own run), `cnn1d-realism` "
-            "(the model fitted by its own run)\n- left out on this track: `xgboost-realism`"
+            "(the model fitted by its own run; set: `max_strain=0.0`, `max_shift=0.0`, "
+            "`max_broadening=0.0`, `epochs=1`)\n- left out on this track: `xgboost-realism`"
             in report)  # fmt: skip
     test = read_patterns(competition / "public" / "test.parquet")
     folder = competition / "baselines" / "spacegroup"
@@ -419,6 +421,8 @@ def test_the_measured_pattern_blend_votes_without_the_trees_on_the_space_group_t
 
 
 def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
+    import json
+
     # The CNN member on a time budget no epoch fits in: it runs one epoch of its three.
     # The trees on copies of a 200-row sample (max_rows), and both say so.
     members = {"search-match": None,
@@ -436,6 +440,14 @@ def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
     assert f"| {n_train:,} (200 used) |" in report and n_train > 200
     result = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False)
     assert result.extras["members"] == dict.fromkeys(members, "reused")
+    # It says with what its members were set (search-match ran with the registry's).
+    assert result.extras["member_settings"] == {
+        name: json.loads(json.dumps(params)) for name, params in members.items() if params
+    }
+    report = write_report(competition, "bravais").read_text()
+    assert "`xgboost-realism` (the model fitted by its own run; set: " in report
+    assert "`max_rows=200`" in report
+    assert "`search-match` (the model fitted by its own run)," in report
 
     test = read_patterns(competition / "public" / "test.parquet")
     folder = competition / "baselines" / "bravais"

@@ -335,8 +335,11 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
     if extras.get("members"):
         how_said = {"reused": "the model fitted by its own run", "fitted": "fitted here"}
         members = extras["members"].items()
+        settings = extras.get("member_settings", {})
         lines.append("- votes with: " + ", ".join(
-            f"`{name}` ({how_said[how]})" for name, how in members if how != "dropped"
+            f"`{name}` ({how_said[how]}"
+            + (f"; set: {_params(settings[name])})" if name in settings else ")")
+            for name, how in members if how != "dropped"
         ))  # fmt: skip
         dropped = [f"`{name}`" for name, how in members if how == "dropped"]
         if dropped:

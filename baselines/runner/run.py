@@ -596,6 +596,8 @@ def run_baseline(
         result.extras["search_on"] = search_on
     if asked:  # what the caller set (--set), for the report and the board to say
         result.extras["set"] = {key: _settable(value) for key, value in asked.items()}
+    if any(reused.values()):
+        result.extras["member_settings"] = {name: set_ for name, set_ in reused.items() if set_}
     if baseline.members:
         result.extras["members"] = {
             name: "dropped" if name in dropped else "reused" if name in reused else "fitted"
@@ -627,8 +629,13 @@ def training_fingerprint(track: str, ids: np.ndarray, X: np.ndarray, y: np.ndarr
 
 
 def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track: str,
-                   fingerprint: str, grid: Grid, params: dict[str, Any]) -> list[str]:  # fmt: skip
-    """Put the already-fitted members of a blend into it, frozen; return their names.
+                   fingerprint: str, grid: Grid, params: dict[str, Any]
+                   ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Put the already-fitted members of a blend into it, frozen.
+
+    Returns each reused member's name with what its own run was given by ``--set``
+    (its ``result.json``; empty for the registry's settings), so the blend can say
+    with what it votes.
 
     A member is reused when ``baselines/<track>/<member>/`` holds a model whose
     ``result.json`` has this training fingerprint and whose grid is this one, when
@@ -644,7 +651,7 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
     from baselines.lattice.blend import is_dropped
 
     known = registry()
-    reused = []
+    reused = {}
     for name in baseline.members:
         fresh = dict(estimator.estimators)[name]
         if is_dropped(fresh) or any(key == name or key.startswith(f"{name}__") for key in params):
@@ -664,7 +671,7 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
         if set(bundle["estimator"].get_params()) != set(fresh.get_params()):
             continue
         estimator.set_params(**{name: FrozenEstimator(bundle["estimator"])})
-        reused.append(name)
+        reused[name] = result.get("extras", {}).get("set", {})
     return reused
 
 
