@@ -129,6 +129,50 @@ def read_patterns(path: str | Path) -> Patterns:
     return Patterns(ids=ids, X=X, labels=labels, grid=grid)
 
 
+def own_source_rows(competition: str | Path, ids: np.ndarray) -> np.ndarray | None:
+    """Which training rows come from the build's own source, by row id.
+
+    A build can add training structures from other sources (``--train-extra``,
+    ``--train-generated``); its test rows are all of its own source, so a model
+    tuned on held-out rows should be tuned on those alike (search-match's
+    ``symmetry_window="auto"``). Read from ``public/train_meta.parquet``'s
+    ``entry_id``, which the builder prefixes for every other source.
+
+    Parameters
+    ----------
+    competition : str or Path
+        The competition root.
+    ids : ndarray of str
+        The training rows' ids, in the order the mask is wanted.
+
+    Returns
+    -------
+    ndarray of bool or None
+        None where the build has no other source, or no ``train_meta.parquet`` says
+        so (every row is then of its own kind).
+
+    Raises
+    ------
+    ValueError
+        If ``train_meta.parquet`` lacks one of ``ids``.
+    """
+    path = Path(competition) / layout.TRAIN_META
+    if not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    if "entry_id" not in pq.read_schema(path).names:
+        return None
+    meta = pd.read_parquet(path, columns=[layout.ID, "entry_id"]).set_index(layout.ID)
+    missing = pd.Index(ids).difference(meta.index)
+    if len(missing):
+        raise ValueError(f"{path} has no row for {len(missing)} training ids, e.g. {missing[0]}")
+    entry = meta.loc[ids, "entry_id"].astype(str)
+    other = entry.str.startswith((layout.EXTRA_ENTRY_PREFIX, layout.GENERATED_ENTRY_PREFIX))
+    own = ~other.to_numpy()
+    return None if own.all() or not own.any() else own
+
+
 def stratified_sample(y: np.ndarray, n: int, random_state: int = 0) -> np.ndarray:
     """Indices of a seeded, class-stratified sample of ``n`` rows (all rows if fewer).
 

@@ -185,7 +185,10 @@ def test_the_cli_builds_from_an_archive_at_its_tolerance_and_refuses_a_cut_one(
 def test_extra_training_structures_from_an_archive_never_reach_or_copy_the_test_set(
     cod_cifs, members, tmp_path
 ):
-    """Main source: 60 COD files; extra: an archive of the first 40 of them and two MP files."""
+    """Main source: 60 COD files; extra: an archive of the first 40 of them and two MP files.
+
+    Baselines then know the main source's rows: search-match chooses its window on them.
+    """
     import json
 
     import pandas as pd
@@ -240,6 +243,16 @@ def test_extra_training_structures_from_an_archive_never_reach_or_copy_the_test_
     card = (out / "public" / "DATA.md").read_text()
     assert f"`archive:extra.tar.xz`: {len(added)} rows kept" in card
     assert "Materials Project" in card and "public domain" in card
+    # Baselines tune on the build's own rows, the kind its test rows are.
+    from baselines.data import own_source_rows
+    from baselines.runner.run import run_baseline
+
+    own = own_source_rows(out, train["id"].to_numpy())
+    expected = meta.set_index("id").loc[train["id"], "source"] == "cod-dir:main"
+    assert own is not None and (own == expected.to_numpy()).all() and 0 < own.sum() < len(own)
+    result = run_baseline(out, "search-match", cv=0, record=False, verbose=False)
+    window = result.extras["symmetry_window"]
+    assert window["fitted"] and 0 < window["held_out"]["rows"] <= own.sum()
 
 
 @pytest.mark.parametrize("bad", ["archive", "zip:x.zip", "archive:missing.tar.xz"])

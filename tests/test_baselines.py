@@ -487,6 +487,12 @@ def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
     assert (f"- probabilities: softmax of each label's best match at temperature "
             f"{calibrated:.3g} (fitted on held-out compounds of the training rows)"
             in report)  # fmt: skip
+    # Its symmetry window was chosen on the same held-out rows (all of the build's own).
+    window = done["search-match"].extras["symmetry_window"]
+    assert window["value"] == fitted[0][-1].symmetry_window_ and window["fitted"]
+    assert window["held_out"] == fitted[0][-1].window_accuracy_
+    assert f"- symmetry window: {window['value']:g} (chosen on {window['held_out']['rows']:,} " \
+        "held-out training rows of the build's own source" in report
 
 
 def test_a_blend_refits_a_member_saved_by_an_earlier_revision(competition):
@@ -504,7 +510,7 @@ def test_a_blend_refits_a_member_saved_by_an_earlier_revision(competition):
     path = competition / done["search-match"].model
     bundle = load_model(path)
     expected = bundle["estimator"].predict_proba(test.X)
-    assert bundle["revision"] == registry()["search-match"].revision == 2
+    assert bundle["revision"] == registry()["search-match"].revision == 3
     del bundle["revision"]
     bundle["estimator"][-1].set_params(strain=0.0)
     path.write_bytes(pickle.dumps(bundle))
@@ -654,6 +660,10 @@ def test_soft_vote_passes_fit_parameters_to_the_member_they_name():
     assert group_parameters(registry()["search-match"]) == ["match__groups"]
     assert group_parameters(registry()["blend-realism"]) == ["search-match__match__groups"]
     assert group_parameters(registry()["blend"]) == []
+    # And which rows are the build's own, on which its symmetry window is chosen.
+    assert group_parameters(registry()["blend-realism"], "fit_own_source") == [
+        "search-match__match__own_source"]
+    assert group_parameters(registry()["xgboost"], "fit_own_source") == []
 
 
 def test_the_blends_keep_the_cnn_unweighted_on_the_space_group_track():
@@ -1014,9 +1024,11 @@ def test_a_run_keeps_what_the_caller_set_and_the_report_and_board_say_it(competi
     folder = comp / "baselines" / "bravais" / "search-match"
     result = json.loads((folder / "result.json").read_text())
     assert result["extras"]["set"] == {"match__symmetry_window": 0.02}
+    assert result["extras"]["symmetry_window"] == {"value": 0.02, "fitted": False, "held_out": {}}
     assert load_model(folder / "model.pkl")["estimator"][-1].symmetry_window == 0.02
     report = (comp / "baselines" / "bravais" / "report.md").read_text()
     assert "- set for this run (`--set`): `match__symmetry_window=0.02`" in report
+    assert "- symmetry window: 0.02 (as set)" in report
     with Leaderboard.open(comp) as board:
         title = registry()["search-match"].title
         row = board.team_submission(title, result["submission_id"])
@@ -1024,6 +1036,16 @@ def test_a_run_keeps_what_the_caller_set_and_the_report_and_board_say_it(competi
     # A run without --set records nothing of the kind.
     plain = run_baseline(comp, "majority", cv=0, record=False, verbose=False)
     assert "set" not in plain.extras
+
+
+def test_a_build_of_one_source_has_no_own_source_mask(competition, tmp_path):
+    from baselines.data import own_source_rows
+
+    train = read_patterns(competition / "public" / "train.parquet")
+    assert own_source_rows(competition, train.ids) is None
+    assert own_source_rows(tmp_path, train.ids) is None  # no train_meta.parquet
+    with pytest.raises(ValueError, match=r"has no row for 1 training ids, e\.g\. r999999"):
+        own_source_rows(competition, np.append(train.ids, "r999999"))
 
 
 def test_a_title_the_board_refuses_stops_the_run_before_the_fit(competition, tmp_path):

@@ -30,7 +30,8 @@ TWO_THETA = GRID.two_theta_min + GRID.step * np.arange(GRID.n_points)
 
 
 @parametrize_with_checks(
-    [Blur(sigma=1.5), Blur(sigma=0), Floor(0.1), BestMatch(0.1, chunk_size=7), BestMatch(),
+    [Blur(sigma=1.5), Blur(sigma=0), Floor(0.1), Floor(0.02, noise=3), BestMatch(0.1, chunk_size=7),
+     BestMatch(),
      BestMatch(0.1, strain=0.01, strain_step=0.01, two_theta=(20.0, 20.0))]
 )
 def test_scikit_learn_contract(estimator, check):
@@ -64,6 +65,36 @@ def test_blur_makes_a_shifted_pattern_match_and_a_flat_background_does_not_count
     assert similarity(blurred, query, other) < 0.1
     model = make_search_match(GRID).fit(np.stack([reference, other]), ["cF", "cP"])
     assert model.predict(query[None, :]).tolist() == ["cF"]
+
+
+def test_the_noise_floor_rises_with_a_rows_noise_and_leaves_clean_rows_at_the_level(patterns):
+    rng = np.random.default_rng(0)
+    peaks = _pattern((28.4, 47.3, 56.1, 69.1), (1.0, 0.6, 0.35, 0.1))
+    # Gaussian noise of 0.01 on a residual background of 0.05: the floor lies about
+    # 3 x 0.01 above the median, whatever the peaks (a few points of the row).
+    noisy = peaks + 0.05 + rng.normal(0, 0.01, GRID.n_points).astype(np.float32)
+    floor = Floor(0.02, noise=3).fit(noisy[None, :])
+    assert floor.levels(noisy[None, :])[0, 0] == pytest.approx(0.05 + 0.03, abs=0.003)
+    np.testing.assert_allclose(floor.transform(noisy[None, :]),
+                               np.maximum(noisy - floor.levels(noisy[None, :]), 0)[None, :][0])
+    # A clean simulated pattern (median and noise 0) keeps the level: as without it.
+    clean = make_search_match(GRID)[:2].fit_transform(patterns.X[:200])
+    np.testing.assert_array_equal(Floor(0.02, noise=3).fit(clean).levels(clean), np.float32(0.02))
+    np.testing.assert_array_equal(Floor(0.02, noise=3).fit_transform(clean),
+                                  Floor(0.02).fit_transform(clean))
+    for bad in (-1, float("nan"), float("inf"), True, "3"):
+        with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
+            Floor(noise=bad).fit(clean)
+    with pytest.raises(ValueError, match="level must be a finite number >= 0"):
+        Floor(level=-0.1).fit(clean)
+    # Saved before it had a noise term: the level alone.
+    import pickle
+
+    state = Floor(0.05).fit(clean).__getstate__()
+    del state["noise"]
+    old = Floor.__new__(Floor)
+    old.__setstate__(state)
+    assert pickle.loads(pickle.dumps(old)).get_params() == {"level": 0.05, "noise": 0.0}
 
 
 def test_search_match_names_the_best_match_and_scores_the_runner_up():
@@ -146,8 +177,8 @@ def test_the_symmetry_window_ranks_space_groups_by_their_lattice_and_checks_its_
     # Among groups of one lattice, the better match: 14 and 13 are both mP.
     model = BestMatch(temperature=0.1, symmetry_window=0.05).fit(X, [2, 14, 13])
     assert model.predict(query).tolist() == [14]
-    for bad in (-0.01, float("nan"), True, "0.02"):
-        with pytest.raises(ValueError, match="symmetry_window must be a number >= 0"):
+    for bad in (-0.01, float("nan"), True, "0.02", "Auto"):
+        with pytest.raises(ValueError, match="symmetry_window must be 'auto' or a number >= 0"):
             BestMatch(symmetry_window=bad).fit(X, ["aP", "cF", "mP"])
     with pytest.raises(ValueError, match="needs Bravais lattice symbols or space-group numbers"):
         BestMatch(symmetry_window=0.02).fit(X, ["aP", "cubic", "mP"])
@@ -160,6 +191,70 @@ def test_the_symmetry_window_ranks_space_groups_by_their_lattice_and_checks_its_
         model = BestMatch(temperature=0.1, symmetry_window=0.05).fit(X, groups)
         assert model.predict(query).tolist() == [groups[2]]
     BestMatch(symmetry_window=0).fit(X, ["a", "b", "c"])  # any labels without a window
+    # "auto" answers such labels with no window rather than refusing them.
+    assert BestMatch(symmetry_window="auto").fit(X, ["a", "b", "c"]).symmetry_window_ == 0.0
+
+
+def _held(rows):
+    """Held-out scores (aP, cF) and truths of ``rows``, a list of (aP, cF, truth) triples."""
+    scores = np.array([[a, c] for a, c, _ in rows], dtype=float)
+    truth = np.array([t for _, _, t in rows])
+    return [scores], [truth], [np.arange(len(rows))]
+
+
+def test_the_auto_window_is_kept_only_where_held_out_rows_clearly_gain():
+    from baselines.lattice.search_match import WINDOWS, _choose_window
+
+    ranks = np.array([0, 13])  # aP, cF
+    # cF rows whose best match is aP 0.008 above: every window from 0.01 answers them.
+    window, table = _choose_window(*_held([(0.950, 0.942, 1)] * 50), ranks)
+    assert window == 0.01  # the smallest of the best
+    assert table["0"] == table["0.005"] == 0.0 and table["0.01"] == table["0.04"] == 1.0
+    assert table["rows"] == 50 and set(table) == {f"{w:g}" for w in WINDOWS} | {"rows"}
+    # As many aP rows with a cF match as near: what one gains the other loses.
+    both = [(0.950, 0.942, 1)] * 50 + [(0.950, 0.942, 0)] * 50
+    assert _choose_window(*_held(both), ranks)[0] == 0.0
+    # 60 gained and 20 lost of 1,000: gain 0.04, twice its standard error 0.018: kept.
+    # 30 gained and 20 lost: gain 0.01 against 0.014: no window.
+    for gained, kept in ((60, 0.01), (30, 0.0)):
+        rows = ([(0.950, 0.942, 1)] * gained + [(0.950, 0.942, 0)] * 20
+                + [(0.9, 0.5, 0)] * (1000 - gained - 20))  # fmt: skip
+        assert _choose_window(*_held(rows), ranks)[0] == kept, gained
+    # Only the build's own rows choose: the others here lose under any window.
+    rows = [(0.950, 0.942, 1)] * 50 + [(0.950, 0.942, 0)] * 80
+    own = np.arange(130) < 50
+    assert _choose_window(*_held(rows), ranks)[0] == 0.0
+    assert _choose_window(*_held(rows), ranks, own)[0] == 0.01
+    assert _choose_window(*_held(rows), ranks, np.zeros(130, bool)) == (0.0, {})
+
+
+def test_the_auto_window_is_chosen_on_the_held_out_matches_of_the_fit(patterns):
+    from baselines.lattice.search_match import WINDOWS
+
+    X, y, groups = patterns.X, patterns.target("bravais_lattice"), patterns.groups()
+    model = make_search_match(GRID).fit(X, y, match__groups=groups)
+    match = model[-1]
+    assert match.symmetry_window == "auto" and match.symmetry_window_ in WINDOWS
+    table = match.window_accuracy_
+    assert table["rows"] > 200 and all(0 <= table[f"{w:g}"] <= 1 for w in WINDOWS)
+    # It answers as a model given that window does, with the same temperature.
+    fixed = make_search_match(GRID, symmetry_window=match.symmetry_window_).fit(
+        X, y, match__groups=groups)
+    assert fixed[-1].temperature_ == match.temperature_
+    np.testing.assert_array_equal(model.predict_proba(X[:40]), fixed.predict_proba(X[:40]))
+    import pickle
+
+    again = pickle.loads(pickle.dumps(model))
+    assert again[-1].symmetry_window_ == match.symmetry_window_
+    np.testing.assert_array_equal(again.predict_proba(X[:40]), fixed.predict_proba(X[:40]))
+    # The own-source rows are checked, and none of them leaves no window.
+    with pytest.raises(ValueError, match=f"own_source must be {len(y)} booleans"):
+        model.fit(X, y, match__own_source=np.ones(len(y) - 1, bool))
+    with pytest.raises(ValueError, match="own_source must be"):
+        model.fit(X, y, match__own_source=np.ones(len(y)))
+    none = make_search_match(GRID).fit(X, y, match__groups=groups,
+                                       match__own_source=np.zeros(len(y), bool))[-1]  # fmt: skip
+    assert none.symmetry_window_ == 0.0 and none.window_accuracy_ == {}
 
 
 def test_the_auto_temperature_gives_held_out_references_the_smallest_log_loss(patterns):
@@ -321,8 +416,8 @@ def test_the_temperature_fit_matches_a_seeded_sample_of_at_most_max_held_out_row
     fitted = {cap: make_search_match(GRID).set_params(match__max_held_out=cap)
               .fit(X, y, match__groups=groups)[-1].temperature_
               for cap in (None, len(y), 100)}  # fmt: skip
-    assert fitted[None] == fitted[len(y)] == pytest.approx(_best_temperature(*every)[0])
-    assert fitted[100] == pytest.approx(_best_temperature(*sampled)[0])
+    assert fitted[None] == fitted[len(y)] == pytest.approx(_best_temperature(*every[:2])[0])
+    assert fitted[100] == pytest.approx(_best_temperature(*sampled[:2])[0])
     assert fitted[100] != fitted[None]
     for bad in (0, -5, 2.5, True, "all"):
         with pytest.raises(ValueError, match="max_held_out must be None or an integer >= 1"):
@@ -662,7 +757,7 @@ def test_a_search_match_pickled_before_strain_still_matches_as_it_did():
     model = BestMatch(temperature=0.5).fit(X, ["hP", "cF", "cF"])
     state = model.__getstate__()
     for name in ("strain", "strain_step", "two_theta", "scales_", "max_held_out",
-                 "symmetry_window"):
+                 "symmetry_window", "symmetry_window_"):
         state.pop(name)  # as an earlier release saved it
     old = BestMatch.__new__(BestMatch)
     old.__setstate__(state)
@@ -703,3 +798,32 @@ def test_the_strain_benchmark_holds_out_whole_compounds_of_the_training_rows(pat
     assert done.returncode == 0, done.stderr
     assert "| queries | largest cell change | 0.4 degrees |" in done.stdout
     assert "| realism copies | 3 % |" in done.stdout
+
+
+def test_the_floor_benchmark_scores_the_builds_own_held_out_rows_under_each_floor(cod_build):
+    import subprocess
+    import sys
+
+    from baselines.data import read_patterns
+    from benchmarks.search_match_floor import held_out_floors
+
+    train = read_patterns(cod_build.out / "public" / "train.parquet")
+    found = held_out_floors(cod_build.out, [(0.02, 0.0), (0.02, 3.0), (0.1, 0.0)], [0.0, 0.02],
+                            n_folds=1)  # fmt: skip
+    assert [(row["level"], row["noise"]) for row in found] == [(0.02, 0.0), (0.02, 3.0),
+                                                               (0.1, 0.0)]  # fmt: skip
+    # One fold of three: about a third of the rows, the same ones under every floor.
+    assert len(train.ids) / 5 < found[0]["rows"] == found[1]["rows"] < len(train.ids) / 2
+    for row in found:
+        assert set(row) >= {"clean@0", "clean@0.02", "realism@0", "realism@0.02"}
+        assert all(0 < row[key] <= 1 for key in row if "@" in key)
+    # Clean rows have no noise: the noise-following floor is the 2 % floor for them.
+    assert found[1]["clean@0"] == found[0]["clean@0"] != found[2]["clean@0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search_match_floor", "--competition",
+         str(cod_build.out), "--floors", "0.02:0,0.02:3", "--windows", "0", "--folds", "1"],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "| floor | clean@0 | realism@0 | s |" in done.stdout
+    assert "| median + 3 x noise (at least 2 %) |" in done.stdout

@@ -269,6 +269,26 @@ def _final_section(competition: Path, track: str, results: list[dict[str, Any]])
             markdown_table(pd.DataFrame(rows)), ""]  # fmt: skip
 
 
+def _window_line(window: dict[str, Any]) -> str:
+    """search-match's symmetry window: its value, and how it was chosen."""
+    line = f"- symmetry window: {window['value']:g}"
+    held = dict(window.get("held_out") or {})
+    if not window["fitted"]:
+        return line + " (as set)"
+    if not held:
+        return line + " (chosen: no held-out row could be scored, or the labels have no rank)"
+    where = f"chosen on {int(held.pop('rows')):,} held-out training rows of the build's own source"
+    none = f"{100 * held['0']:.1f} % right with no window"
+    chosen = f"{window['value']:g}"
+    if chosen != "0":
+        return line + f" ({where}: {100 * held[chosen]:.1f} % right; {none})"
+    top = max(held, key=lambda w: held[w])
+    if held[top] <= held["0"]:
+        return line + f" ({where}: {none}, no window did better)"
+    return (line + f" ({where}: {none}, {100 * held[top]:.1f} % at {top}, a gain within "
+            "twice its standard error)")
+
+
 def _methods_section(folder: Path) -> list[str]:
     """The course's methods (``baselines methods``), where they have been run."""
     path = folder / "methods" / "methods.json"
@@ -332,6 +352,8 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
                else "as set")  # fmt: skip
         lines.append("- probabilities: softmax of each label's best match at temperature "
                      f"{temperature['value']:.3g} ({how})")  # fmt: skip
+    if extras.get("symmetry_window"):
+        lines.append(_window_line(extras["symmetry_window"]))
     if extras.get("members"):
         how_said = {"reused": "the model fitted by its own run", "fitted": "fitted here"}
         members = extras["members"].items()

@@ -32,7 +32,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from baselines.data import Patterns, read_patterns, stratified_sample
+from baselines.data import Patterns, own_source_rows, read_patterns, stratified_sample
 from xrd_bravais.contract import layout
 from xrd_bravais.contract.grid import Grid, GridError, require_grid
 from xrd_bravais.contract.moved import load_pickle
@@ -69,6 +69,11 @@ class Baseline:
         The ``fit`` parameter that takes the training rows' compounds
         (search-match's ``match__groups``: its temperature holds out whole
         compounds); a blend passes them on to such members.
+    fit_own_source : str, optional
+        The ``fit`` parameter that takes which training rows are of the build's own
+        source (:func:`baselines.data.own_source_rows`; search-match's
+        ``match__own_source``: its ``symmetry_window="auto"`` is chosen on them),
+        given where the build has other sources; a blend passes it on likewise.
     track_titles : dict
         The leaderboard row on one track where it differs from ``title`` (a blend
         that leaves a member out there).
@@ -90,6 +95,7 @@ class Baseline:
     track_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: tuple[str, ...] = ()
     fit_groups: str | None = None
+    fit_own_source: str | None = None
     track_titles: dict[str, str] = field(default_factory=dict)
     search_on: str = "clean"
     revision: int = 1
@@ -212,10 +218,11 @@ def registry() -> dict[str, Baseline]:
            for kind in ("uniform", "prior", "majority")},
         # Meant for measured patterns: its blur is chosen on realism copies of the
         # held-out folds. Revision 2 compares 13 cell sizes (strain), where revision 1
-        # compared one.
+        # compared one; revision 3 chooses its symmetry window ("auto").
         "search-match": Baseline("search-match", "search-match (nearest reference patterns)",
                                  _search_match, grids["search-match"],
-                                 fit_groups="match__groups", search_on="realism", revision=2),
+                                 fit_groups="match__groups", fit_own_source="match__own_source",
+                                 search_on="realism", revision=3),
         "random-forest": Baseline(
             "random-forest", "random forest", _forest, grids["random-forest"]
         ),
@@ -350,17 +357,19 @@ def _search(
     return search, table, time.perf_counter() - start
 
 
-def group_parameters(baseline: Baseline) -> list[str]:
+def group_parameters(baseline: Baseline, which: str = "fit_groups") -> list[str]:
     """The ``fit`` parameters of ``baseline`` that take the training rows' compounds.
 
     Its own :attr:`Baseline.fit_groups`, and for a blend each such member's,
-    through the member's name (``search-match__match__groups``).
+    through the member's name (``search-match__match__groups``); with
+    ``which="fit_own_source"``, those that take the own-source rows instead.
     """
     known = registry()
-    names = [baseline.fit_groups] if baseline.fit_groups else []
+    own = getattr(baseline, which)
+    names = [own] if own else []
     for member in baseline.members:
-        if known[member].fit_groups:
-            names.append(f"{member}__{known[member].fit_groups}")
+        if getattr(known[member], which):
+            names.append(f"{member}__{getattr(known[member], which)}")
     return names
 
 
@@ -525,6 +534,7 @@ def run_baseline(
     y = train.target(spec.column)
     rows = stratified_sample(y, sample, random_state) if sample else np.arange(len(y))
     X, y, groups = train.X[rows], y[rows], train.groups()[rows]
+    own_source = own_source_rows(competition, train.ids)
 
     estimator = baseline.make(grid, random_state)
     asked = params or {}  # the caller's own settings (a track's defaults are not)
@@ -544,6 +554,8 @@ def run_baseline(
     reused = _reuse_members(estimator, baseline, competition, spec.name, fingerprint, grid,
                             asked)  # fmt: skip
     fit_params = dict.fromkeys(group_parameters(baseline), groups)
+    if own_source is not None:
+        fit_params |= dict.fromkeys(group_parameters(baseline, "fit_own_source"), own_source[rows])
     table = None
     cv_accuracy = cv_std = None
     search_seconds = 0.0
@@ -736,6 +748,12 @@ def _save_artifacts(out: Path, result: BaselineResult, estimator: Any,
     if temperature is not None:  # search-match's probabilities: fitted ("auto") or as set
         result.extras["temperature"] = {"value": float(temperature),
                                         "fitted": model.temperature == "auto"}  # fmt: skip
+    window = getattr(model, "symmetry_window_", None)
+    if window is not None:  # search-match's symmetry window: chosen ("auto") or as set
+        result.extras["symmetry_window"] = {
+            "value": float(window), "fitted": model.symmetry_window == "auto",
+            "held_out": getattr(model, "window_accuracy_", {}),
+        }  # fmt: skip
     importances = _pattern_importances(estimator, grid)
     if importances is not None:
         atomic_write_text(out / "importances.csv",

@@ -502,7 +502,7 @@ def _extra_sources(train_extra: Source | Sequence[Source] | None) -> list[Source
         if extra.kind == SourceKind.generated:
             named.append(extra)
         else:
-            named.append(extra.prefixed(f"train-extra{k + 1 if k else ''}"))
+            named.append(extra.prefixed(f"{layout.EXTRA_ENTRY_PREFIX}{k + 1 if k else ''}"))
     return named
 
 

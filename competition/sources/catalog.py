@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from xrd_bravais.contract.io import atomic_write_bytes, sha256_file
+from xrd_bravais.contract.layout import GENERATED_ENTRY_PREFIX
 
 
 class SourceKind(StrEnum):
@@ -586,7 +587,7 @@ def rare_lattice_source(n: int, lattices: Sequence[str] = RARE_LATTICES, seed: i
     longest = max(len(g) for g in groups.values())
     order = [groups[lattice][j % len(groups[lattice])]
              for j in range(longest) for lattice in lattices]  # fmt: skip
-    return generated_source(n=n, spacegroups=order, seed=seed + 1, prefix="train-generated")
+    return generated_source(n=n, spacegroups=order, seed=seed + 1, prefix=GENERATED_ENTRY_PREFIX)
 
 
 def generated_cif(group: int, k: int, seed: int) -> str:

@@ -39,6 +39,12 @@ DATA_CARD: Final = "public/DATA.md"
 SOLUTION: Final = "private/solution.csv"
 TRAIN_META: Final = "public/train_meta.parquet"
 TEST_META: Final = "private/test_meta.parquet"
+EXTRA_ENTRY_PREFIX: Final = "train-extra"
+"""How ``train_meta.parquet``'s ``entry_id`` begins for a training row whose structure came
+from ``--train-extra`` (``train-extra:``, ``train-extra2:`` ...) rather than the build's
+own source."""
+GENERATED_ENTRY_PREFIX: Final = "train-generated"
+"""How it begins for a generated crystal (``--train-generated``)."""
 REJECTS: Final = "reports/rejects.csv"
 OVERVIEW: Final = "reports/overview.png"
 """The organisers' overview: structures per lattice in train and test."""
