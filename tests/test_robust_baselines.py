@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -687,13 +689,17 @@ def test_real_pattern_scores_count_a_wrong_centring_as_the_right_system():
     assert systems == pytest.approx(0.75)  # hR for hP is another system
 
 
+def _benchmark(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.<name> args...`` from the repository root, output captured."""
+    return subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1])
+
+
 def test_the_real_pattern_benchmark_scores_a_space_group_baseline_and_the_lattice_it_implies(
     cod_build, tmp_path
 ):
     import re
     import shutil
-    import subprocess
-    import sys
 
     import pandas as pd
     from conftest import mark_measured
@@ -706,11 +712,8 @@ def test_the_real_pattern_benchmark_scores_a_space_group_baseline_and_the_lattic
     done = run("baselines", "run", "majority", "-c", str(comp), "--track", "spacegroup",
                "--cv", "0", "--quiet", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.real_patterns", "--competition", str(comp),
-         "--track", "spacegroup", "--figures", str(tmp_path / "figures")],
-        capture_output=True, text=True, cwd=Path(__file__).parents[1],
-    )  # fmt: skip
+    done = _benchmark("real_patterns", "--competition", str(comp), "--track", "spacegroup",
+                      "--figures", str(tmp_path / "figures"))  # fmt: skip
     assert done.returncode == 0, done.stderr
     # The majority group, and what it scores on the 30 Measured rows: as a group, and
     # as the lattice it implies.
@@ -769,9 +772,6 @@ def test_a_search_match_pickled_before_strain_still_matches_as_it_did():
 
 
 def test_the_strain_benchmark_holds_out_whole_compounds_of_the_training_rows(patterns, cod_build):
-    import subprocess
-    import sys
-
     from sklearn.neighbors import KNeighborsClassifier
 
     from baselines.lattice.search_match import temperature_folds
@@ -790,20 +790,14 @@ def test_the_strain_benchmark_holds_out_whole_compounds_of_the_training_rows(pat
         right += int(np.sum(nearest.predict(prepared[held]) == y[held]))
     assert found[(0.0, 0.4)] == pytest.approx(right / len(y))
     assert 0.0 < found[(0.03, 0.4)] <= 1.0
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_match_strain", "--competition",
-         str(cod_build.out), "--strain", "0,0.03", "--blur", "0.4", "--rows", "300"],
-        capture_output=True, text=True, cwd=Path(__file__).parents[1],
-    )  # fmt: skip
+    done = _benchmark("search_match_strain", "--competition", str(cod_build.out), "--strain",
+                      "0,0.03", "--blur", "0.4", "--rows", "300")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "| queries | largest cell change | 0.4 degrees |" in done.stdout
     assert "| realism copies | 3 % |" in done.stdout
 
 
 def test_the_floor_benchmark_scores_the_builds_own_held_out_rows_under_each_floor(cod_build):
-    import subprocess
-    import sys
-
     from baselines.data import read_patterns
     from benchmarks.search_match_floor import held_out_floors
 
@@ -819,11 +813,8 @@ def test_the_floor_benchmark_scores_the_builds_own_held_out_rows_under_each_floo
         assert all(0 < row[key] <= 1 for key in row if "@" in key)
     # Clean rows have no noise: the noise-following floor is the 2 % floor for them.
     assert found[1]["clean@0"] == found[0]["clean@0"] != found[2]["clean@0"]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_match_floor", "--competition",
-         str(cod_build.out), "--floors", "0.02:0,0.02:3", "--windows", "0", "--folds", "1"],
-        capture_output=True, text=True, cwd=Path(__file__).parents[1],
-    )  # fmt: skip
+    done = _benchmark("search_match_floor", "--competition", str(cod_build.out), "--floors",
+                      "0.02:0,0.02:3", "--windows", "0", "--folds", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "| floor | clean@0 | realism@0 | s |" in done.stdout
     assert "| median + 3 x noise (at least 2 %) |" in done.stdout

@@ -741,7 +741,8 @@ def make_search_match(grid: Grid, sigma_degrees: float = 0.2, pool: int = 4, flo
         held-out AMCSD minerals (clean 72.5 % against 67.3 % with none; realism
         copies 68.5 against 57.5 %), a library of many computed structures holding
         many low-symmetry near matches; on the AMCSD build alone no window beats
-        none by more than 0.1 point, so ``"auto"`` keeps 0 there.
+        none by more than 0.1 point on the clean held-out rows the fit scores, so
+        ``"auto"`` keeps 0 there.
 
     Examples
     --------

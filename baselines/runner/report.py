@@ -276,7 +276,8 @@ def _window_line(window: dict[str, Any]) -> str:
     if not window["fitted"]:
         return line + " (as set)"
     if not held:
-        return line + " (chosen: no held-out row could be scored, or the labels have no rank)"
+        return line + (" (chosen: no held-out row of the build's own source could be scored, "
+                       "or the labels have no rank)")
     where = f"chosen on {int(held.pop('rows')):,} held-out training rows of the build's own source"
     none = f"{100 * held['0']:.1f} % right with no window"
     chosen = f"{window['value']:g}"

@@ -218,7 +218,8 @@ def registry() -> dict[str, Baseline]:
            for kind in ("uniform", "prior", "majority")},
         # Meant for measured patterns: its blur is chosen on realism copies of the
         # held-out folds. Revision 2 compares 13 cell sizes (strain), where revision 1
-        # compared one; revision 3 chooses its symmetry window ("auto").
+        # compared one; revision 3 subtracts a floor that follows each pattern's noise
+        # and chooses its symmetry window at fit ("auto").
         "search-match": Baseline("search-match", "search-match (nearest reference patterns)",
                                  _search_match, grids["search-match"],
                                  fit_groups="match__groups", fit_own_source="match__own_source",
