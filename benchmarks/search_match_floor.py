@@ -71,12 +71,13 @@ def held_out_floors(competition: Path, floors: list[tuple[float, float]], window
     own = np.ones(len(y), dtype=bool) if own is None else own
     model = make_search_match(train.grid)
     prepare = model[:-1].fit(train.X[:1])  # stateless steps: fitted to know the columns
+    shipped = prepare["floor"].get_params()  # the references' floor, before the loop moves it
     found = [{"level": level, "noise": noise, "rows": 0.0, "seconds": 0.0}
              for level, noise in floors]  # fmt: skip
     hits: dict[tuple[int, str, float], list[np.ndarray]] = {}
     for kept, held in (temperature_folds(train.X, y, groups) or [])[:n_folds]:
         held = held[own[held]]
-        prepare.set_params(floor__level=0.02, floor__noise=model[:-1]["floor"].noise)
+        prepare["floor"].set_params(**shipped)
         match = clone(model[-1]).set_params(temperature=1.0, symmetry_window=0.0)
         match.fit(prepare.transform(train.X[kept]), y[kept])
         held = held[np.isin(y[held], match.classes_)]
