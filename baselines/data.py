@@ -192,7 +192,67 @@ def stratified_sample(y: np.ndarray, n: int, random_state: int = 0) -> np.ndarra
     n_rest = n - int(single.sum())
     if n_rest < len(np.unique(y[rest])):
         raise ValueError(f"a sample of {n} rows cannot hold every one of {len(classes)} classes")
+    if len(rest) - n_rest < len(np.unique(y[rest])):
+        # train_test_split cannot leave out fewer rows than classes: the few rows to
+        # leave out come one at a time from the class with the most rows left.
+        rng = np.random.default_rng(random_state)
+        kept = list(rest)
+        for _ in range(len(rest) - n_rest):
+            labels, counts = np.unique(y[kept], return_counts=True)
+            largest = np.flatnonzero(y[kept] == labels[counts.argmax()])
+            kept.pop(int(rng.choice(largest)))
+        return np.sort(np.concatenate([index[single], kept]))
     chosen, _ = train_test_split(
         rest, train_size=n_rest, stratify=y[rest], random_state=random_state
     )
     return np.sort(np.concatenate([index[single], chosen]))
+
+
+def own_source_first_sample(y: np.ndarray, own_source: np.ndarray, n: int,
+                            random_state: int = 0) -> np.ndarray:  # fmt: skip
+    """Indices of ``n`` rows, the build's own source first (all rows if fewer).
+
+    A build with ``--train-extra`` may hold thirty computed structures for each
+    of its own: a stratified sample of all its rows then holds few of the kind
+    its test rows are. This one takes every own-source row, and fills the rest
+    of ``n`` with a stratified sample (:func:`stratified_sample`) of the others;
+    where the own rows alone exceed that, a stratified sample of them, leaving
+    room for one row of each class of the others, so no class is lost.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_rows,)
+        The labels.
+    own_source : ndarray of bool, shape (n_rows,)
+        Which rows are of the build's own source
+        (:func:`own_source_rows`).
+    n : int
+        Rows wanted.
+    random_state : int, default=0
+        Seeds both samples.
+
+    Returns
+    -------
+    ndarray of int
+        Sorted row indices.
+
+    Examples
+    --------
+    >>> y = np.array(["cF", "cF", "hP", "hP", "hP", "hP"])
+    >>> own = np.array([True, False, True, False, False, False])
+    >>> own_source_first_sample(y, own, 4).tolist()  # both own rows, two of the others
+    [0, 1, 2, 5]
+    """
+    y, own_source = np.asarray(y), np.asarray(own_source, dtype=bool)
+    if own_source.shape != y.shape:
+        raise ValueError(f"own_source has {own_source.size} entries for {y.size} rows")
+    if n >= len(y):
+        return np.arange(len(y))
+    own, other = np.flatnonzero(own_source), np.flatnonzero(~own_source)
+    room = len(np.unique(y[other]))  # one row of each class of the other sources
+    if n < room:
+        raise ValueError(f"a sample of {n} rows cannot hold every one of {room} classes")
+    kept = own if len(own) <= n - room else own[stratified_sample(y[own], n - room, random_state)]
+    rest = n - len(kept)
+    chosen = other[stratified_sample(y[other], rest, random_state)] if rest else other[:0]
+    return np.sort(np.concatenate([kept, chosen]))

@@ -253,6 +253,22 @@ def test_extra_training_structures_from_an_archive_never_reach_or_copy_the_test_
     result = run_baseline(out, "search-match", cv=0, record=False, verbose=False)
     window = result.extras["symmetry_window"]
     assert window["fitted"] and 0 < window["held_out"]["rows"] <= own.sum()
+    # xgboost-realism's sample of the rows takes them first.
+    from baselines.data import own_source_first_sample
+    from baselines.runner.report import training_rows
+
+    n = len(own) - 1
+    result = run_baseline(out, "xgboost-realism", cv=0, record=False, verbose=False,
+                          params={"max_rows": n, "estimator__model__n_estimators": 5})  # fmt: skip
+    y = train["bravais_lattice"].to_numpy()
+    first = int(own[own_source_first_sample(y, own, n)].sum())
+    assert result.extras["rows_used"] == n and result.extras["own_rows_used"] == first
+    assert training_rows(result.to_dict()).endswith(
+        f"({n} used: {first} of the build's own source first)")
+    # And cnn1d-realism's epochs hold every one of them.
+    result = run_baseline(out, "cnn1d-realism", cv=0, record=False, verbose=False,
+                          params={"epochs": 1, "rows_per_epoch": n})  # fmt: skip
+    assert result.extras["rows_per_epoch"] == {"rows": n, "own": min(int(own.sum()), n)}
 
 
 @pytest.mark.parametrize("bad", ["archive", "zip:x.zip", "archive:missing.tar.xz"])

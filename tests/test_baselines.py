@@ -210,6 +210,9 @@ def test_stratified_sample_keeps_every_class():
     rows = stratified_sample(y, 20, random_state=1)
     assert len(rows) == 20 and set(y[rows]) == {"a", "b", "c"}
     assert rows.tolist() == stratified_sample(y, 20, random_state=1).tolist()
+    # Leaving out fewer rows than there are classes: they come from the largest class.
+    rows = stratified_sample(y, 99, random_state=1)
+    assert len(set(rows)) == 99 and np.sum(y[rows] == "a") == 89 and set(y[rows]) == set(y)
 
 
 # -- the CNN --------------------------------------------------------------------
@@ -423,19 +426,24 @@ def test_the_measured_pattern_blend_votes_without_the_trees_on_the_space_group_t
 def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
     import json
 
-    # The CNN member on a time budget no epoch fits in: it runs one epoch of its three.
-    # The trees on copies of a 200-row sample (max_rows), and both say so.
+    # The CNN member on a time budget no epoch fits in: it runs one epoch of its three,
+    # of 100 rows drawn from the training rows. The trees on copies of a 200-row sample
+    # (max_rows), and both say so.
     members = {"search-match": None,
                "xgboost-realism": {**QUICK["xgboost-realism"], "max_rows": 200},
-               "cnn1d-realism": {**QUICK["cnn1d-realism"], "epochs": 3, "max_minutes": 1e-6}}
+               "cnn1d-realism": {**QUICK["cnn1d-realism"], "epochs": 3, "max_minutes": 1e-6,
+                                 "rows_per_epoch": 100}}
     done = {name: run_baseline(competition, name, cv=0, record=False, verbose=False,
                                params=params) for name, params in members.items()}  # fmt: skip
     assert done["cnn1d-realism"].extras["time_budget"] == {"minutes": 1e-6, "epochs": 3}
     assert done["cnn1d-realism"].extras["epochs_run"] == 1
+    # One source: the 100 rows are drawn at random, with no own rows to put first.
+    assert done["cnn1d-realism"].extras["rows_per_epoch"] == {"rows": 100, "own": None}
     assert done["xgboost-realism"].extras["rows_used"] == 200
     assert "rows_used" not in done["search-match"].extras
     report = write_report(competition, "bravais").read_text()
-    assert "- trained 1 epoch of 3 (time budget 1e-06 min) on " in report
+    assert ("- trained 1 epoch of 3 (time budget 1e-06 min), each of 100 training rows "
+            "drawn afresh at random on ") in report
     n_train = done["xgboost-realism"].n_train
     assert f"| {n_train:,} (200 used) |" in report and n_train > 200
     result = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False)
@@ -660,9 +668,11 @@ def test_soft_vote_passes_fit_parameters_to_the_member_they_name():
     assert group_parameters(registry()["search-match"]) == ["match__groups"]
     assert group_parameters(registry()["blend-realism"]) == ["search-match__match__groups"]
     assert group_parameters(registry()["blend"]) == []
-    # And which rows are the build's own, on which its symmetry window is chosen.
+    # And which rows are the build's own, on which its symmetry window is chosen and
+    # from which xgboost-realism draws its sample and cnn1d-realism its epochs first.
     assert group_parameters(registry()["blend-realism"], "fit_own_source") == [
-        "search-match__match__own_source"]
+        "search-match__match__own_source", "xgboost-realism__own_source",
+        "cnn1d-realism__own_source"]
     assert group_parameters(registry()["xgboost"], "fit_own_source") == []
 
 

@@ -503,6 +503,49 @@ def test_realism_augmented_draws_its_copies_from_a_stratified_sample_of_max_rows
     np.testing.assert_array_equal(old.predict(X), model.predict(X))
 
 
+def test_realism_augmented_samples_the_builds_own_rows_first(patterns):
+    from baselines.data import own_source_first_sample
+
+    X, y = patterns.X[:90], patterns.target("bravais_lattice")[:90]
+    own = np.arange(len(y)) % 6 == 0  # 15 rows of the build's own source
+    model = _augmented(max_rows=40).fit(X, y, own_source=own)
+    assert (model.n_rows_used_, model.n_own_used_) == (40, 15)
+    np.testing.assert_array_equal(model.classes_, np.unique(y))
+    rows = own_source_first_sample(y, own, 40, random_state=3)
+    assert own[rows].sum() == 15 and len(rows) == 40
+    # Fitted on exactly those rows, as a plain fit on them would be.
+    sampled = _augmented().fit(X[rows], y[rows])
+    np.testing.assert_array_equal(model.predict_proba(X), sampled.predict_proba(X))
+    # Without a cap every row is used and the mask changes nothing.
+    told, plain = _augmented().fit(X, y, own_source=own), _augmented().fit(X, y)
+    assert (told.n_rows_used_, told.n_own_used_, plain.n_own_used_) == (90, 15, None)
+    np.testing.assert_array_equal(told.predict_proba(X), plain.predict_proba(X))
+    for bad in (own[:-1], own.astype(int)):
+        with pytest.raises(ValueError, match="own_source must be 90 booleans"):
+            _augmented(max_rows=40).fit(X, y, own_source=bad)
+
+
+def test_an_own_source_first_sample_leaves_room_for_every_class_of_the_others():
+    from baselines.data import own_source_first_sample
+
+    y = np.repeat(["aP", "cF", "hP", "oP"], 25)
+    own = y != "oP"  # 75 own rows; the other sources hold the oP ones
+    rows = own_source_first_sample(y, own, 30, random_state=1)
+    # More own rows than the sample: 29 of them, stratified, and room for one oP.
+    assert len(rows) == len(set(rows)) == 30 and own[rows].sum() == 29
+    counts = {label: int((y[rows] == label).sum()) for label in ("aP", "cF", "hP", "oP")}
+    assert counts["oP"] == 1 and sorted(counts.values()) == [1, 9, 10, 10]  # stratified
+    # Room enough: every own row, the rest a sample of the others.
+    rows = own_source_first_sample(y, own, 85, random_state=1)
+    assert len(rows) == 85 and own[rows].sum() == 75
+    np.testing.assert_array_equal(own_source_first_sample(y, own, 85, random_state=1), rows)
+    np.testing.assert_array_equal(own_source_first_sample(y, own, 100), np.arange(100))
+    with pytest.raises(ValueError, match="cannot hold every one of 3 classes"):
+        own_source_first_sample(y, own, 3)
+    with pytest.raises(ValueError, match="own_source has 99 entries for 100 rows"):
+        own_source_first_sample(y, own[:-1], 30)
+
+
 def test_the_cleaning_layer_flattens_a_sloping_background_as_the_scikit_learn_steps_do():
     import torch
 
@@ -592,6 +635,40 @@ def test_a_time_budget_runs_the_epochs_that_fit_and_changes_nothing_when_all_of_
     for bad in (0, -1.0, float("nan"), float("inf"), True, "45"):
         with pytest.raises(ValueError, match="max_minutes must be a positive number"):
             _cleaning_cnn(max_minutes=bad).fit(X, y)
+
+
+def test_epochs_of_fewer_rows_hold_every_row_of_the_builds_own_source(patterns, tmp_path):
+    from baselines.lattice.cnn1d import CNN1DClassifier
+    from baselines.lattice.cnn_training import epoch_rows
+
+    rng = np.random.default_rng(0)
+    train, own = np.arange(3, 103), np.arange(110) % 10 == 0  # rows 10, 20, ... 100 own
+    first, second = (epoch_rows(train, own, 30, rng) for _ in range(2))
+    for rows in (first, second):  # 30 distinct training rows, all ten own ones among them
+        assert len(set(rows)) == 30 and set(rows) <= set(train)
+        assert set(np.flatnonzero(own)) & set(train) <= set(rows)
+    assert set(first) != set(second)  # the others drawn afresh each epoch
+    assert sorted(epoch_rows(train, None, 500, rng)) == train.tolist()
+    assert len(set(epoch_rows(train, None, 30, rng))) == 30
+    assert len(epoch_rows(train, own, 5, rng)) == 5 and own[epoch_rows(train, own, 5, rng)].all()
+
+    X, y = patterns.X[:120], patterns.target("bravais_lattice")[:120]
+    own = np.arange(len(y)) % 8 == 0  # 15 rows
+    # As many rows per epoch as there are rows: the same seeded fit, bit for bit.
+    roomy = _cleaning_cnn(epochs=2, rows_per_epoch=120).fit(X, y, own_source=own)
+    plain = _cleaning_cnn(epochs=2).fit(X, y)
+    np.testing.assert_array_equal(roomy.predict_proba(X[:20]), plain.predict_proba(X[:20]))
+    assert roomy.own_rows_per_epoch_ is None
+    short = _cleaning_cnn(epochs=2, rows_per_epoch=40).fit(X, y, own_source=own)
+    assert short.own_rows_per_epoch_ == 15 and len(short.history_) == 2
+    assert not np.array_equal(short.predict_proba(X[:20]), plain.predict_proba(X[:20]))
+    restored = CNN1DClassifier.load(short.save(tmp_path / "short.pt"))
+    assert (restored.rows_per_epoch, restored.own_rows_per_epoch_) == (40, 15)
+    for bad in (0, -3, 2.5, True, "40"):
+        with pytest.raises(ValueError, match="rows_per_epoch must be a positive whole number"):
+            _cleaning_cnn(rows_per_epoch=bad).fit(X, y)
+    with pytest.raises(ValueError, match="own_source must be 120 booleans"):
+        _cleaning_cnn(rows_per_epoch=40).fit(X, y, own_source=own[:-1])
 
 
 def _schedule_on_a_budget():

@@ -157,7 +157,9 @@ class RealismAugmented(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         row) and fit on those; default every row. It bounds the memory and time of a
         fit on a large build: 30,000 rows with two copies each take 7.3 GB in
         XGBoost, 88,000 about 21 GB. The sample is the one ``xrd-bravais baselines
-        run --sample`` takes with the same seed.
+        run --sample`` takes with the same seed, unless :meth:`fit` is told which
+        rows are of the build's own source: those come first
+        (:func:`baselines.data.own_source_first_sample`).
     random_state : int, default=0
         Seeds the sample and the copies.
 
@@ -169,6 +171,8 @@ class RealismAugmented(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     n_rows_used_ : int
         Training rows the copies were drawn from (all, or ``max_rows``).
+    n_own_used_ : int or None
+        How many of them are of the build's own source, where :meth:`fit` was told.
     n_augmented_ : int
         Rows the clone was fitted on.
     """
@@ -188,34 +192,52 @@ class RealismAugmented(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         state.setdefault("max_rows", None)
         super().__setstate__(state)
 
-    def fit(self, X: Any, y: Any) -> RealismAugmented:
+    def fit(self, X: Any, y: Any, own_source: Any = None) -> RealismAugmented:
         """Draw the copies and fit a clone of ``estimator`` on them; returns ``self``.
+
+        Parameters
+        ----------
+        X, y : array-like
+        own_source : array-like of bool, shape (n_rows,), optional
+            Which rows are of the build's own source, beside the computed
+            structures of ``--train-extra`` (``baselines run`` passes it from
+            ``train_meta.parquet``): a ``max_rows`` sample then takes them all
+            first. On the whole-archive build (153,536 rows, 5,432 minerals) the
+            plain sample held 348 of them. Default: a stratified sample of all rows.
 
         Raises
         ------
         ValueError
             If ``max_rows`` is not a positive whole number, or too small to keep
-            a row of every class.
+            a row of every class; if ``own_source`` is not one boolean per row.
         """
         from sklearn.base import clone
 
-        from baselines.data import stratified_sample
+        from baselines.data import own_source_first_sample, stratified_sample
         from xrd_bravais.contract.grid import require_grid
 
         grid = require_grid(self.grid, "realism augmentation")
         X, y = validate_data(self, X, y, dtype=np.float32)
+        own = None if own_source is None else np.asarray(own_source)
+        if own is not None and (own.shape != (len(y),) or own.dtype != bool):
+            raise ValueError(f"own_source must be {len(y)} booleans, one per row, got "
+                             f"shape {own.shape} of {own.dtype}")  # fmt: skip
         if self.max_rows is not None:
             if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int | np.integer) \
                     or self.max_rows < 1:  # fmt: skip
                 raise ValueError(f"max_rows must be a positive whole number or None, "
                                  f"got {self.max_rows!r}")  # fmt: skip
-            rows = stratified_sample(np.asarray(y), int(self.max_rows), self.random_state)
+            rows = (stratified_sample(np.asarray(y), int(self.max_rows), self.random_state)
+                    if own is None else own_source_first_sample(
+                        np.asarray(y), own, int(self.max_rows), self.random_state))  # fmt: skip
             X, y = X[rows], np.asarray(y)[rows]
+            own = None if own is None else own[rows]
         X_aug, y_aug = realism_copies(X, y, grid, self.draws, self.keep_clean,
                                       random_state=self.random_state)  # fmt: skip
         self.estimator_ = clone(self.estimator).fit(X_aug, y_aug)
         self.classes_ = self.estimator_.classes_
         self.n_rows_used_ = len(y)
+        self.n_own_used_ = None if own is None else int(own.sum())
         self.n_augmented_ = len(y_aug)
         return self
 

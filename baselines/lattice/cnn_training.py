@@ -31,7 +31,7 @@ HISTORY_COLUMNS = (
 # no preprocessing layer, no time budget.
 EARLIER_DEFAULTS: dict[str, Any] = {"stem": 0, "test_time_strains": (), "smooth": 0,
                                     "background": 0, "precision": "float32",
-                                    "max_minutes": None}
+                                    "max_minutes": None, "rows_per_epoch": None}
 
 
 def budgeted_epochs(epochs: int, max_minutes: float | None, epoch_seconds: float) -> int:
@@ -53,11 +53,40 @@ def budgeted_epochs(epochs: int, max_minutes: float | None, epoch_seconds: float
     return max(1, min(epochs, fit))
 
 
-def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray
-          ) -> tuple[Any, pd.DataFrame, int, str]:  # fmt: skip
+def epoch_rows(train: np.ndarray, own_source: np.ndarray | None, rows_per_epoch: int | None,
+               rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """The training rows of one epoch, in the order they are visited.
+
+    Every row of ``train`` shuffled; with ``rows_per_epoch`` (fewer than them) a
+    fresh draw of that many: every row of the build's own source (``own_source``
+    at the row's index) first, the rest at random from the others.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> own = np.array([True, True, False, False, False, False])
+    >>> rows = epoch_rows(np.arange(6), own, 4, rng)
+    >>> sorted(rows.tolist())[:2], len(rows)
+    ([0, 1], 4)
+    """
+    if rows_per_epoch is None or rows_per_epoch >= len(train):
+        return train[rng.permutation(len(train))]
+    if own_source is None:
+        chosen = rng.choice(train, rows_per_epoch, replace=False)
+    else:
+        own, other = train[own_source[train]], train[~own_source[train]]
+        chosen = (rng.choice(own, rows_per_epoch, replace=False) if len(own) >= rows_per_epoch
+                  else np.concatenate([own, rng.choice(other, rows_per_epoch - len(own),
+                                                       replace=False)]))  # fmt: skip
+    return chosen[rng.permutation(len(chosen))]
+
+
+def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
+          own_source: np.ndarray | None = None) -> tuple[Any, pd.DataFrame, int, str]:  # fmt: skip
     """Train the network of ``est`` (a :class:`~baselines.lattice.cnn1d.CNN1DClassifier`).
 
-    ``X`` are its checked patterns and ``codes`` their label codes.
+    ``X`` are its checked patterns, ``codes`` their label codes and ``own_source``
+    which rows are of the build's own source (:func:`epoch_rows`).
 
     Returns
     -------
@@ -106,7 +135,7 @@ def train(est: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray
     for epoch in bar:
         start = time.perf_counter()
         learning_rate = optimiser.param_groups[0]["lr"]
-        order = train[rng.permutation(len(train))]
+        order = epoch_rows(train, own_source, est.rows_per_epoch, rng)
         train_loss, train_accuracy = train_epoch(
             est, model, inputs, targets, order, loss_fn, optimiser, rng
         )
@@ -354,6 +383,7 @@ def save_checkpoint(est: Any, path: str | Path) -> Path:
         "history": est.history_.to_dict("list"),
         "best_epoch": est.best_epoch_,
         "device": est.device_,
+        "own_rows_per_epoch": getattr(est, "own_rows_per_epoch_", None),
     }, buffer)  # fmt: skip
     path = Path(path)
     atomic_write_bytes(path, buffer.getvalue())
@@ -383,4 +413,5 @@ def load_checkpoint(cls: type[Any], path: str | Path) -> Any:
     est.history_ = pd.DataFrame(checkpoint["history"], columns=list(HISTORY_COLUMNS))
     est.best_epoch_ = checkpoint["best_epoch"]
     est.device_ = checkpoint["device"]
+    est.own_rows_per_epoch_ = checkpoint.get("own_rows_per_epoch")  # absent: written before
     return est

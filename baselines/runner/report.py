@@ -61,9 +61,40 @@ def training_rows(result: dict[str, Any]) -> str:
 
     >>> training_rows({"n_train": 29262, "extras": {"rows_used": 10000}})
     '29,262 (10,000 used)'
+    >>> training_rows({"n_train": 153536, "extras": {"rows_used": 10000, "own_rows_used": 5432}})
+    "153,536 (10,000 used: 5,432 of the build's own source first)"
     """
-    used = result.get("extras", {}).get("rows_used")
-    return f"{result['n_train']:,}" + (f" ({used:,} used)" if used else "")
+    extras = result.get("extras", {})
+    used, own = extras.get("rows_used"), extras.get("own_rows_used")
+    if not used:
+        return f"{result['n_train']:,}"
+    first = f": {own:,} of the build's own source first" if own is not None else ""
+    return f"{result['n_train']:,} ({used:,} used{first})"
+
+
+def epochs_line(extras: dict[str, Any], validated: bool) -> str:
+    """The report's line on the epochs a network trained, from its run's ``extras``.
+
+    Examples
+    --------
+    >>> extras = {"epochs_run": 25, "best_epoch": 25, "device": "cpu",
+    ...           "time_budget": {"minutes": 40.0, "epochs": 60},
+    ...           "rows_per_epoch": {"rows": 30000, "own": 5432}}
+    >>> print(epochs_line(extras, validated=False))  # doctest: +NORMALIZE_WHITESPACE
+    - trained 25 epochs of 60 (time budget 40 min), each of 30,000 training rows drawn
+      afresh (the 5,432 of the build's own source, the rest at random) on cpu, kept
+      epoch 25 (lowest training loss)
+    """
+    budget = extras.get("time_budget")
+    of = f" of {budget['epochs']} (time budget {budget['minutes']:g} min)" if budget else ""
+    per_epoch = extras.get("rows_per_epoch")
+    if per_epoch:  # each epoch a fresh draw of the training rows
+        how = (f" (the {per_epoch['own']:,} of the build's own source, the rest at random)"
+               if per_epoch["own"] else " at random")  # fmt: skip
+        of += f", each of {per_epoch['rows']:,} training rows drawn afresh{how}"
+    run = extras["epochs_run"]
+    return (f"- trained {run} epoch{'s' * (run != 1)}{of} on {extras['device']}, kept epoch "
+            f"{extras['best_epoch']} (lowest {'validation' if validated else 'training'} loss)")
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -341,12 +372,7 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
     if extras.get("best_epoch"):
         # Without a validation split the fit keeps the epoch of lowest training loss.
         validated = history is not None and history["val_loss"].notna().any()
-        budget = extras.get("time_budget")
-        of = f" of {budget['epochs']} (time budget {budget['minutes']:g} min)" if budget else ""
-        run = extras["epochs_run"]
-        lines.append(f"- trained {run} epoch{'s' * (run != 1)}{of} on {extras['device']}, "
-                     f"kept epoch {extras['best_epoch']} (lowest "
-                     f"{'validation' if validated else 'training'} loss)")  # fmt: skip
+        lines.append(epochs_line(extras, validated))
     if extras.get("temperature"):
         temperature = extras["temperature"]
         how = ("fitted on held-out compounds of the training rows" if temperature["fitted"]
