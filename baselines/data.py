@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -206,6 +207,30 @@ def stratified_sample(y: np.ndarray, n: int, random_state: int = 0) -> np.ndarra
         rest, train_size=n_rest, stratify=y[rest], random_state=random_state
     )
     return np.sort(np.concatenate([index[single], chosen]))
+
+
+def checked_own_source(own_source: Any, n_rows: int) -> np.ndarray | None:
+    """``own_source`` as a boolean array of one entry per row, or None if None.
+
+    What an estimator's ``fit(..., own_source=...)`` takes (:func:`own_source_rows`).
+
+    Raises
+    ------
+    ValueError
+        If it is not ``n_rows`` booleans.
+
+    Examples
+    --------
+    >>> checked_own_source([True, False], 2).tolist(), checked_own_source(None, 2)
+    ([True, False], None)
+    """
+    if own_source is None:
+        return None
+    own = np.asarray(own_source)
+    if own.shape != (n_rows,) or own.dtype != bool:
+        raise ValueError(f"own_source must be {n_rows} booleans, one per row, got "
+                         f"shape {own.shape} of {own.dtype}")  # fmt: skip
+    return own
 
 
 def own_source_first_sample(y: np.ndarray, own_source: np.ndarray, n: int,

@@ -662,6 +662,10 @@ def test_epochs_of_fewer_rows_hold_every_row_of_the_builds_own_source(patterns, 
     short = _cleaning_cnn(epochs=2, rows_per_epoch=40).fit(X, y, own_source=own)
     assert short.own_rows_per_epoch_ == 15 and len(short.history_) == 2
     assert not np.array_equal(short.predict_proba(X[:20]), plain.predict_proba(X[:20]))
+    # The mask reaches the draw: told nothing, the 40 rows are drawn otherwise.
+    untold = _cleaning_cnn(epochs=2, rows_per_epoch=40).fit(X, y)
+    assert untold.own_rows_per_epoch_ is None
+    assert not np.array_equal(short.predict_proba(X[:20]), untold.predict_proba(X[:20]))
     restored = CNN1DClassifier.load(short.save(tmp_path / "short.pt"))
     assert (restored.rows_per_epoch, restored.own_rows_per_epoch_) == (40, 15)
     for bad in (0, -3, 2.5, True, "40"):

@@ -213,15 +213,12 @@ class RealismAugmented(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         """
         from sklearn.base import clone
 
-        from baselines.data import own_source_first_sample, stratified_sample
+        from baselines.data import checked_own_source, own_source_first_sample, stratified_sample
         from xrd_bravais.contract.grid import require_grid
 
         grid = require_grid(self.grid, "realism augmentation")
         X, y = validate_data(self, X, y, dtype=np.float32)
-        own = None if own_source is None else np.asarray(own_source)
-        if own is not None and (own.shape != (len(y),) or own.dtype != bool):
-            raise ValueError(f"own_source must be {len(y)} booleans, one per row, got "
-                             f"shape {own.shape} of {own.dtype}")  # fmt: skip
+        own = checked_own_source(own_source, len(y))
         if self.max_rows is not None:
             if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int | np.integer) \
                     or self.max_rows < 1:  # fmt: skip

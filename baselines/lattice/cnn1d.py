@@ -282,14 +282,12 @@ class CNN1DClassifier(ClassifierMixin, BaseEstimator):
             ``train_meta.parquet``): with ``rows_per_epoch``, every epoch trains on
             all of them. Default: every row alike.
         """
+        from baselines.data import checked_own_source
+
         self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
-        if own_source is not None:
-            own_source = np.asarray(own_source)
-            if own_source.shape != (len(y),) or own_source.dtype != bool:
-                raise ValueError(f"own_source must be {len(y)} booleans, one per row, got "
-                                 f"shape {own_source.shape} of {own_source.dtype}")  # fmt: skip
+        own_source = checked_own_source(own_source, len(y))
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("need at least 2 classes to fit, got 1 class")

@@ -325,6 +325,8 @@ class BestMatch(ClassifierMixin, BaseEstimator):
             ``symmetry_window="auto"`` is chosen on their held-out matches alone.
             Default: every reference.
         """
+        from baselines.data import checked_own_source
+
         if not (self.temperature == "auto" or (
                 isinstance(self.temperature, int | float | np.number)
                 and not isinstance(self.temperature, bool)
@@ -361,13 +363,7 @@ class BestMatch(ClassifierMixin, BaseEstimator):
         self.starts_ = np.searchsorted(codes[order], np.arange(len(self.classes_)))
         if groups is not None and len(groups) != len(y):
             raise ValueError(f"groups has {len(groups)} entries for {len(y)} references")
-        if own_source is not None:
-            own_source = np.asarray(own_source)
-            if own_source.shape != (len(y),) or own_source.dtype != bool:
-                raise ValueError(
-                    f"own_source must be {len(y)} booleans, one per reference, got "
-                    f"shape {own_source.shape} of {own_source.dtype}"
-                )
+        own_source = checked_own_source(own_source, len(y))
         held = None
         if self.temperature == "auto" or ranks is not None:
             folds = temperature_folds(X, y, groups)
