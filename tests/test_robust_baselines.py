@@ -899,3 +899,58 @@ def test_the_floor_benchmark_scores_the_builds_own_held_out_rows_under_each_floo
     assert done.returncode == 0, done.stderr
     assert "| floor | clean@0 | realism@0 | s |" in done.stdout
     assert "| median + 3 x noise (at least 2 %) |" in done.stdout
+
+
+def test_the_blend_weights_benchmark_scores_members_weights_and_the_any_member_ceiling(
+    cod_build, patterns, tmp_path
+):
+    import re
+    import shutil
+
+    import pandas as pd
+    from conftest import mark_measured
+    from sklearn.dummy import DummyClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from baselines.data import read_patterns
+    from baselines.lattice.blend import SoftVote
+    from baselines.runner.run import save_model
+    from xrd_bravais.contract.tasks import get_track
+
+    comp = Path(shutil.copytree(cod_build.out, tmp_path / "comp"))
+    mark_measured(comp, 30)
+    X, y = patterns.X, patterns.target("bravais_lattice")
+    # Two members that disagree: the commonest lattice, and the nearest training pattern.
+    vote = SoftVote([("prior", DummyClassifier()), ("near", KNeighborsClassifier(1)),
+                     ("off", "drop")], weights=[1, 3, 5]).fit(X, y)  # fmt: skip
+    folder = comp / "baselines" / "bravais" / "my-blend"
+    folder.mkdir(parents=True)
+    save_model(vote, folder / "model.pkl", track=get_track("bravais"), grid=patterns.grid,
+               baseline="my-blend")  # fmt: skip
+    done = _benchmark("blend_weights", "--competition", str(comp), "--blend", "my-blend")
+    assert done.returncode == 0, done.stderr
+
+    test = read_patterns(comp / "public" / "test.parquet")
+    key = pd.read_csv(comp / "private" / "solution.csv").set_index("id").loc[test.ids]
+    truth, usage = key["bravais_lattice"].to_numpy(), key["Usage"].to_numpy()
+    rows = {line.split(" | ")[0].strip("| "): line for line in done.stdout.splitlines()}
+
+    def accuracies(label):
+        return [float(v) for v in re.findall(r"([\d.]+) %", rows[label])]
+
+    def expected(predicted):
+        return [pytest.approx(100 * np.mean(predicted[usage == p] == truth[usage == p]),
+                              abs=0.05) for p in ("Public", "Private", "Measured")]  # fmt: skip
+
+    members = vote.estimators_
+    assert accuracies("prior alone") == expected(members[0].predict(test.X))
+    assert accuracies("near alone") == expected(members[1].predict(test.X))
+    # The dropped member takes no weight: the fitted vote weighs 1 against 3.
+    assert accuracies("my-blend as fitted, weights (1.0, 3.0)") == expected(vote.predict(test.X))
+    ceiling = accuracies("any member right (no weights exceed it)")
+    right = (members[0].predict(test.X) == truth) | (members[1].predict(test.X) == truth)
+    assert ceiling == expected(np.where(right, truth, "none"))
+    weighted = [label for label in rows if label.startswith("weights (")]
+    assert len(weighted) == 3  # chosen on Public, best on Private, best on Measured
+    for label in weighted:
+        assert all(a <= c + 0.05 for a, c in zip(accuracies(label), ceiling, strict=True))

@@ -69,7 +69,7 @@ def bragg_two_theta(d: npt.ArrayLike, wavelength: float) -> FloatArray:
     Examples
     --------
     >>> float(np.round(bragg_two_theta([2.0], 1.540593)[0], 4))
-    45.3142
+    45.3059
     """
     sine = wavelength / (2 * np.asarray(d, dtype=np.float64))
     with np.errstate(invalid="ignore"):

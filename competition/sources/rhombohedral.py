@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from competition.sources.structures import RejectError, _first_value, declared_spacegroup
+from competition.sources.cif_block import RejectError, declared_spacegroup, first_value
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -76,7 +76,7 @@ def check_rhombohedral_axes(structure: Structure, block: dict[str, Any]) -> None
         With stage ``parse``.
     """
     declared = declared_spacegroup(block)
-    formula = _first_value(block, ("_chemical_formula_sum", "_chemical_formula_sum_"))
+    formula = first_value(block, ("_chemical_formula_sum", "_chemical_formula_sum_"))
     lattice = structure.lattice
     rhombohedral = (max(lattice.abc) - min(lattice.abc) < 1e-3 * max(lattice.abc)
                     and max(lattice.angles) - min(lattice.angles) < 1e-2
