@@ -4,7 +4,8 @@ A blend baseline (``blend``, ``blend-realism``: :class:`baselines.lattice.blend.
 votes with equal weights. This benchmark asks each of its fitted members once for
 its class probabilities on every test row of the build, then prints, per portion
 (Public, Private and, where the build has them, the portions of real patterns:
-Measured, and MeasuredPublic under ``--measured-public-fraction``), the accuracy and macro-F1 of:
+Measured, and MeasuredPublic under ``--measured-public-fraction``), the accuracy
+and macro-F1 of:
 
 - each member alone, and the blend as fitted;
 - the weights that do best on the **Public** rows, among a grid of weights (each
