@@ -11,9 +11,9 @@ import importlib
 from pathlib import Path
 
 import pytest
+from test_docs import PACKAGES
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("competition", "scoring", "baselines", "starter_kit", "xrd_bravais", "benchmarks")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
