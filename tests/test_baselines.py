@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import warnings
@@ -37,6 +38,7 @@ from baselines.runner.run import (  # noqa: E402
     registry,
     resolve_names,
     run_baseline,
+    same_settings,
     training_fingerprint,
 )
 from competition.config import PRESETS  # noqa: E402
@@ -424,8 +426,6 @@ def test_the_measured_pattern_blend_votes_without_the_trees_on_the_space_group_t
 
 
 def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
-    import json
-
     # The CNN member on a time budget no epoch fits in: it runs one epoch of its three,
     # of 100 rows drawn from the training rows. The trees on copies of a 200-row sample
     # (max_rows), and both say so.
@@ -503,32 +503,75 @@ def test_the_measured_pattern_blend_votes_with_its_three_members(competition):
         "held-out training rows of the build's own source" in report
 
 
-def test_a_blend_refits_a_member_saved_by_an_earlier_revision(competition):
-    # A search-match saved before it compared cell sizes (revision 1: no revision in the
-    # bundle, one cell size) has this version's parameters and the same rows, yet a
-    # blend fits it anew rather than voting with one cell size; the current one is reused.
+def test_a_blend_refits_a_member_saved_by_an_earlier_revision_or_default(competition):
+    # A search-match saved by an earlier revision (none in the bundle: revision 1), or
+    # with another value than the registry's for one of its parameters (the names all
+    # the same), is fitted anew rather than voting the old way; the current one, one
+    # whose own run chose another value by a search, and the CNN with its own run's
+    # --set values, are reused.
     cnn = {**QUICK["cnn1d-realism"], "epochs": 1}
     done = {name: run_baseline(competition, name, cv=0, record=False, verbose=False, params=params)
             for name, params in (("search-match", None), ("cnn1d-realism", cnn))}  # fmt: skip
     blend = {"xgboost-realism": "drop"}
     result = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False,
                           params=blend)  # fmt: skip
-    assert result.extras["members"]["search-match"] == "reused"
-    test = read_patterns(competition / "public" / "test.parquet")
+    assert result.extras["members"] == {"search-match": "reused", "xgboost-realism": "dropped",
+                                        "cnn1d-realism": "reused"}  # fmt: skip
     path = competition / done["search-match"].model
-    bundle = load_model(path)
-    expected = bundle["estimator"].predict_proba(test.X)
-    assert bundle["revision"] == registry()["search-match"].revision == 3
-    del bundle["revision"]
-    bundle["estimator"][-1].set_params(strain=0.0)
-    path.write_bytes(pickle.dumps(bundle))
+    saved = load_model(path)
+    assert saved["revision"] == registry()["search-match"].revision == 3
+    test = read_patterns(competition / "public" / "test.parquet")
+    expected = saved["estimator"].predict_proba(test.X)
+    other_default = pickle.loads(pickle.dumps(saved))
+    other_default["estimator"].set_params(match__strain=0.02)
+    for bundle in ({k: v for k, v in saved.items() if k != "revision"}, other_default):
+        path.write_bytes(pickle.dumps(bundle))
+        again = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False,
+                             params=blend)  # fmt: skip
+        assert again.extras["members"] == {"search-match": "fitted",
+                                           "xgboost-realism": "dropped",
+                                           "cnn1d-realism": "reused"}  # fmt: skip
+        refitted = load_model(competition / again.model)["estimator"].estimators_[0]
+        assert refitted[-1].strain == 0.03
+        np.testing.assert_allclose(refitted.predict_proba(test.X), expected, atol=1e-6)
+    # What a search chose (the result's best_params) is the member's own setting.
+    result_path = path.parent / "result.json"
+    searched = {**json.loads(result_path.read_text()), "best_params": {"match__strain": 0.02}}
+    result_path.write_text(json.dumps(searched))
+    path.write_bytes(pickle.dumps(other_default))
     again = run_baseline(competition, "blend-realism", cv=0, record=False, verbose=False,
                          params=blend)  # fmt: skip
-    assert again.extras["members"] == {"search-match": "fitted", "xgboost-realism": "dropped",
-                                       "cnn1d-realism": "reused"}  # fmt: skip
-    refitted = load_model(competition / again.model)["estimator"].estimators_[0]
-    assert refitted[-1].strain == 0.03
-    np.testing.assert_allclose(refitted.predict_proba(test.X), expected, atol=1e-6)
+    assert again.extras["members"]["search-match"] == "reused"
+    assert load_model(competition / again.model)["estimator"].estimators_[0][-1].strain == 0.02
+
+
+def test_same_settings_compares_values_and_the_kinds_of_steps():
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    class Center(TransformerMixin, BaseEstimator):
+        def __init__(self, by=0.0):  # type: ignore[no-untyped-def]
+            self.by = by
+
+    class Shift(Center):
+        pass
+
+    def pipe(scaler=None, **model):  # type: ignore[no-untyped-def]
+        return Pipeline([("scale", scaler or StandardScaler()),
+                         ("model", LogisticRegression(**model))])  # fmt: skip
+
+    assert same_settings(pipe(), pipe())
+    assert not same_settings(pipe(C=2.0), pipe())
+    assert same_settings(pipe(C=2.0), pipe(), {"model__C": 2.0})  # its own run's --set
+    assert same_settings(pipe(C=2.0), pipe(), {"model": "set as a whole"})
+    assert not same_settings(pipe(C=2.0, tol=1e-3), pipe(), {"model__C": 2.0})
+    assert same_settings(pipe(verbose=2), pipe())  # how it reports, not what it learns
+    assert not same_settings(pipe(MinMaxScaler()), pipe(StandardScaler()))  # other names
+    # The same parameter names and values, another kind of step.
+    assert not same_settings(pipe(Center()), pipe(Shift()))
+    assert not same_settings(pipe(class_weight={0: 1.0, 1: 2.0}), pipe(class_weight=None))
+    assert same_settings(pipe(class_weight={0: 1.0}), pipe(class_weight={0: 1.0}))
 
 
 def test_realism_accuracy_scores_one_seeded_copy_of_each_row(patterns):
@@ -1022,7 +1065,6 @@ def test_the_cnn_is_unweighted_on_the_space_group_track_unless_told(competition)
 
 
 def test_a_run_keeps_what_the_caller_set_and_the_report_and_board_say_it(competition, tmp_path):
-    import json
     import shutil
 
     from scoring.leaderboard import Leaderboard
@@ -1075,7 +1117,6 @@ def test_a_title_the_board_refuses_stops_the_run_before_the_fit(competition, tmp
 def test_a_board_that_fails_after_the_fit_leaves_the_model_and_its_result_together(
     competition, tmp_path
 ):
-    import json
     import shutil
 
     from scoring.leaderboard import LeaderboardError

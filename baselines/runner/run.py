@@ -263,9 +263,10 @@ def registry() -> dict[str, Baseline]:
         "blend": Baseline("blend", "1D-CNN + XGBoost (soft vote)", _vote(BLEND_MEMBERS),
                           track_params={"spacegroup": {"cnn1d__class_weight": None}},
                           members=BLEND_MEMBERS),
-        # Equal weights: the untuned default (no other weighting was tried). search-match
-        # scores every lattice by its best match (a softmax at the temperature fitted to
-        # its references), so where two lattices match nearly as well the others decide.
+        # Equal weights: benchmarks.blend_weights scores the others, and simulated and
+        # real rows want opposite ones (docs/figures.md). search-match scores every
+        # lattice by its best match (a softmax at the temperature fitted to its
+        # references), so where two lattices match nearly as well the others decide.
         # Space groups without the trees: xgboost-realism grows a tree per class and
         # round, about 16 times its lattice-track time over ~220 groups.
         "blend-realism": Baseline(
@@ -666,10 +667,12 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
     ``result.json`` has this training fingerprint and whose grid is this one, when
     no ``--set`` parameter was given for it (those ask for a new fit), and when the
     saved model is of the member's current ``Baseline.revision`` and has the
-    parameters the registry's member has now: one made by an earlier version of a
-    baseline (search-match's one-neighbour vote, before its scored matches, or its
-    one cell size, before it compared 13) is fitted anew rather than voting the old
-    way.
+    parameters, and their values, that the registry's member has now
+    (:func:`same_settings`), apart from what its own run was given by ``--set``
+    (the blend reports those) or chose by a search. One made by an earlier version
+    of a baseline (search-match's one-neighbour vote, before its scored matches, or
+    its one cell size, before it compared 13) or with an earlier default is fitted
+    anew rather than voting the old way.
     """
     from sklearn.frozen import FrozenEstimator
 
@@ -693,11 +696,78 @@ def _reuse_members(estimator: Any, baseline: Baseline, competition: Path, track:
             continue
         if bundle.get("revision", 1) != known[name].revision:
             continue
-        if set(bundle["estimator"].get_params()) != set(fresh.get_params()):
+        own_set = result.get("extras", {}).get("set", {})
+        # What its own run was given (--set) or chose (a search) is its own to differ in.
+        if not same_settings(bundle["estimator"], fresh,
+                             {**own_set, **result.get("best_params", {})}):  # fmt: skip
             continue
         estimator.set_params(**{name: FrozenEstimator(bundle["estimator"])})
-        reused[name] = result.get("extras", {}).get("set", {})
+        reused[name] = own_set
     return reused
+
+
+IGNORED_SETTINGS: Final = frozenset({"verbose", "n_jobs"})
+"""Parameters that change how a fit reports or how many cores it takes, not what it learns."""
+
+
+def same_settings(saved: Any, fresh: Any, own_set: dict[str, Any] | None = None) -> bool:
+    """Whether a saved model was made with the settings ``fresh`` has now.
+
+    Compares every parameter (``get_params(deep=True)``) by value: a member saved
+    before the registry changed a default (say ``rows_per_epoch`` from ``None`` to
+    30,000) is not of today's baseline, whatever its parameters are called.
+    Nested estimators are compared by their own parameters and their type, and
+    so are the steps of a pipeline. Left out: what its own run was given by
+    ``--set`` or chose by a search (``own_set``, from its ``result.json``), and
+    :data:`IGNORED_SETTINGS`.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> same_settings(LogisticRegression(C=2.0), LogisticRegression())
+    False
+    >>> same_settings(LogisticRegression(C=2.0), LogisticRegression(), {"C": 2.0})
+    True
+    >>> same_settings(LogisticRegression(verbose=1), LogisticRegression())
+    True
+    """
+    ours, theirs = saved.get_params(deep=True), fresh.get_params(deep=True)
+    if set(ours) != set(theirs):
+        return False
+    for key, value in ours.items():
+        if key.rsplit("__", 1)[-1] in IGNORED_SETTINGS or any(
+            key == set_ or key.startswith(f"{set_}__") for set_ in own_set or {}
+        ):
+            continue
+        if not _same_value(_outline(value), _outline(theirs[key])):
+            return False
+    return True
+
+
+def _outline(value: Any) -> Any:
+    """``value`` with each estimator in it replaced by its type.
+
+    The estimator's parameters have keys of their own in ``get_params(deep=True)``.
+    """
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return type(value)
+    if isinstance(value, list | tuple):
+        return [_outline(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _outline(item) for key, item in value.items()}
+    return value
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    try:
+        equal = a == b
+        return bool(np.all(equal)) if isinstance(equal, np.ndarray) else bool(equal)
+    except (TypeError, ValueError):  # arrays of other shapes, objects without ==
+        return repr(a) == repr(b)
 
 
 def _settable(value: Any) -> Any:
