@@ -954,3 +954,12 @@ def test_the_blend_weights_benchmark_scores_members_weights_and_the_any_member_c
     assert len(weighted) == 3  # chosen on Public, best on Private, best on Measured
     for label in weighted:
         assert all(a <= c + 0.05 for a, c in zip(accuracies(label), ceiling, strict=True))
+    # The pools: one fitted on each hidden portion, scored everywhere with the exponents shown.
+    pools = [label for label in rows if label.startswith("log-linear pool")]
+    assert [label.rsplit(" on the ", 1)[1] for label in pools] == ["Public rows", "Private rows"]
+    floored = np.log(np.clip([m.predict_proba(test.X) for m in members], 1e-4, None))
+    for label in pools:
+        exponents = [float(w) for w in re.search(r"\(([^)]*)\)", label).group(1).split(", ")]
+        assert all(w >= 0 for w in exponents)
+        pooled = vote.classes_[np.tensordot(exponents, floored, axes=1).argmax(axis=1)]
+        assert accuracies(label) == expected(pooled)
