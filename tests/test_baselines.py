@@ -28,6 +28,7 @@ from baselines.lattice.cnn1d import CNN1DClassifier  # noqa: E402
 from baselines.lattice.features import (  # noqa: E402
     IntensityTransform,
     PeakFeatures,
+    PeakRelations,
     Pool,
     Smooth,
     SubtractBackground,
@@ -62,6 +63,7 @@ DEFAULT_GRID = PRESETS["default"].to_grid()
         Pool(factor=3),
         Pool(factor=2, method="mean"),
         PeakFeatures(n_peaks=3, grid=DEFAULT_GRID),
+        PeakRelations(n_peaks=3, n_sum_peaks=3, grid=DEFAULT_GRID),
         SubtractBackground(half_width=3),
         Smooth(window=3, order=1),
         BoostedTrees(n_estimators=10, n_jobs=1),
@@ -111,6 +113,68 @@ def test_peak_features_keep_the_strongest_and_pad_missing():
     np.testing.assert_allclose(features[:4], np.sin(np.radians([15.0, 20.0, 0, 0])) ** 2, atol=1e-5)
     np.testing.assert_allclose(features[4:8], [1.0, 0.5, 0, 0], atol=1e-4)
     assert features[8] == pytest.approx(1.0) and features[10:].tolist() == [0.0, 0.0]
+
+
+def _reflections_pattern(lattice, hkls):
+    """A Cu K-alpha pattern with one peak of height 1 at each reflection of ``lattice``."""
+    two_theta = [np.degrees(2 * np.arcsin(1.54184 / (2 * lattice.d_hkl(hkl)))) for hkl in hkls]
+    return _gaussian_pattern(two_theta, [1.0] * len(hkls))
+
+
+REFLECTIONS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1)]
+
+
+def _sums(features, relations, tolerance="0.002"):
+    names = relations.get_feature_names_out()
+    return (features[names == f"sums_{tolerance}"][0],
+            features[names == f"sum_share_{tolerance}"][0])  # fmt: skip
+
+
+def test_peak_relations_find_the_sums_of_perpendicular_axes():
+    from pymatgen.core import Lattice
+
+    # Orthorhombic 3 x 4 x 5 A: s(110) = s(100) + s(010), s(101), s(011) likewise, and
+    # s(111) = s(110) + s(001) = s(101) + s(010) = s(011) + s(100): 6 triples, and 4 of
+    # the 7 peaks are sums. No two other peaks add up within 0.2 %.
+    X = _reflections_pattern(Lattice.orthorhombic(3, 4, 5), REFLECTIONS)
+    relations = PeakRelations(n_sum_peaks=7, grid=DEFAULT_GRID).fit(X)
+    assert _sums(relations.transform(X)[0], relations) == (6, pytest.approx(4 / 7))
+    # Monoclinic, beta = 100 degrees: a and c no longer perpendicular, so 101 and 10-1
+    # are no sums, while b still is: 110, 011, 111 = 101 + 010, 11-1 = 10-1 + 010.
+    monoclinic = [*REFLECTIONS, (1, 0, -1), (1, 1, -1)]
+    X = _reflections_pattern(Lattice.monoclinic(3, 4, 5, 100), monoclinic)
+    relations = PeakRelations(n_sum_peaks=9, grid=DEFAULT_GRID).fit(X)
+    assert _sums(relations.transform(X)[0], relations) == (4, pytest.approx(4 / 9))
+
+
+def test_peak_relations_histogram_holds_every_pair_once_and_ignores_the_cell_size():
+    from pymatgen.core import Lattice
+
+    small = _reflections_pattern(Lattice.orthorhombic(3, 4, 5), REFLECTIONS)
+    large = _reflections_pattern(Lattice.orthorhombic(3.3, 4.4, 5.5), REFLECTIONS)
+    relations = PeakRelations(n_peaks=7, grid=DEFAULT_GRID).fit(small)
+    histogram = relations.transform(np.vstack([small, large]))[:, : relations._n_nodes()]
+    # 21 pairs, all with ratios below 9, each weighing sqrt(h_i h_j) (heights near 1,
+    # as sampled on the grid); a cell 10 % larger moves every peak but no ratio.
+    heights = PeakFeatures(n_peaks=7, grid=DEFAULT_GRID).fit_transform(small)[0, 7:14]
+    i, j = np.triu_indices(7, 1)
+    assert histogram[0].sum() == pytest.approx(np.sqrt(heights[i] * heights[j]).sum(), rel=1e-5)
+    np.testing.assert_allclose(histogram[0], histogram[1], atol=0.02)
+
+
+@pytest.mark.parametrize("setting", [{"n_peaks": 1}, {"n_sum_peaks": 0}, {"bin_width": 0.0},
+                                     {"max_ratio": 1.0}, {"tolerances": (0.0,)}])
+def test_peak_relations_refuse_a_bad_setting(setting):
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        PeakRelations(grid=DEFAULT_GRID, **setting).fit(np.ones((2, 10)))
+
+
+def test_xgboost_realism_reads_the_peak_relations():
+    model = registry()["xgboost-realism"].make(DEFAULT_GRID, 0)
+    steps = dict(model.estimator.named_steps["features"].transformer_list)
+    assert isinstance(steps["relations"], PeakRelations)
+    assert "relations" not in dict(registry()["xgboost"].make(DEFAULT_GRID, 0)
+                                   .named_steps["features"].transformer_list)  # fmt: skip
 
 
 def test_snip_and_smoothing_give_the_same_rows_block_by_block(monkeypatch):
@@ -175,6 +239,8 @@ def test_no_silent_default_grid():
     X = _gaussian_pattern([20.0, 30.0], [1.0, 0.5])
     with pytest.raises(GridError, match="PeakFeatures needs the 2theta grid"):
         PeakFeatures(n_peaks=2).fit(X)
+    with pytest.raises(GridError, match="PeakRelations needs the 2theta grid"):
+        PeakRelations().fit(X)
     with pytest.raises(GridError, match=r"CNN1DClassifier\(augment=True\) needs the 2theta grid"):
         CNN1DClassifier(epochs=1).fit(np.repeat(X, 4, axis=0), ["a", "b", "a", "b"])
 

@@ -142,8 +142,12 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
         return result
 
 
-def make_boosting(grid: Grid, random_state: int = 0, n_jobs: int | None = None) -> Pipeline:
+def make_boosting(grid: Grid, random_state: int = 0, n_jobs: int | None = None,
+                  relations: bool = False) -> Pipeline:  # fmt: skip
     """A seeded XGBoost pipeline over pooled patterns and peak features on ``grid``.
+
+    ``relations`` adds the peaks' pair ratios and additive triples
+    (:func:`baselines.lattice.forest.pattern_features`).
 
     Examples
     --------
@@ -152,4 +156,5 @@ def make_boosting(grid: Grid, random_state: int = 0, n_jobs: int | None = None) 
     6
     """
     model = BoostedTrees(random_state=random_state, n_jobs=n_jobs)
-    return Pipeline([("features", pattern_features(grid)), ("model", model)])
+    return Pipeline([("features", pattern_features(grid, relations=relations)),
+                     ("model", model)])  # fmt: skip

@@ -12,8 +12,13 @@
   those positions to the first peak's, which do not depend on the wavelength
   and follow the lattice's quadratic form (for cubic P, 1 : 2 : 3 : 4 : 5 : 6 : 8...;
   for cubic I, 2 : 4 : 6 : 8...; for cubic F, 3 : 4 : 8 : 11...).
+* :class:`PeakRelations` describes how the strongest peaks' positions relate to
+  each other, as an indexing program tests them: a histogram of the ratios of
+  every pair (a cell's size drops out of a ratio) and the number of peaks whose
+  ``sin^2(theta)`` is the sum of two others' (the mark of perpendicular axes:
+  ``Q(h0l) = Q(h00) + Q(00l)``).
 
-All three are stateless apart from ``n_features_in_`` and follow the
+All four are stateless apart from ``n_features_in_`` and follow the
 scikit-learn transformer contract.
 """
 
@@ -321,6 +326,172 @@ class PeakFeatures(TransformerMixin, BaseEstimator):
         s = np.where(found, np.sin(theta) ** 2, 0.0)
         first = np.where(s[:, :1] > 0, s[:, :1], 1.0)
         return np.hstack([s, heights, s / first])
+
+
+class PeakRelations(TransformerMixin, BaseEstimator):
+    """How the strongest peaks' positions relate: pair ratios and additive triples.
+
+    An indexing program rests on two properties of ``s = sin^2(theta)``
+    (proportional to ``1/d^2``): the ratios of the ``s`` of two reflections follow
+    the lattice's quadratic form whatever the size of the cell, and where two
+    axes are perpendicular the ``s`` of ``h0l`` is the sum of those of ``h00`` and
+    ``00l``. :class:`PeakFeatures` gives the ratios to the first peak only; these
+    features give every pair and every sum, which a tree cannot form from single
+    positions:
+
+    * ``ln_ratio_r``: a histogram of ``ln(s_j / s_i)`` over every pair of the
+      ``n_peaks`` strongest peaks, on nodes ``0, bin_width, 2 bin_width ...`` up
+      to the first at or past ``ln(max_ratio)``. Each pair weighs
+      ``sqrt(h_i h_j)`` (heights relative to the strongest peak), shared between
+      its two nearest nodes in proportion to its distance, so that a peak moved
+      by less than a bin moves some weight rather than a whole count.
+    * ``sums_t`` and ``sum_share_t`` for each tolerance ``t``: the number of
+      triples ``i <= j < k`` of the ``n_sum_peaks`` strongest peaks with
+      ``|s_i + s_j - s_k| < t s_k``, and the share of those peaks that are such a
+      sum.
+    * ``n_sum_peaks_found``: how many of those peaks there are.
+
+    Parameters
+    ----------
+    n_peaks : int, default=20
+        Peaks whose pairs fill the histogram.
+    bin_width : float, default=0.01
+        Spacing of the histogram's nodes in ``ln`` of the ratio (1 %).
+    max_ratio : float, default=9.0
+        The largest ratio the histogram covers; larger ones are left out.
+    n_sum_peaks : int, default=16
+        Peaks searched for additive triples (the work grows as its cube).
+    tolerances : tuple of float, default=(0.002, 0.005)
+        Relative tolerances of a sum. The realism model's zero offset and
+        sample displacement move the ``s`` of a peak at 20 degrees 2theta by up
+        to about 1 %, and less at higher angles.
+    min_height : float, default=0.01
+        The smallest peak, relative to the pattern's maximum.
+    grid : Grid
+        Where the columns lie in 2theta. Required, as for :class:`PeakFeatures`.
+
+    Raises
+    ------
+    GridError
+        From :meth:`fit`, if no grid was given.
+    ValueError
+        From :meth:`fit`, for a count below 1 (2 for ``n_peaks``), a bin width
+        not above 0, a ratio not above 1 or a tolerance outside (0, 1).
+
+    Examples
+    --------
+    Cubic P: ``s`` in the ratios 1 : 2 : 3 : 4. The pairs' ratios are 2, 3 and 4
+    (from the first peak), 1.5 and 2 (from the second) and 4/3; the sums are
+    1 + 1 = 2, 1 + 2 = 3, 1 + 3 = 4 and 2 + 2 = 4.
+
+    >>> import numpy as np
+    >>> from xrd_bravais.contract.grid import Grid
+    >>> grid = Grid(10.0, 90.0, 0.01, 8001)
+    >>> two_theta = 2 * np.degrees(np.arcsin(np.sqrt(0.05 * np.array([1, 2, 3, 4]))))
+    >>> x = np.zeros((1, grid.n_points)); x[0, np.round((two_theta - 10) / 0.01).astype(int)] = 1
+    >>> relations = PeakRelations(n_peaks=4, n_sum_peaks=4, grid=grid).fit(x)
+    >>> f = relations.transform(x)[0]
+    >>> names = relations.get_feature_names_out()
+    >>> print(round(f[names == "ln_ratio_0.69"][0] + f[names == "ln_ratio_0.70"][0], 2))
+    2.0
+    >>> f[-5:].round(2).tolist()  # sums and share at 0.2 % and 0.5 %, peaks found
+    [4.0, 0.75, 4.0, 0.75, 4.0]
+    """
+
+    def __init__(
+        self,
+        n_peaks: int = 20,
+        bin_width: float = 0.01,
+        max_ratio: float = 9.0,
+        n_sum_peaks: int = 16,
+        tolerances: tuple[float, ...] = (0.002, 0.005),
+        min_height: float = 0.01,
+        grid: Grid | None = None,
+    ) -> None:
+        self.n_peaks = n_peaks
+        self.bin_width = bin_width
+        self.max_ratio = max_ratio
+        self.n_sum_peaks = n_sum_peaks
+        self.tolerances = tolerances
+        self.min_height = min_height
+        self.grid = grid
+
+    def _n_nodes(self) -> int:
+        return int(np.ceil(np.log(self.max_ratio) / self.bin_width)) + 1
+
+    def fit(self, X: Any, y: Any = None) -> PeakRelations:
+        """Check the parameters and the grid, and record the number of columns."""
+        for name, least in (("n_peaks", 2), ("n_sum_peaks", 1)):
+            value = getattr(self, name)
+            if not (isinstance(value, int | np.integer) and value >= least):
+                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+        if not self.bin_width > 0:
+            raise ValueError(f"bin_width must be above 0, got {self.bin_width!r}")
+        if not self.max_ratio > 1:
+            raise ValueError(f"max_ratio must be above 1, got {self.max_ratio!r}")
+        if not all(0 < t < 1 for t in self.tolerances):
+            raise ValueError(f"tolerances must lie in (0, 1), got {self.tolerances!r}")
+        require_grid(self.grid, "PeakRelations")
+        validate_data(self, X, dtype=(np.float32, np.float64))
+        return self
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The histogram's nodes, the sums per tolerance, then the peaks found."""
+        check_is_fitted(self, "n_features_in_")
+        nodes = [f"ln_ratio_{k * self.bin_width:.2f}" for k in range(self._n_nodes())]
+        sums = [f"{kind}_{t:g}" for t in self.tolerances for kind in ("sums", "sum_share")]
+        return np.array(nodes + sums + ["n_sum_peaks_found"], dtype=object)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The features of each row of ``X``, in its dtype (blocks of :data:`BLOCK_ROWS`)."""
+        check_is_fitted(self, "n_features_in_")
+        X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
+        out = np.empty((len(X), self._n_nodes() + 2 * len(self.tolerances) + 1), X.dtype)
+        for start in range(0, len(X), BLOCK_ROWS):
+            rows = np.asarray(X[start : start + BLOCK_ROWS], dtype=np.float64)
+            out[start : start + BLOCK_ROWS] = np.hstack([self._ratios(rows), self._sums(rows)])
+        return out
+
+    def _sin2(self, X: np.ndarray, n_peaks: int) -> tuple[np.ndarray, np.ndarray]:
+        """``s`` (NaN where a row has fewer peaks) and heights of the strongest peaks."""
+        grid = require_grid(self.grid, "PeakRelations")
+        index, heights = _strongest_peaks(X, n_peaks, self.min_height)
+        theta = np.radians(grid.two_theta_min + grid.step * index) / 2
+        return np.where(heights > 0, np.sin(theta) ** 2, np.nan), heights
+
+    def _ratios(self, X: np.ndarray) -> np.ndarray:
+        s, heights = self._sin2(X, self.n_peaks)
+        n_nodes = self._n_nodes()
+        i, j = np.triu_indices(self.n_peaks, 1)  # s is in angle order: s_j >= s_i
+        with np.errstate(invalid="ignore", divide="ignore"):
+            position = np.log(s[:, j] / s[:, i]) / self.bin_width
+        inside = np.isfinite(position) & (position >= 0) & (position < n_nodes - 1)
+        position = np.where(inside, position, 0.0)
+        low = np.floor(position).astype(np.int64)
+        share = position - low
+        weight = np.sqrt(heights[:, i] * heights[:, j])
+        cell = np.arange(len(X))[:, None] * n_nodes + low
+        histogram = np.zeros(len(X) * n_nodes)
+        for offset, part in ((0, 1 - share), (1, share)):
+            histogram += np.bincount((cell + offset)[inside], weights=(weight * part)[inside],
+                                     minlength=histogram.size)  # fmt: skip
+        return histogram.reshape(len(X), n_nodes)
+
+    def _sums(self, X: np.ndarray) -> np.ndarray:
+        s, heights = self._sin2(X, self.n_sum_peaks)
+        k = self.n_sum_peaks
+        i, j, m = np.meshgrid(np.arange(k), np.arange(k), np.arange(k), indexing="ij")
+        triple = (i <= j) & (j < m)
+        with np.errstate(invalid="ignore"):
+            error = np.abs(s[:, :, None, None] + s[:, None, :, None] - s[:, None, None, :])
+            error /= s[:, None, None, :]
+        found = (heights > 0).sum(axis=1)
+        columns = []
+        for tolerance in self.tolerances:
+            hit = (error < tolerance) & triple  # NaN compares False: missing peaks drop out
+            share = hit.any(axis=(1, 2)).sum(axis=1) / np.maximum(found, 1)
+            columns += [hit.sum(axis=(1, 2, 3)), share]
+        return np.column_stack([*columns, found])
 
 
 def _strongest_peaks(

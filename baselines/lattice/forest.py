@@ -14,7 +14,7 @@ from typing import Any, Final
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from baselines.lattice.features import IntensityTransform, PeakFeatures, Pool
+from baselines.lattice.features import IntensityTransform, PeakFeatures, PeakRelations, Pool
 from xrd_bravais.contract.grid import Grid
 
 PARAM_GRID: Final[dict[str, list[Any]]] = {
@@ -25,10 +25,13 @@ PARAM_GRID: Final[dict[str, list[Any]]] = {
 """Search space of :func:`make_forest` (keys in the pipeline's parameter names)."""
 
 
-def pattern_features(grid: Grid, pool_factor: int = 10, n_peaks: int = 12) -> FeatureUnion:
+def pattern_features(grid: Grid, pool_factor: int = 10, n_peaks: int = 12,
+                     relations: bool = False) -> FeatureUnion:  # fmt: skip
     """Pooled sqrt intensities beside peak features: the input of the tree models.
 
-    ``grid`` places the columns in 2theta for the peak features.
+    ``grid`` places the columns in 2theta for the peak features. With
+    ``relations``, the peaks' pair ratios and additive triples
+    (:class:`baselines.lattice.features.PeakRelations`) follow.
 
     Examples
     --------
@@ -37,8 +40,10 @@ def pattern_features(grid: Grid, pool_factor: int = 10, n_peaks: int = 12) -> Fe
     10
     """
     pooled = Pipeline([("intensity", IntensityTransform("sqrt")), ("pool", Pool(pool_factor))])
-    peaks = PeakFeatures(n_peaks=n_peaks, grid=grid)
-    return FeatureUnion([("pooled", pooled), ("peaks", peaks)])
+    parts = [("pooled", pooled), ("peaks", PeakFeatures(n_peaks=n_peaks, grid=grid))]
+    if relations:
+        parts.append(("relations", PeakRelations(grid=grid)))
+    return FeatureUnion(parts)
 
 
 def make_forest(grid: Grid, random_state: int = 0, n_jobs: int | None = None) -> Pipeline:

@@ -142,7 +142,7 @@ def _boosting_realism(grid: Grid, random_state: int) -> Any:
     from baselines.lattice.features import Smooth, SubtractBackground
 
     model = Pipeline([("smooth", Smooth(9)), ("background", SubtractBackground(50)),
-                      *make_boosting(grid, random_state).steps])  # fmt: skip
+                      *make_boosting(grid, random_state, relations=True).steps])  # fmt: skip
     return RealismAugmented(model, grid=grid, draws=2, max_rows=REALISM_MAX_ROWS,
                             random_state=random_state)  # fmt: skip
 
@@ -241,11 +241,12 @@ def registry() -> dict[str, Baseline]:
         # Trained for measured patterns: each training row and two realism copies of it
         # (three times the rows of a fit, hence no search; at most REALISM_MAX_ROWS rows),
         # smoothed and SNIP-flattened at training and at prediction time alike.
-        # Revision 2 samples the build's own rows first (fit_own_source).
+        # Revision 2 samples the build's own rows first (fit_own_source); revision 3
+        # adds the peaks' pair ratios and additive triples (PeakRelations).
         "xgboost-realism": Baseline("xgboost-realism",
                                     "XGBoost on realism copies (smoothing + SNIP)",
                                     _boosting_realism, fit_own_source="own_source",
-                                    revision=2),
+                                    revision=3),
         # "Balanced" weights over ~180 space groups, many with one or two training
         # rows, weight those rows up to ~40 times: the CNN then does not learn
         # (2.5 %); unweighted it reaches 50.7 % Public on the full AMCSD build.
