@@ -318,12 +318,9 @@ class PeakFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
         grid = require_grid(self.grid, "PeakFeatures")
-        start, step = grid.two_theta_min, grid.step
-        index, heights = _strongest_peaks(np.asarray(X, dtype=np.float64), self.n_peaks,
-                                          self.min_height)  # fmt: skip
-        found = heights > 0
-        theta = np.radians(start + step * index) / 2
-        s = np.where(found, np.sin(theta) ** 2, 0.0)
+        s, heights = _strongest_sin2(np.asarray(X, dtype=np.float64), self.n_peaks,
+                                     self.min_height, grid)  # fmt: skip
+        s = np.nan_to_num(s, nan=0.0)
         first = np.where(s[:, :1] > 0, s[:, :1], 1.0)
         return np.hstack([s, heights, s / first])
 
@@ -446,21 +443,18 @@ class PeakRelations(TransformerMixin, BaseEstimator):
         """The features of each row of ``X``, in its dtype (blocks of :data:`BLOCK_ROWS`)."""
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
+        grid = require_grid(self.grid, "PeakRelations")
         out = np.empty((len(X), self._n_nodes() + 2 * len(self.tolerances) + 1), X.dtype)
         for start in range(0, len(X), BLOCK_ROWS):
             rows = np.asarray(X[start : start + BLOCK_ROWS], dtype=np.float64)
-            out[start : start + BLOCK_ROWS] = np.hstack([self._ratios(rows), self._sums(rows)])
+            # A search for each part, not the fewer peaks taken from the more: peaks of
+            # equal height are chosen apart from each other by each search's partition.
+            ratios = self._ratios(*_strongest_sin2(rows, self.n_peaks, self.min_height, grid))
+            sums = self._sums(*_strongest_sin2(rows, self.n_sum_peaks, self.min_height, grid))
+            out[start : start + BLOCK_ROWS] = np.hstack([ratios, sums])
         return out
 
-    def _sin2(self, X: np.ndarray, n_peaks: int) -> tuple[np.ndarray, np.ndarray]:
-        """``s`` (NaN where a row has fewer peaks) and heights of the strongest peaks."""
-        grid = require_grid(self.grid, "PeakRelations")
-        index, heights = _strongest_peaks(X, n_peaks, self.min_height)
-        theta = np.radians(grid.two_theta_min + grid.step * index) / 2
-        return np.where(heights > 0, np.sin(theta) ** 2, np.nan), heights
-
-    def _ratios(self, X: np.ndarray) -> np.ndarray:
-        s, heights = self._sin2(X, self.n_peaks)
+    def _ratios(self, s: np.ndarray, heights: np.ndarray) -> np.ndarray:
         n_nodes = self._n_nodes()
         i, j = np.triu_indices(self.n_peaks, 1)  # s is in angle order: s_j >= s_i
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -470,15 +464,14 @@ class PeakRelations(TransformerMixin, BaseEstimator):
         low = np.floor(position).astype(np.int64)
         share = position - low
         weight = np.sqrt(heights[:, i] * heights[:, j])
-        cell = np.arange(len(X))[:, None] * n_nodes + low
-        histogram = np.zeros(len(X) * n_nodes)
+        cell = np.arange(len(s))[:, None] * n_nodes + low
+        histogram = np.zeros(len(s) * n_nodes)
         for offset, part in ((0, 1 - share), (1, share)):
             histogram += np.bincount((cell + offset)[inside], weights=(weight * part)[inside],
                                      minlength=histogram.size)  # fmt: skip
-        return histogram.reshape(len(X), n_nodes)
+        return histogram.reshape(len(s), n_nodes)
 
-    def _sums(self, X: np.ndarray) -> np.ndarray:
-        s, heights = self._sin2(X, self.n_sum_peaks)
+    def _sums(self, s: np.ndarray, heights: np.ndarray) -> np.ndarray:
         k = self.n_sum_peaks
         i, j, m = np.meshgrid(np.arange(k), np.arange(k), np.arange(k), indexing="ij")
         triple = (i <= j) & (j < m)
@@ -492,6 +485,14 @@ class PeakRelations(TransformerMixin, BaseEstimator):
             share = hit.any(axis=(1, 2)).sum(axis=1) / np.maximum(found, 1)
             columns += [hit.sum(axis=(1, 2, 3)), share]
         return np.column_stack([*columns, found])
+
+
+def _strongest_sin2(X: np.ndarray, n_peaks: int, min_height: float, grid: Grid
+                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``sin^2(theta)`` (NaN for padding) and heights of each row's strongest peaks, by angle."""
+    index, heights = _strongest_peaks(X, n_peaks, min_height)
+    theta = np.radians(grid.two_theta_min + grid.step * index) / 2
+    return np.where(heights > 0, np.sin(theta) ** 2, np.nan), heights
 
 
 def _strongest_peaks(
