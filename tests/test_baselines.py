@@ -169,12 +169,25 @@ def test_peak_relations_refuse_a_bad_setting(setting):
         PeakRelations(grid=DEFAULT_GRID, **setting).fit(np.ones((2, 10)))
 
 
-def test_xgboost_realism_reads_the_peak_relations():
-    model = registry()["xgboost-realism"].make(DEFAULT_GRID, 0)
-    steps = dict(model.estimator.named_steps["features"].transformer_list)
+@pytest.mark.parametrize("name", ["random-forest", "svm", "xgboost", "xgboost-realism"])
+def test_every_feature_baseline_reads_the_peak_relations(name):
+    model = registry()[name].make(DEFAULT_GRID, 0)
+    pipeline = getattr(model, "estimator", model)  # xgboost-realism wraps its pipeline
+    steps = dict(pipeline.named_steps["features"].transformer_list)
     assert isinstance(steps["relations"], PeakRelations)
-    assert "relations" not in dict(registry()["xgboost"].make(DEFAULT_GRID, 0)
-                                   .named_steps["features"].transformer_list)  # fmt: skip
+    # A model saved before it read them predicts otherwise: a blend must refit it.
+    assert registry()[name].revision >= 2
+
+
+def test_tree_features_without_relations_keep_the_earlier_columns():
+    from baselines.lattice.forest import pattern_features
+
+    X = np.vstack([_gaussian_pattern([20.0, 30.0, 40.0], [0.2, 1.0, 0.5]),
+                   _gaussian_pattern([25.0, 35.0], [1.0, 0.7])])
+    with_relations = pattern_features(DEFAULT_GRID).fit(X).transform(X)
+    without = pattern_features(DEFAULT_GRID, relations=False).fit(X).transform(X)
+    assert with_relations.shape[1] == without.shape[1] + 226
+    np.testing.assert_array_equal(with_relations[:, : without.shape[1]], without)
 
 
 def test_snip_and_smoothing_give_the_same_rows_block_by_block(monkeypatch):

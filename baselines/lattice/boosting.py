@@ -143,11 +143,12 @@ class BoostedTrees(ClassifierMixin, BaseEstimator):
 
 
 def make_boosting(grid: Grid, random_state: int = 0, n_jobs: int | None = None,
-                  relations: bool = False) -> Pipeline:  # fmt: skip
+                  relations: bool = True) -> Pipeline:  # fmt: skip
     """A seeded XGBoost pipeline over pooled patterns and peak features on ``grid``.
 
     ``relations`` adds the peaks' pair ratios and additive triples
-    (:func:`baselines.lattice.forest.pattern_features`).
+    (:func:`baselines.lattice.forest.pattern_features`; the default, as the
+    ``xgboost`` and ``xgboost-realism`` baselines do).
 
     Examples
     --------

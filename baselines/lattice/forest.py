@@ -2,9 +2,10 @@
 
 The course's first model. Pooling 4,251 points to 426 (0.2 degrees a bin, the
 maximum kept) makes each feature robust to the small peak shifts that separate
-two structures of the same lattice; the peak features add the indexing
-quantities (see :mod:`baselines.lattice.features`). ``feature_importances_`` over the
-pooled columns shows which angles the forest looks at.
+two structures of the same lattice; the peak features and the peaks' relations
+add the indexing quantities (see :mod:`baselines.lattice.features`).
+``feature_importances_`` over the pooled columns shows which angles the forest
+looks at.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ PARAM_GRID: Final[dict[str, list[Any]]] = {
 
 
 def pattern_features(grid: Grid, pool_factor: int = 10, n_peaks: int = 12,
-                     relations: bool = False) -> FeatureUnion:  # fmt: skip
+                     relations: bool = True) -> FeatureUnion:  # fmt: skip
     """Pooled sqrt intensities beside peak features: the input of the tree models.
 
     ``grid`` places the columns in 2theta for the peak features. With
-    ``relations``, the peaks' pair ratios and additive triples
-    (:class:`baselines.lattice.features.PeakRelations`) follow.
+    ``relations`` (the default), the peaks' pair ratios and additive triples
+    (:class:`baselines.lattice.features.PeakRelations`, 226 columns) follow; without,
+    the features of the trees before they read them.
 
     Examples
     --------
@@ -46,8 +48,12 @@ def pattern_features(grid: Grid, pool_factor: int = 10, n_peaks: int = 12,
     return FeatureUnion(parts)
 
 
-def make_forest(grid: Grid, random_state: int = 0, n_jobs: int | None = None) -> Pipeline:
+def make_forest(grid: Grid, random_state: int = 0, n_jobs: int | None = None,
+                relations: bool = True) -> Pipeline:  # fmt: skip
     """A seeded random forest pipeline (300 trees, balanced class weights) for ``grid``.
+
+    ``relations`` adds the peaks' pair ratios and additive triples
+    (:func:`pattern_features`; the default, as the ``random-forest`` baseline does).
 
     Examples
     --------
@@ -61,4 +67,5 @@ def make_forest(grid: Grid, random_state: int = 0, n_jobs: int | None = None) ->
         n_jobs=n_jobs,
         random_state=random_state,
     )
-    return Pipeline([("features", pattern_features(grid)), ("model", model)])
+    return Pipeline([("features", pattern_features(grid, relations=relations)),
+                     ("model", model)])  # fmt: skip

@@ -210,8 +210,8 @@ def run_methods(competition: str | Path, track: str | None = None, *, sample: in
                                     groups, cv, random_state)  # fmt: skip
     seconds["learning_curve"] = time.perf_counter() - start
     start = time.perf_counter()
-    validation = validation_curve_frame(make_svm(random_state), X, y, groups, "model__C",
-                                        C_VALUES, cv, random_state)  # fmt: skip
+    validation = validation_curve_frame(make_svm(train.grid, random_state), X, y, groups,
+                                        "model__C", C_VALUES, cv, random_state)  # fmt: skip
     seconds["validation_curve"] = time.perf_counter() - start
     start = time.perf_counter()
     embedding, _, figures = pca_kmeans(X, y, random_state)

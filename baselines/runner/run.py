@@ -125,7 +125,7 @@ def _forest(grid: Grid, random_state: int) -> Any:
 def _svm(grid: Grid, random_state: int) -> Any:
     from baselines.lattice.svm import make_svm
 
-    return make_svm(random_state)
+    return make_svm(grid, random_state)
 
 
 def _boosting(grid: Grid, random_state: int) -> Any:
@@ -142,7 +142,7 @@ def _boosting_realism(grid: Grid, random_state: int) -> Any:
     from baselines.lattice.features import Smooth, SubtractBackground
 
     model = Pipeline([("smooth", Smooth(9)), ("background", SubtractBackground(50)),
-                      *make_boosting(grid, random_state, relations=True).steps])  # fmt: skip
+                      *make_boosting(grid, random_state).steps])  # fmt: skip
     return RealismAugmented(model, grid=grid, draws=2, max_rows=REALISM_MAX_ROWS,
                             random_state=random_state)  # fmt: skip
 
@@ -233,11 +233,13 @@ def registry() -> dict[str, Baseline]:
                                  _search_match, grids["search-match"],
                                  fit_groups="match__groups", fit_own_source="match__own_source",
                                  search_on="realism", revision=3),
+        # Revision 2 of the forest, the SVM and XGBoost adds the peaks' pair ratios and
+        # additive triples (PeakRelations), as xgboost-realism's revision 3 did.
         "random-forest": Baseline(
-            "random-forest", "random forest", _forest, grids["random-forest"]
+            "random-forest", "random forest", _forest, grids["random-forest"], revision=2
         ),
-        "svm": Baseline("svm", "SVM (RBF kernel)", _svm, grids["svm"]),
-        "xgboost": Baseline("xgboost", "XGBoost", _boosting, grids["xgboost"]),
+        "svm": Baseline("svm", "SVM (RBF kernel)", _svm, grids["svm"], revision=2),
+        "xgboost": Baseline("xgboost", "XGBoost", _boosting, grids["xgboost"], revision=2),
         # Trained for measured patterns: each training row and two realism copies of it
         # (three times the rows of a fit, hence no search; at most REALISM_MAX_ROWS rows),
         # smoothed and SNIP-flattened at training and at prediction time alike.
