@@ -32,8 +32,8 @@ def pattern_features(grid: Grid, pool_factor: int = 10, n_peaks: int = 12,
 
     ``grid`` places the columns in 2theta for the peak features. With
     ``relations`` (the default), the peaks' pair ratios and additive triples
-    (:class:`baselines.lattice.features.PeakRelations`, 226 columns) follow; without,
-    the features of the trees before they read them.
+    (:class:`baselines.lattice.features.PeakRelations`, 226 columns) follow;
+    ``relations=False`` gives the columns alone that come before them.
 
     Examples
     --------
