@@ -168,10 +168,12 @@ def _cnn_realism(grid: Grid, random_state: int) -> Any:
                            random_state=random_state)  # fmt: skip
 
 
-# cnn1d-realism's time budget: its 60 epochs take 15-30 minutes on the AMCSD build
-# (5,432 rows, within it) and 80 on an AMCSD + archive build (29,262 rows), where the
-# budget keeps the epochs that fit (about 30), so a course's largest build trains within
-# the 45 minutes a baseline may take on 2 cores (`--set cnn1d-realism:max_minutes=...`).
+# cnn1d-realism's time budget: its 60 epochs took 7.3 minutes on the AMCSD build
+# (5,432 rows; 7 s an epoch in bfloat16 on 2026-12-05) and fit in it on the whole
+# archive (30,000-row epochs of 30-45 s); where a busy machine or a larger epoch would
+# run past it, the budget keeps the epochs that fit, so a course's largest build trains
+# within the 45 minutes a baseline may take on 2 cores
+# (`--set cnn1d-realism:max_minutes=...`).
 CNN_REALISM_MINUTES: Final = 40
 
 # cnn1d-realism's epochs on a larger build: about as many rows as the AMCSD + archive
