@@ -19,8 +19,10 @@ accuracy (95 % Wilson interval) and macro-F1 (95 % row-bootstrap interval), the
 device the model ran on, and the peak resident memory of the process so far.
 Issue 4's figures: random forest about 58 %, XGBoost about 60 %, majority 19 %;
 the 1D-CNN aims at 85 % accuracy and macro-F1 0.75. The ``blend`` (1D-CNN +
-XGBoost, a soft vote) runs last and votes with the two models fitted before it
-(its ``reused`` column); run on its own, it fits them with their defaults.
+XGBoost, a log-linear pool) runs last and votes with the two models fitted before
+it (its ``reused`` column), after fitting a clone of each on four fifths of the
+training rows to learn its exponents; run on its own, it fits them with their
+defaults.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """How much a fitted blend could gain from other weights, and how much no weights can.
 
-A blend baseline (``blend``, ``blend-realism``: :class:`baselines.lattice.blend.SoftVote`)
-votes with equal weights. This benchmark asks each of its fitted members once for
+A blend baseline votes with fixed weights (``blend-realism``: a
+:class:`baselines.lattice.blend.SoftVote`, equal weights) or with exponents learned
+on held-out training rows (``blend``: a :class:`baselines.lattice.blend.LogPool`).
+This benchmark asks each of its fitted members once for
 its class probabilities on every test row of the build, then prints, per portion
 (Public, Private and, where the build has them, the portions of real patterns:
 Measured, and MeasuredPublic under ``--measured-public-fraction``), the accuracy
@@ -38,11 +40,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
-from scipy.special import log_softmax
 
 from baselines.data import read_patterns
-from baselines.lattice.blend import SoftVote, is_dropped
+from baselines.lattice.blend import (
+    POOL_FLOOR,
+    LogPool,
+    SoftVote,
+    aligned_proba,
+    is_dropped,
+    pool_exponents,
+)
 from baselines.runner.run import load_model
 from scoring.metrics import accuracy_score, confusion_matrix, macro_f1_score
 from xrd_bravais.contract import layout
@@ -50,25 +57,11 @@ from xrd_bravais.contract import layout
 GRID_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0)
 """The weights each member may take in the grid."""
 
-POOL_FLOOR = 1e-4
-"""The least probability the log-linear pool takes a member to give a lattice.
-
-A member's zero would otherwise veto a lattice whatever the others say. On the
-whole-archive build the pools' simulated figures move by at most 0.6 points between
-floors of 1e-2 and 1e-6, their real ones by at most 1.3.
-"""
-
-
 def member_probabilities(vote: SoftVote, X: np.ndarray) -> dict[str, np.ndarray]:
     """Each kept member's class probabilities, columns in the vote's ``classes_`` order."""
     names = [name for name, member in vote.estimators if not is_dropped(member)]
-    probabilities = {}
-    for name, member in zip(names, vote.estimators_, strict=True):
-        proba = member.predict_proba(X)
-        aligned = np.zeros((len(X), len(vote.classes_)))
-        aligned[:, np.searchsorted(vote.classes_, member.classes_)] = proba
-        probabilities[name] = aligned
-    return probabilities
+    return {name: aligned_proba(member, X, vote.classes_)
+            for name, member in zip(names, vote.estimators_, strict=True)}  # fmt: skip
 
 
 def weight_grid(n_members: int) -> list[tuple[float, ...]]:
@@ -90,51 +83,6 @@ def weight_grid(n_members: int) -> list[tuple[float, ...]]:
             seen.add(direction)
             grid.append(weights)
     return grid
-
-
-def pool_exponents(log_probabilities: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """The exponents of a log-linear pool fitted to ``codes`` by cross-entropy.
-
-    The pool scores a row's classes by ``sum_m w_m * log p_m`` (the product of the
-    members' probabilities, each raised to its exponent ``w_m >= 0``) and predicts
-    the best; the exponents minimise the mean cross-entropy of its softmax.
-
-    Parameters
-    ----------
-    log_probabilities : ndarray of shape (n_members, n_rows, n_classes)
-        Each member's log-probabilities (finite: floor them first).
-    codes : ndarray of shape (n_rows,)
-        The true class of each row, as a column index.
-
-    Returns
-    -------
-    ndarray of shape (n_members,)
-
-    Examples
-    --------
-    A member that is always right and one that guesses at random:
-
-    >>> rng = np.random.default_rng(0)
-    >>> codes = rng.integers(0, 3, 200)
-    >>> right = np.full((200, 3), 0.2); right[np.arange(200), codes] = 0.6
-    >>> guess = rng.dirichlet(np.ones(3), 200)
-    >>> w = pool_exponents(np.log(np.stack([right, guess])), codes)
-    >>> bool(w[0] > 10 * w[1])
-    True
-    """
-    rows = np.arange(len(codes))
-
-    def loss(weights: np.ndarray) -> tuple[float, np.ndarray]:
-        log_q = log_softmax(np.tensordot(weights, log_probabilities, axes=1), axis=1)
-        residual = np.exp(log_q)
-        residual[rows, codes] -= 1.0
-        gradient = np.einsum("mrc,rc->m", log_probabilities, residual) / len(codes)
-        return float(-log_q[rows, codes].mean()), gradient
-
-    n_members = len(log_probabilities)
-    found = minimize(loss, np.ones(n_members), jac=True, method="L-BFGS-B",
-                     bounds=[(0.0, None)] * n_members)  # fmt: skip
-    return np.asarray(found.x)
 
 
 def scores(truth: np.ndarray, predicted: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -187,10 +135,17 @@ def main() -> None:
     print("|---|" + "---:|" * len(portions))
     for i, name in enumerate(names):
         print(row(f"{name} alone", voted(tuple(float(j == i) for j in range(len(names))))))
-    kept = [not is_dropped(member) for _, member in vote.estimators]
-    weights = np.ones(len(kept)) if vote.weights is None else np.asarray(vote.weights, float)
-    shipped = tuple(float(w) for w, keep in zip(weights, kept, strict=True) if keep)
-    print(row(f"{args.blend} as fitted, weights {shipped}", voted(shipped)))
+    if isinstance(vote, LogPool):  # the pool as fitted: exponents from held-out training rows
+        pooled = np.tensordot(vote.exponents_, np.log(np.clip(stacked, vote.floor, None)), axes=1)
+        shown = ", ".join(f"{w:.2f}" for w in vote.exponents_)
+        print(row(f"{args.blend} as fitted: log-linear pool, exponents ({shown}) learned on "
+                  f"{vote.n_held_out_:,} held-out training rows",
+                  np.asarray(vote.classes_[pooled.argmax(axis=1)])))  # fmt: skip
+    else:
+        kept = [not is_dropped(member) for _, member in vote.estimators]
+        weights = np.ones(len(kept)) if vote.weights is None else np.asarray(vote.weights, float)
+        shipped = tuple(float(w) for w, keep in zip(weights, kept, strict=True) if keep)
+        print(row(f"{args.blend} as fitted, weights {shipped}", voted(shipped)))
     grid = weight_grid(len(names))
     predictions = {weights: voted(weights) for weights in grid}
     for portion in portions:

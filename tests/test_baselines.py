@@ -22,7 +22,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from test_cli import run  # noqa: E402
 
 from baselines.data import read_patterns, stratified_sample  # noqa: E402
-from baselines.lattice.blend import SoftVote  # noqa: E402
+from baselines.lattice.blend import LogPool, SoftVote  # noqa: E402
 from baselines.lattice.boosting import BoostedTrees  # noqa: E402
 from baselines.lattice.cnn1d import CNN1DClassifier  # noqa: E402
 from baselines.lattice.features import (  # noqa: E402
@@ -72,6 +72,8 @@ DEFAULT_GRID = PRESETS["default"].to_grid()
         # convolutions differ by a float32 ulp from one batch size to another).
         SoftVote([("trees", BoostedTrees(n_estimators=10, n_jobs=1)),
                   ("linear", LogisticRegression())], weights=[1, 2]),
+        LogPool([("trees", BoostedTrees(n_estimators=10, n_jobs=1)),
+                 ("linear", LogisticRegression())]),
     ]
 )
 def test_scikit_learn_contract(estimator, check):
@@ -437,8 +439,15 @@ def test_the_blend_votes_with_the_members_fitted_on_the_same_rows(competition):
     test = read_patterns(competition / "public" / "test.parquet")
     folder = competition / "baselines" / "bravais"
     trees, cnn = (load_model(folder / n / "model.pkl")["estimator"] for n in ("xgboost", "cnn1d"))
-    expected = (trees.predict_proba(test.X) + cnn.predict_proba(test.X)) / 2
     blend = load_model(competition / result.model)["estimator"]
+    # It pools the two saved models with the exponents it learned on held-out rows.
+    pool = result.extras["pool"]
+    assert list(pool["exponents"]) == ["xgboost", "cnn1d"] and pool["held_out"] > 0
+    np.testing.assert_allclose(list(pool["exponents"].values()), blend.exponents_, atol=1e-4)
+    score = sum(w * np.log(np.clip(m.predict_proba(test.X), blend.floor, None))
+                for w, m in zip(blend.exponents_, (trees, cnn), strict=True))
+    expected = np.exp(score - score.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(blend.predict_proba(test.X), expected, atol=1e-6)
     submitted = pd.read_csv(competition / result.submission)["bravais_lattice"]
     assert (submitted.to_numpy() == blend.classes_[expected.argmax(axis=1)]).all()
@@ -455,6 +464,8 @@ def test_the_blend_votes_with_the_members_fitted_on_the_same_rows(competition):
     assert sampled.extras["train_fingerprint"] != result.extras["train_fingerprint"]
     report = write_report(competition, "bravais").read_text()
     assert "votes with: `xgboost` (fitted here), `cnn1d` (fitted here)" in report
+    assert re.search(r"- pooled with exponents learned on [\d,]+ held-out training rows .*: "
+                     r"`xgboost` \d\.\d\d, `cnn1d` \d\.\d\d", report)  # fmt: skip
     # The CNN ran its whole schedule (no validation split): the report says which loss.
     assert re.search(r"trained 5 epochs on \w+, kept epoch [1-5] \(lowest training loss\)", report)
 
@@ -702,7 +713,8 @@ def test_cli_lists_the_blends_with_their_members(tmp_path):
     done = run("baselines", "list", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [line.split() for line in done.stdout.splitlines()[-2:]] == [
-        ["blend", "1D-CNN", "+", "XGBoost", "(soft", "vote)", "votes", "with", "xgboost,", "cnn1d"],
+        ["blend", "1D-CNN", "+", "XGBoost", "(log-linear", "pool)", "votes", "with", "xgboost,",
+         "cnn1d"],
         ["blend-realism", "search-match", "+", "XGBoost", "+", "1D-CNN", "on", "realism", "(soft",
          "vote)", "votes", "with", "search-match,", "xgboost-realism,", "cnn1d-realism",
          "(spacegroup:", "without", "xgboost-realism)"],
@@ -749,6 +761,68 @@ def test_soft_vote_weights_align_classes_and_refuse_bad_settings():
         SoftVote([("partial", FrozenEstimator(partial))]).fit(X[:2], y[:2])
 
 
+def test_log_pool_learns_its_exponents_on_held_out_rows_and_pools_as_it_says():
+    from scipy.special import softmax
+    from sklearn.dummy import DummyClassifier
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = np.where(X[:, 0] > 0, "b", "a")
+    y[X[:, 1] > 1.2] = "c"
+    near = KNeighborsClassifier(5).fit(X, y)
+    prior = DummyClassifier(strategy="prior")
+    pool = LogPool([("near", FrozenEstimator(near)), ("prior", prior)], random_state=1)
+    pool.fit(X, y)
+    # One fold of five held out; the member that knows the data weighs more.
+    assert pool.n_held_out_ == 40
+    assert pool.exponents_[0] > 0.5 > pool.exponents_[1]
+    # The frozen member votes as it was fitted: the held-out fit was of a clone.
+    assert pool.estimators_[0].estimator is near
+    # Its probabilities: the softmax of the floored log-probabilities, weighed.
+    expected = softmax(sum(w * np.log(np.clip(m.predict_proba(X[:5]), pool.floor, None))
+                           for w, m in zip(pool.exponents_, pool.estimators_, strict=True)),
+                       axis=1)  # fmt: skip
+    np.testing.assert_allclose(pool.predict_proba(X[:5]), expected)
+    assert (pool.predict(X) == y).mean() > 0.9
+    # Seeded: the same fold and exponents; another seed holds out other rows.
+    again = LogPool([("near", FrozenEstimator(near)), ("prior", prior)], random_state=1)
+    np.testing.assert_array_equal(again.fit(X, y).exponents_, pool.exponents_)
+    assert not np.array_equal(pool._held_out(y, None),
+                              pool.set_params(random_state=2)._held_out(y, None))  # fmt: skip
+
+
+def test_log_pool_holds_out_whole_compounds_cuts_row_parameters_and_refuses_bad_settings():
+    from sklearn.dummy import DummyClassifier
+
+    X = np.arange(60.0)[:, None]
+    y = np.array(["a", "b", "c"] * 20)
+    groups = np.arange(60) // 4  # compounds of four rows
+    pool = LogPool([("prior", DummyClassifier(strategy="prior")),
+                    ("uniform", DummyClassifier(strategy="uniform"))])  # fmt: skip
+    held = pool._held_out(y, groups)
+    assert 0 < held.sum() < 60
+    for compound in np.unique(groups):
+        assert len(set(held[groups == compound])) == 1  # never split
+    # A parameter with one entry per row reaches the held-out fit cut to its rows
+    # (the prior would refuse 60 weights for 48 rows) and the final fit whole.
+    weights = np.where(y == "a", 5.0, 1.0)
+    pool.fit(X, y, groups=groups, prior__sample_weight=weights)
+    np.testing.assert_allclose(pool.estimators_[0].class_prior_, [100 / 140, 20 / 140, 20 / 140])
+    bad = ((dict(validation_fraction=0.0), "validation_fraction must be in"),
+           (dict(validation_fraction=0.7), "validation_fraction must be in"),
+           (dict(floor=0.0), "floor must be in"),
+           (dict(floor=1.0), "floor must be in"))  # fmt: skip
+    for params, match in bad:
+        with pytest.raises(ValueError, match=match):
+            LogPool(pool.estimators, **params).fit(X, y)
+    with pytest.raises(ValueError, match="groups has 10 entries for 60 rows"):
+        pool.fit(X, y, groups=groups[:10])
+    with pytest.raises(ValueError, match="every member of the vote is dropped"):
+        LogPool([("prior", "drop")]).fit(X, y)
+
+
 def test_soft_vote_leaves_a_dropped_member_out():
     from sklearn.dummy import DummyClassifier
 
@@ -789,7 +863,8 @@ def test_soft_vote_passes_fit_parameters_to_the_member_they_name():
 
     assert group_parameters(registry()["search-match"]) == ["match__groups"]
     assert group_parameters(registry()["blend-realism"]) == ["search-match__match__groups"]
-    assert group_parameters(registry()["blend"]) == []
+    # The pool holds out whole compounds to learn its exponents.
+    assert group_parameters(registry()["blend"]) == ["groups"]
     # And which rows are the build's own, on which its symmetry window is chosen and
     # from which xgboost-realism draws its sample and cnn1d-realism its epochs first.
     assert group_parameters(registry()["blend-realism"], "fit_own_source") == [

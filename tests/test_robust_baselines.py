@@ -913,7 +913,7 @@ def test_the_blend_weights_benchmark_scores_members_weights_and_the_any_member_c
     from sklearn.neighbors import KNeighborsClassifier
 
     from baselines.data import read_patterns
-    from baselines.lattice.blend import SoftVote
+    from baselines.lattice.blend import LogPool, SoftVote
     from baselines.runner.run import save_model
     from xrd_bravais.contract.tasks import get_track
 
@@ -963,3 +963,15 @@ def test_the_blend_weights_benchmark_scores_members_weights_and_the_any_member_c
         assert all(w >= 0 for w in exponents)
         pooled = vote.classes_[np.tensordot(exponents, floored, axes=1).argmax(axis=1)]
         assert accuracies(label) == expected(pooled)
+
+    # A blend that learned its exponents (LogPool) is shown as it pools.
+    pool = LogPool([("prior", DummyClassifier()), ("near", KNeighborsClassifier(1))]).fit(X, y)
+    save_model(pool, folder / "model.pkl", track=get_track("bravais"), grid=patterns.grid,
+               baseline="my-blend")  # fmt: skip
+    done = _benchmark("blend_weights", "--competition", str(comp), "--blend", "my-blend")
+    assert done.returncode == 0, done.stderr
+    shown = ", ".join(f"{w:.2f}" for w in pool.exponents_)
+    label = (f"my-blend as fitted: log-linear pool, exponents ({shown}) learned on "
+             f"{pool.n_held_out_:,} held-out training rows")  # fmt: skip
+    rows = {line.split(" | ")[0].strip("| "): line for line in done.stdout.splitlines()}
+    assert accuracies(label) == expected(pool.predict(test.X))

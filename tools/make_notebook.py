@@ -226,7 +226,9 @@ print(f"2 components hold {100 * figures['explained_variance']:.1f} % of the var
   (it needs PyTorch: `pip install torch`).
 - Blend models that err differently:
   `baselines.lattice.blend.SoftVote([("trees", m1), ("cnn", m2)])` averages their
-  class probabilities (the `blend` baseline does this with the CNN and XGBoost).
+  class probabilities; `baselines.lattice.blend.LogPool([("trees", m1), ("cnn", m2)])`
+  learns on a held-out fifth of your training rows how much to trust each (the `blend`
+  baseline pools the CNN and XGBoost so, and scores above both on the demo board).
 - Keep a note of what you tried: the course asks for your parameter searches and
   the comparison with random guessing."""),
 ]

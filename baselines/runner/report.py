@@ -396,6 +396,12 @@ def _model_section(result: dict[str, Any], folder: Path, labels: tuple[Any, ...]
         dropped = [f"`{name}`" for name, how in members if how == "dropped"]
         if dropped:
             lines.append(f"- left out on this track: {', '.join(dropped)}")
+    if extras.get("pool"):
+        pool = extras["pool"]
+        lines.append(f"- pooled with exponents learned on {pool['held_out']:,} held-out "
+                     "training rows (the product of the members' probabilities, each "
+                     "raised to its exponent): " + ", ".join(
+                         f"`{name}` {w:.2f}" for name, w in pool["exponents"].items()))  # fmt: skip
     lines.append("")
     if (out / "search.csv").is_file():
         table = pd.read_csv(out / "search.csv").head(10)
