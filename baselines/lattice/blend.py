@@ -3,10 +3,11 @@
 The 1D-CNN reads the pattern as a picture of peaks; XGBoost reads pooled
 intensities and the positions of the strongest peaks. They err on different
 patterns, so the mean of their probabilities is right more often than either
-(measured in the README's "Seeds and the blend" section). The blend baseline
-(:func:`baselines.runner.run.registry`, ``blend``) is such a vote of the two; where
-``baselines run`` has already fitted them on the same training rows, it votes
-with those fitted models (wrapped in :class:`sklearn.frozen.FrozenEstimator`)
+(measured in ``docs/figures.md``, "Seeds and the blend"). The blend baselines
+(:func:`baselines.runner.run.registry`) combine such members: ``blend-realism`` is
+an equal vote of three, ``blend`` a pool of the two (:class:`LogPool`). Where
+``baselines run`` has already fitted the members on the same training rows, a blend
+votes with those fitted models (wrapped in :class:`sklearn.frozen.FrozenEstimator`)
 instead of fitting them again.
 
 Where one member is much the stronger (XGBoost over the CNN on a small build), an
