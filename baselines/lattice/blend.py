@@ -56,6 +56,10 @@ class SoftVote(ClassifierMixin, _BaseComposition):
     verbose : int, default=0
         Passed to the members that have an integer ``verbose`` (the CNN's
         progress bar) before they are fitted.
+    centring : CentringCheck, optional
+        Applied to the mean probabilities: within the lattice system the vote
+        chose, the centring that indexing the peaks shows
+        (:class:`baselines.lattice.indexing.CentringCheck`). Default: none.
 
     Attributes
     ----------
@@ -77,10 +81,11 @@ class SoftVote(ClassifierMixin, _BaseComposition):
     """
 
     def __init__(self, estimators: list[tuple[str, Any]], weights: Any = None,
-                 verbose: int = 0) -> None:  # fmt: skip
+                 verbose: int = 0, centring: Any = None) -> None:  # fmt: skip
         self.estimators = estimators
         self.weights = weights
         self.verbose = verbose
+        self.centring = centring
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters, the members' own ones as ``<name>__<parameter>`` when ``deep``."""
@@ -184,6 +189,8 @@ class SoftVote(ClassifierMixin, _BaseComposition):
             total = weight * aligned if total is None else total + weight * aligned
         assert total is not None  # _checked_weights refuses an empty list
         mean: np.ndarray = total / weights.sum()
+        if self.centring is not None:
+            mean = self.centring.refine(X, mean, self.classes_)
         return mean
 
     def predict(self, X: Any) -> np.ndarray:
