@@ -719,8 +719,8 @@ def test_cli_lists_the_blends_with_their_members(tmp_path):
     assert [line.split() for line in done.stdout.splitlines()[-2:]] == [
         ["blend", "1D-CNN", "+", "XGBoost", "(log-linear", "pool)", "votes", "with", "xgboost,",
          "cnn1d"],
-        ["blend-realism", "search-match", "+", "XGBoost", "+", "1D-CNN", "on", "realism", "(soft",
-         "vote)", "votes", "with", "search-match,", "xgboost-realism,", "cnn1d-realism",
+        ["blend-realism", "search-match", "+", "XGBoost", "+", "1D-CNN", "on", "realism", "(vote",
+         "+", "indexing)", "votes", "with", "search-match,", "xgboost-realism,", "cnn1d-realism",
          "(spacegroup:", "without", "xgboost-realism)"],
     ]  # fmt: skip
 

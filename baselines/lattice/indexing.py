@@ -20,7 +20,8 @@ cell as an indexing program does, in ``s = sin^2(theta)`` (proportional to
 4. a centring holds when no line needs a reflection it forbids and at least one
    reflection it forbids, which the primitive cell would show, is missing.
 
-Where no cell indexes every line (overlaps, a pattern too crowded, a real pattern's
+Where the pattern has fewer than five lines, or no cell indexes every line with a
+figure of merit of 10 or more (overlaps, a pattern too crowded, a real pattern's
 noise or impurity), it abstains. :class:`CentringCheck` applies it after a vote:
 within the lattice system the vote chose, the system's probability goes to the
 centring the absences show. No search exists on PyPI for this that runs here:

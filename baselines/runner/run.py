@@ -287,7 +287,7 @@ def registry() -> dict[str, Baseline]:
         # peaks shows (CentringCheck): the vote's commonest errors were centrings.
         "blend-realism": Baseline(
             "blend-realism",
-            "search-match + XGBoost + 1D-CNN on realism (soft vote, centring by indexing)",
+            "search-match + XGBoost + 1D-CNN on realism (vote + indexing)",
             _vote(BLEND_REALISM_MEMBERS, centring=True),
             track_params={"spacegroup": {"cnn1d-realism__class_weight": None,
                                          "xgboost-realism": "drop", "centring": None}},
