@@ -9,7 +9,8 @@ its class probabilities on every test row of the build, then prints, per portion
 Measured, and MeasuredPublic under ``--measured-public-fraction``), the accuracy
 and macro-F1 of:
 
-- each member alone, and the blend as fitted;
+- each member alone, and the blend as fitted (a vote with an indexing check,
+  ``centring``, before and after it: every other row is of votes without it);
 - the weights that do best on the **Public** rows, among a grid of weights (each
   member 0, 0.5, 1, 1.5 or 2): the weights a student would pick from the public
   board, so their Private and Measured figures are what such tuning earns;
@@ -145,7 +146,14 @@ def main() -> None:
         kept = [not is_dropped(member) for _, member in vote.estimators]
         weights = np.ones(len(kept)) if vote.weights is None else np.asarray(vote.weights, float)
         shipped = tuple(float(w) for w, keep in zip(weights, kept, strict=True) if keep)
-        print(row(f"{args.blend} as fitted, weights {shipped}", voted(shipped)))
+        check = getattr(vote, "centring", None)
+        before = ", before its indexing check" if check is not None else ""
+        print(row(f"{args.blend} as fitted, weights {shipped}{before}", voted(shipped)))
+        if check is not None:
+            mean = np.tensordot(np.asarray(shipped), stacked, axes=1) / sum(shipped)
+            checked = check.refine(test.X, mean, vote.classes_)
+            print(row(f"{args.blend} as fitted, weights {shipped}, then its indexing check",
+                      np.asarray(vote.classes_[checked.argmax(axis=1)])))  # fmt: skip
     grid = weight_grid(len(names))
     predictions = {weights: voted(weights) for weights in grid}
     for portion in portions:

@@ -19,6 +19,9 @@ CU_KA = 1.5406
 
 # (lattice, space group, cell, sites): one structure of each lattice the check tells apart.
 STRUCTURES = [
+    ("cP", "Pm-3m", Lattice.cubic(4.11), [("Cs", [0, 0, 0]), ("Cl", [0.5, 0.5, 0.5])]),
+    ("cI", "Im-3m", Lattice.cubic(5.0), [("Ba", [0, 0, 0])]),
+    ("cF", "Fm-3m", Lattice.cubic(5.64), [("Na", [0, 0, 0]), ("Cl", [0.5, 0.5, 0.5])]),
     ("tP", "P4/mmm", Lattice.tetragonal(3.9, 5.3), [("Ti", [0, 0, 0]), ("O", [0.5, 0.5, 0.3])]),
     ("tI", "I4/mmm", Lattice.tetragonal(3.8, 9.6), [("Ba", [0, 0, 0]), ("Fe", [0, 0.5, 0.25]),
                                                     ("As", [0, 0, 0.35])]),
@@ -49,9 +52,7 @@ def _pattern(group: str, lattice: Lattice, sites) -> np.ndarray:
                          ids=[row[0] for row in STRUCTURES])  # fmt: skip
 def test_each_lattice_is_told_from_the_others_of_its_system(lattice, group, cell, sites):
     x = _pattern(group, cell, sites)
-    check = CentringCheck(GRID)
-    system = {"t": "t", "h": "h", "o": "o"}[lattice[0]]
-    assert check.lattice(x, system) == lattice
+    assert CentringCheck(GRID).lattice(x, lattice[0]) == lattice
 
 
 def test_the_cell_found_is_the_structures_own():
@@ -80,6 +81,38 @@ def test_a_primitive_pattern_with_one_line_that_breaks_centring_stays_primitive(
     assert centring(s, tol, "t", cell) == "tP"
 
 
+def test_a_body_centred_cubic_pattern_too_short_to_tell_from_a_primitive_one_is_left_alone():
+    # Six lines, h^2 + k^2 + l^2 = 2 ... 12, are also 1 ... 6 of the cell 1/sqrt(2) the size:
+    # only the line at 14 (7 in the small cell, no sum of three squares) would tell.
+    x = _pattern("Im-3m", Lattice.cubic(3.9), [("Mo", [0, 0, 0])])
+    s, tol = peak_lines(x, GRID)
+    assert len(s) == 6
+    cell = index_lines(s, tol, "c")
+    assert CU_KA / (2 * np.sqrt(cell[0])) == pytest.approx(3.9 / np.sqrt(2), abs=0.01)
+    assert centring(s, tol, "c", cell) == "cP"
+    assert CentringCheck(GRID).lattice(x, "c") is None
+
+
+def test_a_monoclinic_guess_becomes_orthorhombic_only_where_an_orthorhombic_cell_fits():
+    x_op = _pattern("Pmmm", Lattice.orthorhombic(3.7, 4.4, 5.9),
+                    [("Ca", [0, 0, 0]), ("S", [0.5, 0.5, 0.5]), ("O", [0.2, 0.5, 0.0])])
+    x_mp = _pattern("P2_1/c", Lattice.monoclinic(5.1, 6.2, 7.3, 104),
+                    [("Ca", [0.12, 0.21, 0.33]), ("O", [0.31, 0.07, 0.18])])
+    classes = np.array(["mP", "mS", "oP", "oS"])
+    proba = np.array([[0.5, 0.2, 0.2, 0.1], [0.5, 0.2, 0.2, 0.1]])
+    out = CentringCheck(GRID).refine(np.vstack([x_op, x_mp]), proba, classes)
+    np.testing.assert_allclose(out[0], [0.0, 0.0, 0.9, 0.1])  # the family's mass moves
+    np.testing.assert_allclose(out[1], proba[1])
+
+
+@pytest.mark.parametrize(("lattice", "guessed"), [("oP", "t"), ("oS", "h")])
+def test_a_guessed_system_that_fits_no_cell_gives_way_to_one_that_does(lattice, guessed):
+    _, group, cell, sites = next(row for row in STRUCTURES if row[0] == lattice)
+    s, tol = peak_lines(_pattern(group, cell, sites), GRID)
+    assert index_lines(s, tol, guessed) is None
+    assert CentringCheck(GRID).lattice(_pattern(group, cell, sites), guessed) == lattice
+
+
 def test_it_abstains_where_no_cell_of_the_system_indexes_every_line():
     rng = np.random.default_rng(0)
     x = np.zeros(GRID.n_points)
@@ -93,12 +126,13 @@ def test_it_abstains_where_no_cell_of_the_system_indexes_every_line():
 def test_refine_moves_the_systems_probability_and_leaves_other_rows_alone():
     x_ti = _pattern("I4/mmm", Lattice.tetragonal(3.8, 9.6),
                     [("Ba", [0, 0, 0]), ("Fe", [0, 0.5, 0.25]), ("As", [0, 0, 0.35])])
-    x_cf = _pattern("Fm-3m", Lattice.cubic(4.05), [("Al", [0, 0, 0])])
-    classes = np.array(["cF", "tI", "tP"])
-    proba = np.array([[0.2, 0.3, 0.5], [0.6, 0.1, 0.3]])
-    out = CentringCheck(GRID).refine(np.vstack([x_ti, x_cf]), proba, classes)
-    np.testing.assert_allclose(out[0], [0.2, 0.8, 0.0])
-    np.testing.assert_allclose(out[1], proba[1])  # a cubic guess is not checked
+    x_cf = _pattern("Fm-3m", Lattice.cubic(5.64), [("Na", [0, 0, 0]), ("Cl", [0.5, 0.5, 0.5])])
+    classes = np.array(["aP", "cF", "tI", "tP"])
+    proba = np.array([[0.1, 0.2, 0.3, 0.4], [0.1, 0.5, 0.1, 0.3], [0.6, 0.1, 0.1, 0.2]])
+    out = CentringCheck(GRID).refine(np.vstack([x_ti, x_cf, x_cf]), proba, classes)
+    np.testing.assert_allclose(out[0], [0.1, 0.2, 0.7, 0.0])
+    np.testing.assert_allclose(out[1], proba[1])  # indexing agrees with the guess
+    np.testing.assert_allclose(out[2], proba[2])  # a triclinic guess is not checked
 
 
 def test_the_vote_applies_the_check_after_averaging():

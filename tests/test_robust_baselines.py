@@ -975,3 +975,20 @@ def test_the_blend_weights_benchmark_scores_members_weights_and_the_any_member_c
              f"{pool.n_held_out_:,} held-out training rows")  # fmt: skip
     rows = {line.split(" | ")[0].strip("| "): line for line in done.stdout.splitlines()}
     assert accuracies(label) == expected(pool.predict(test.X))
+
+    # A vote with an indexing check is shown before the check and as it predicts.
+    from baselines.lattice.indexing import CentringCheck
+
+    checked = SoftVote([("prior", DummyClassifier()), ("near", KNeighborsClassifier(1))],
+                       weights=[1, 3], centring=CentringCheck(patterns.grid)).fit(X, y)  # fmt: skip
+    save_model(checked, folder / "model.pkl", track=get_track("bravais"), grid=patterns.grid,
+               baseline="my-blend")  # fmt: skip
+    done = _benchmark("blend_weights", "--competition", str(comp), "--blend", "my-blend")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split(" | ")[0].strip("| "): line for line in done.stdout.splitlines()}
+    plain = checked.set_params(centring=None).predict(test.X)
+    assert accuracies("my-blend as fitted, weights (1.0, 3.0), before its indexing check") == \
+        expected(plain)  # fmt: skip
+    checked.set_params(centring=CentringCheck(patterns.grid))
+    assert accuracies("my-blend as fitted, weights (1.0, 3.0), then its indexing check") == \
+        expected(checked.predict(test.X))

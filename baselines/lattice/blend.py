@@ -57,8 +57,8 @@ class SoftVote(ClassifierMixin, _BaseComposition):
         Passed to the members that have an integer ``verbose`` (the CNN's
         progress bar) before they are fitted.
     centring : CentringCheck, optional
-        Applied to the mean probabilities: within the lattice system the vote
-        chose, the centring that indexing the peaks shows
+        Applied to the mean probabilities: the lattice that indexing the peaks
+        shows, its cells tried first in the system the vote chose
         (:class:`baselines.lattice.indexing.CentringCheck`). Default: none.
 
     Attributes

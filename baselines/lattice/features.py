@@ -490,17 +490,41 @@ class PeakRelations(TransformerMixin, BaseEstimator):
 def _strongest_sin2(X: np.ndarray, n_peaks: int, min_height: float, grid: Grid
                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``sin^2(theta)`` (NaN for padding) and heights of each row's strongest peaks, by angle."""
-    index, heights = _strongest_peaks(X, n_peaks, min_height)
+    index, heights = strongest_peaks(X, n_peaks, min_height)
     theta = np.radians(grid.two_theta_min + grid.step * index) / 2
     return np.where(heights > 0, np.sin(theta) ** 2, np.nan), heights
 
 
-def _strongest_peaks(
+def strongest_peaks(
     X: np.ndarray, n_peaks: int, min_height: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refined positions (in grid units) and heights of each row's strongest peaks.
 
-    Peaks are sorted by position; ``(0, 0)`` pads rows with fewer peaks.
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_points)
+        Patterns on one grid.
+    n_peaks : int
+        How many peaks to keep per row.
+    min_height : float
+        Local maxima below this share of the row's strongest point are not peaks.
+
+    Returns
+    -------
+    position, heights : ndarray of shape (n_rows, n_peaks)
+        Positions (refined through a parabola on the maximum and its neighbours)
+        and heights as a share of the strongest point, sorted by position;
+        ``(0, 0)`` pads rows with fewer peaks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.zeros(50)
+    >>> x[[10, 30]] = [1.0, 0.5]
+    >>> x[[29, 31]] = [0.25, 0.25]
+    >>> position, heights = strongest_peaks(x[None], 3, 0.01)
+    >>> position.tolist(), heights.tolist()
+    ([[10.0, 30.0, 0.0]], [[1.0, 0.5, 0.0]])
     """
     n_rows, n_points = X.shape
     scale = X.max(axis=1, keepdims=True)

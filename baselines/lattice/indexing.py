@@ -2,7 +2,8 @@
 
 The trained members and search-match tell a pattern's lattice system well; what
 they miss most is its centring (``oS`` called ``oP``, ``hR`` called ``hP``, ``tP``
-called ``tI``: ``docs/figures.md``, "Trees that read the peaks' relations"). A
+called ``tI``: ``docs/figures.md``, "Trees that read the peaks' relations") and,
+next, the metric that sets orthorhombic apart from monoclinic. A
 centred lattice shows as reflections missing from the pattern of its conventional
 cell (``h + k`` odd for C-centring, ``-h + k + l`` not a multiple of 3 for ``hR`` in
 hexagonal axes), which no feature reveals without the cell. This module finds the
@@ -20,11 +21,17 @@ cell as an indexing program does, in ``s = sin^2(theta)`` (proportional to
 4. a centring holds when no line needs a reflection it forbids and at least one
    reflection it forbids, which the primitive cell would show, is missing.
 
-Where the pattern has fewer than five lines, or no cell indexes every line with a
+Cubic, tetragonal, hexagonal (with rhombohedral) and orthorhombic cells are
+fitted. :class:`CentringCheck` applies this after a vote. It fits the cells of the
+system the vote chose, or orthorhombic cells where the vote chose a monoclinic
+lattice. Where none fits, it tries the other systems, the more symmetric first.
+The whole probability of the vote's crystal family then goes to the lattice the
+first fitting cell and its absences show. It abstains, and the vote stands, where
+the pattern has fewer than five lines, where no cell indexes every line with a
 figure of merit of 10 or more (overlaps, a pattern too crowded, a real pattern's
-noise or impurity), it abstains. :class:`CentringCheck` applies it after a vote:
-within the lattice system the vote chose, the system's probability goes to the
-centring the absences show. No search exists on PyPI for this that runs here:
+noise or impurity), where the vote chose a triclinic lattice, and where a
+primitive cubic cell's lines are also those of a centred cell twice its size. No
+search exists on PyPI for this that runs here:
 ``mlindex`` downloads its models from the Hugging Face Hub and ``pyobjcryst`` needs
 the ObjCryst++ library built, so the few lines are written out.
 """
@@ -38,19 +45,40 @@ from typing import Final
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from baselines.lattice.features import strongest_peaks
 from xrd_bravais.contract.grid import Grid
 
 Condition = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 SYSTEM_LATTICES: Final = {
+    "c": ("cP", "cI", "cF"),
     "t": ("tP", "tI"),
     "h": ("hP", "hR"),
     "o": ("oP", "oS", "oI", "oF"),
 }
 """The lattices of each system this module tells apart, primitive first."""
 
+FITTED_SYSTEM: Final = {
+    **{lat: system for system, lats in SYSTEM_LATTICES.items() for lat in lats},
+    # A monoclinic guess is tried against the orthorhombic cells: a pattern whose
+    # every line such a cell indexes has the orthorhombic metric.
+    "mP": "o",
+    "mS": "o",
+}
+"""The system whose cells are fitted to a pattern, for each lattice a vote may guess."""
+
+OTHER_SYSTEMS: Final = {"c": ("h", "t", "o"), "h": ("t", "o"), "t": ("h", "o")}
+"""Systems tried in turn, the more symmetric first, where none of the guess's fits.
+
+A vote that names the wrong system mostly names one whose cells index no pattern
+of the true one; an orthorhombic cell indexes a tetragonal pattern too, so it
+comes last.
+"""
+
 CENTRINGS: Final[dict[str, tuple[tuple[str, Condition], ...]]] = {
     # Most restrictive first: an F-centred pattern also obeys the C, A and B rules.
+    "c": (("cF", lambda h, k, ell: (h % 2 == k % 2) & (k % 2 == ell % 2)),
+          ("cI", lambda h, k, ell: (h + k + ell) % 2 == 0)),
     "t": (("tI", lambda h, k, ell: (h + k + ell) % 2 == 0),),
     "h": (("hR", lambda h, k, ell: (-h + k + ell) % 3 == 0),  # obverse
           ("hR", lambda h, k, ell: (h - k + ell) % 3 == 0)),  # reverse
@@ -71,6 +99,8 @@ _N_BASE: Final = 6
 
 def _metric(system: str, h: np.ndarray, k: np.ndarray, ell: np.ndarray) -> np.ndarray:
     """The index terms that multiply each cell parameter in ``s`` (last: ``l^2``)."""
+    if system == "c":
+        return (h * h + k * k + ell * ell)[..., None]
     if system == "t":
         return np.stack([h * h + k * k, ell * ell], -1)
     if system == "h":
@@ -98,20 +128,21 @@ def trial_cells(s: np.ndarray, system: str) -> np.ndarray:
     ----------
     s : ndarray of shape (n_lines,)
         The lines' ``sin^2(theta)``, ascending.
-    system : {"t", "h", "o"}
-        Tetragonal and hexagonal cells have two parameters (``s = A m + C l^2``),
-        orthorhombic ones three (``s = A h^2 + B k^2 + C l^2``, sorted: the axes'
-        names are free).
+    system : {"c", "t", "h", "o"}
+        Cubic cells have one parameter (``s = A (h^2 + k^2 + l^2)``), tetragonal and
+        hexagonal ones two (``s = A m + C l^2``), orthorhombic ones three
+        (``s = A h^2 + B k^2 + C l^2``, sorted: the axes' names are free).
 
     Returns
     -------
     ndarray of shape (n_cells, n_parameters)
         Distinct positive solutions, within the largest cell allowed.
     """
-    # Orthorhombic trials give each of three lines indices up to 2; the others, with
-    # two parameters, reach l = 8, as long c axes put their first lines at high l.
-    vectors = np.unique(_metric(system, *_hkl(system, *((2, 2) if system == "o" else (3, 8))).T),
-                        axis=0).astype(float)  # fmt: skip
+    # Orthorhombic trials give each of three lines indices up to 2; tetragonal and
+    # hexagonal ones reach l = 8, as long c axes put their first lines at high l;
+    # cubic ones reach h^2 + k^2 + l^2 = 48, past the sixth line of a diamond pattern.
+    reach = {"o": (2, 2), "c": (4, 4)}.get(system, (3, 8))
+    vectors = np.unique(_metric(system, *_hkl(system, *reach).T), axis=0).astype(float)
     n_par = vectors.shape[1]
     choices = np.array(list(itertools.permutations(range(len(vectors)), n_par)))
     matrices = vectors[choices]
@@ -125,7 +156,8 @@ def trial_cells(s: np.ndarray, system: str) -> np.ndarray:
     cells = np.concatenate(found)
     if system == "o":
         cells = np.sort(cells, axis=1)
-    least = 0.25 / np.array([_MAX_A] * (n_par - 1) + [_MAX_C]) ** 2
+    edges = [_MAX_A] if n_par == 1 else [_MAX_A] * (n_par - 1) + [_MAX_C]
+    least = 0.25 / np.array(edges) ** 2
     cells = cells[(cells >= least).all(axis=1)]
     _, first = np.unique(np.round(np.log(cells) * 300).astype(np.int64), axis=0,
                          return_index=True)  # fmt: skip
@@ -135,6 +167,8 @@ def trial_cells(s: np.ndarray, system: str) -> np.ndarray:
 def _n_indexed(s: np.ndarray, tol: np.ndarray, system: str, cells: np.ndarray,
                chunk: int = 1000) -> np.ndarray:  # fmt: skip
     """How many lines each cell indexes (some ``hkl`` within the line's tolerance)."""
+    if system == "c":  # a cubic cell indexes what the tetragonal cell with c = a does
+        return _n_indexed(s, tol, "t", np.repeat(cells, 2, axis=1), chunk)
     # Chunks of like cells: the smallest parameter sets how many zones a chunk needs.
     order = np.argsort(cells[:, :-1].min(axis=1))
     counts = np.empty(len(cells), dtype=int)
@@ -161,7 +195,7 @@ def index_lines(s: np.ndarray, tol: np.ndarray, system: str, n_first: int = 8,
     ----------
     s, tol : ndarray of shape (n_lines,)
         The lines' ``sin^2(theta)``, ascending, and each one's tolerance.
-    system : {"t", "h", "o"}
+    system : {"c", "t", "h", "o"}
     n_first : int, default=8
         Trials are first screened on this many lines, the survivors on all.
     min_merit : float, default=10.0
@@ -190,8 +224,8 @@ def index_lines(s: np.ndarray, tol: np.ndarray, system: str, n_first: int = 8,
 
 def _reflections(system: str, cell: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
     """The cell's ``hkl`` and their ``s`` up to ``top``."""
-    hkl = _hkl(system, int(np.sqrt(top / cell[:-1].min())) + 1,
-               int(np.sqrt(top / cell[-1])) + 1)  # fmt: skip
+    edge = cell[:-1].min() if len(cell) > 1 else cell[0]
+    hkl = _hkl(system, int(np.sqrt(top / edge)) + 1, int(np.sqrt(top / cell[-1])) + 1)
     calc = _metric(system, *hkl.T).astype(float) @ cell
     return hkl[calc <= top], calc[calc <= top]
 
@@ -251,9 +285,7 @@ def peak_lines(x: np.ndarray, grid: Grid, n_lines: int = 20, min_height: float =
     tolerance : float, default=0.03
         The error allowed in a line's position, in degrees 2theta.
     """
-    from baselines.lattice.features import _strongest_peaks
-
-    position, height = _strongest_peaks(np.asarray(x, dtype=float)[None], 2 * n_lines,
+    position, height = strongest_peaks(np.asarray(x, dtype=float)[None], 2 * n_lines,
                                         min_height)  # fmt: skip
     two_theta = np.sort(grid.two_theta_min + grid.step * position[0][height[0] > 0])[:n_lines]
     theta = np.radians(two_theta) / 2
@@ -304,25 +336,43 @@ class CentringCheck(BaseEstimator):
         self.min_lines = min_lines
 
     def lattice(self, x: np.ndarray, system: str) -> str | None:
-        """The lattice of ``system`` that indexing shows for one pattern, or None."""
+        """The lattice that indexing shows for one pattern, or None.
+
+        ``system``'s cells are fitted first; where none indexes every line, those of
+        :data:`OTHER_SYSTEMS` in turn, and the first system that fits gives the
+        lattice.
+        """
         s, tol = peak_lines(x, self.grid, self.n_lines, self.min_height, self.tolerance)
         if len(s) < self.min_lines:
             return None
-        cell = index_lines(s, tol, system)
-        return None if cell is None else centring(s, tol, system, cell)
+        for fitted in (system, *OTHER_SYSTEMS.get(system, ())):
+            cell = index_lines(s, tol, fitted)
+            if cell is not None:
+                break
+        else:
+            return None
+        found = centring(s, tol, fitted, cell)
+        # The lines of a primitive cubic cell are also those of a centred cell of twice
+        # its volume (h^2 + k^2 + l^2 doubled) until one needs a doubled sum that no
+        # allowed reflection has (7 -> 14 for cI): the classic ambiguity is left to the vote.
+        if found == "cP" and centring(s, tol, "c", cell / 2) != "cP":
+            return None
+        return found
 
     def lattices(self, X: np.ndarray, guesses: list[str] | np.ndarray) -> np.ndarray:
-        """Each row's lattice in the system of its guess (the guess where it abstains)."""
-        system_of = {lat: system for system, lats in SYSTEM_LATTICES.items() for lat in lats}
+        """Each row's lattice by indexing, its guess's system fitted first.
+
+        The guess stands where indexing abstains.
+        """
         out = np.asarray(guesses, dtype=object).copy()
         for i, guess in enumerate(guesses):
-            if guess in system_of:
-                found = self.lattice(np.asarray(X[i]), system_of[guess])
+            if guess in FITTED_SYSTEM:
+                found = self.lattice(np.asarray(X[i]), FITTED_SYSTEM[guess])
                 out[i] = guess if found is None else found
         return out
 
     def refine(self, X: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """Move each row's system probability to the lattice its absences show.
+        """Move each row's crystal-family probability to the lattice indexing shows.
 
         Parameters
         ----------
@@ -335,7 +385,8 @@ class CentringCheck(BaseEstimator):
         -------
         ndarray
             ``proba`` where indexing abstained or agreed; elsewhere the whole
-            probability of the guessed lattice's system on the lattice found.
+            probability of the guessed lattice's crystal family moved onto the
+            lattice found.
         """
         classes = np.asarray(classes)
         column = {label: j for j, label in enumerate(classes.tolist())}
@@ -345,9 +396,9 @@ class CentringCheck(BaseEstimator):
         for i in np.flatnonzero(found != guesses):
             if found[i] not in column:
                 continue
-            system = next(lats for lats in SYSTEM_LATTICES.values() if guesses[i] in lats)
-            columns = [column[lat] for lat in system if lat in column]
+            # The guess's crystal family (the symbol's first letter: hP and hR share it).
+            columns = [j for j, lat in enumerate(classes.tolist()) if lat[0] == guesses[i][0]]
             total = out[i, columns].sum()
             out[i, columns] = 0.0
-            out[i, column[found[i]]] = total
+            out[i, column[found[i]]] += total
         return out

@@ -283,8 +283,8 @@ def registry() -> dict[str, Baseline]:
         # references), so where two lattices match nearly as well the others decide.
         # Space groups without the trees: xgboost-realism grows a tree per class and
         # round, about 16 times its lattice-track time over ~220 groups.
-        # Revision 2 gives the system the vote chose the centring that indexing the
-        # peaks shows (CentringCheck): the vote's commonest errors were centrings.
+        # Revision 2 checks the vote by indexing the peaks (CentringCheck): the vote's
+        # commonest errors were centrings, and next orthorhombic against monoclinic.
         "blend-realism": Baseline(
             "blend-realism",
             "search-match + XGBoost + 1D-CNN on realism (vote + indexing)",
