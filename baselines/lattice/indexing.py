@@ -61,7 +61,9 @@ SYSTEM_LATTICES: Final = {
 FITTED_SYSTEM: Final = {
     **{lat: system for system, lats in SYSTEM_LATTICES.items() for lat in lats},
     # A monoclinic guess is tried against the orthorhombic cells: a pattern whose
-    # every line such a cell indexes has the orthorhombic metric.
+    # every line such a cell indexes has the orthorhombic metric (on the whole-archive
+    # build one fitted 25 of 36 orthorhombic rows a vote called monoclinic, 3 of 188
+    # monoclinic ones).
     "mP": "o",
     "mS": "o",
 }
@@ -71,8 +73,9 @@ OTHER_SYSTEMS: Final = {"c": ("h", "t", "o"), "h": ("t", "o"), "t": ("h", "o")}
 """Systems tried in turn, the more symmetric first, where none of the guess's fits.
 
 A vote that names the wrong system mostly names one whose cells index no pattern
-of the true one; an orthorhombic cell indexes a tetragonal pattern too, so it
-comes last.
+of the true one (on the whole-archive build a tetragonal or hexagonal answer whose
+own cells fit none was wrong on 38 of 39 simulated rows); an orthorhombic cell
+indexes a tetragonal pattern too, so it comes last.
 """
 
 CENTRINGS: Final[dict[str, tuple[tuple[str, Condition], ...]]] = {
@@ -98,7 +101,10 @@ _N_BASE: Final = 6
 
 
 def _metric(system: str, h: np.ndarray, k: np.ndarray, ell: np.ndarray) -> np.ndarray:
-    """The index terms that multiply each cell parameter in ``s`` (last: ``l^2``)."""
+    """The index terms that multiply each cell parameter in ``s``.
+
+    The last is ``l^2``, or for a cubic cell its one term ``h^2 + k^2 + l^2``.
+    """
     if system == "c":
         return (h * h + k * k + ell * ell)[..., None]
     if system == "t":
@@ -294,7 +300,7 @@ def peak_lines(x: np.ndarray, grid: Grid, n_lines: int = 20, min_height: float =
 
 
 class CentringCheck(BaseEstimator):
-    """Give a vote's lattice system the centring that indexing shows.
+    """Check a vote's lattice by indexing the pattern's peaks: centring and system.
 
     Parameters
     ----------
