@@ -108,9 +108,10 @@ def test_a_monoclinic_guess_becomes_orthorhombic_only_where_an_orthorhombic_cell
 @pytest.mark.parametrize(("lattice", "guessed"), [("oP", "t"), ("oS", "h")])
 def test_a_guessed_system_that_fits_no_cell_gives_way_to_one_that_does(lattice, guessed):
     _, group, cell, sites = next(row for row in STRUCTURES if row[0] == lattice)
-    s, tol = peak_lines(_pattern(group, cell, sites), GRID)
+    x = _pattern(group, cell, sites)
+    s, tol = peak_lines(x, GRID)
     assert index_lines(s, tol, guessed) is None
-    assert CentringCheck(GRID).lattice(_pattern(group, cell, sites), guessed) == lattice
+    assert CentringCheck(GRID).lattice(x, guessed) == lattice
 
 
 def test_it_abstains_where_no_cell_of_the_system_indexes_every_line():
@@ -123,7 +124,7 @@ def test_it_abstains_where_no_cell_of_the_system_indexes_every_line():
     assert CentringCheck(GRID).lattice(np.zeros(GRID.n_points), "t") is None
 
 
-def test_refine_moves_the_systems_probability_and_leaves_other_rows_alone():
+def test_refine_moves_the_familys_probability_and_leaves_other_rows_alone():
     x_ti = _pattern("I4/mmm", Lattice.tetragonal(3.8, 9.6),
                     [("Ba", [0, 0, 0]), ("Fe", [0, 0.5, 0.25]), ("As", [0, 0, 0.35])])
     x_cf = _pattern("Fm-3m", Lattice.cubic(5.64), [("Na", [0, 0, 0]), ("Cl", [0.5, 0.5, 0.5])])
