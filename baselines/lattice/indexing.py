@@ -30,10 +30,10 @@ first fitting cell and its absences show. It abstains, and the vote stands, wher
 the pattern has fewer than five lines, where no cell indexes every line with a
 figure of merit of 10 or more (overlaps, a pattern too crowded, a real pattern's
 noise or impurity), where the vote chose a triclinic lattice, and where a
-primitive cubic cell's lines are also those of a centred cell twice its size. No
-search exists on PyPI for this that runs here:
-``mlindex`` downloads its models from the Hugging Face Hub and ``pyobjcryst`` needs
-the ObjCryst++ library built, so the few lines are written out.
+primitive cubic cell's lines are also those of a centred cell with edges sqrt(2)
+longer. No search exists on PyPI for this that runs here: ``mlindex`` downloads
+its models from the Hugging Face Hub and ``pyobjcryst`` needs the ObjCryst++
+library built, so the few lines are written out.
 """
 
 from __future__ import annotations
@@ -358,8 +358,8 @@ class CentringCheck(BaseEstimator):
         else:
             return None
         found = centring(s, tol, fitted, cell)
-        # The lines of a primitive cubic cell are also those of a centred cell of twice
-        # its volume (h^2 + k^2 + l^2 doubled) until one needs a doubled sum that no
+        # The lines of a primitive cubic cell are also those of a centred cell with edges
+        # sqrt(2) longer (h^2 + k^2 + l^2 doubled) until one needs a doubled sum that no
         # allowed reflection has (7 -> 14 for cI): the classic ambiguity is left to the vote.
         if found == "cP" and centring(s, tol, "c", cell / 2) != "cP":
             return None
